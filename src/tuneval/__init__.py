@@ -1,0 +1,3 @@
+"""tuneval: instruction fine-tune and evaluate language models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Data -> instructions: sources, FLAN-style template sets, tasks, tokenisation/collation."""

@@ -1,0 +1,1 @@
+"""Evaluation: metrics (per item, then corpus), generation, reports, comparisons."""

@@ -1,0 +1,56 @@
+"""Fine-tuning methods: one small module each, one `register` call each (the PEFT way).
+
+A method is a name, a dataclass of options (its recipe section, named as PEFT names
+them) and an `apply` that turns a loaded model into the model to train. Everything
+else (training, saving, counting) is shared and method-agnostic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from tuneval.errors import TunevalError
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    settings: type  # a dataclass; its fields are the recipe section `<name>:`
+    apply: Callable[[torch.nn.Module, Any, str], torch.nn.Module]  # (model, settings, arch)
+    saves: str  # "adapter" (PEFT format, small) or "model" (full weights)
+    summary: str
+
+
+METHODS: dict[str, MethodSpec] = {}
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+    METHODS[spec.name] = spec
+    return spec
+
+
+def get_method(name: str) -> MethodSpec:
+    if name not in METHODS:
+        raise TunevalError(f"unknown method '{name}' (known: {', '.join(sorted(METHODS))})")
+    return METHODS[name]
+
+
+def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable, total), counted as PEFT counts them."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        return model.get_nb_trainable_parameters()
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def format_parameters(trainable: int, total: int) -> str:
+    """PEFT's own line, so numbers can be compared with print_trainable_parameters()."""
+    return f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}"
+
+
+# Each import registers one method.
+from tuneval.methods import full, lora  # noqa: E402,F401

@@ -1,0 +1,90 @@
+"""One loader for every way a user names a model.
+
+Order: an embedded name, then a local directory (safetensors/bin, or a single .gguf file
+inside), then a hub id. Causal and seq2seq models come back behind one small record so
+the trainer and evaluator can branch on `arch` alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from tuneval.errors import TunevalError
+from tuneval.models.catalogue import EMBEDDED, ensure_embedded
+
+
+@dataclass
+class LoadedModel:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    arch: str  # "causal" or "seq2seq"
+    name: str  # what the user asked for
+    path: str  # where the weights came from
+
+
+def _resolve(name_or_path: str) -> tuple[str, dict]:
+    if name_or_path in EMBEDDED:
+        return str(ensure_embedded(name_or_path)), {}
+    p = Path(name_or_path).expanduser()
+    if p.is_dir():
+        if (p / "config.json").is_file():
+            return str(p), {}
+        ggufs = sorted(p.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return str(p), {"gguf_file": ggufs[0].name}
+        if (p / "adapter_config.json").is_file():
+            raise TunevalError(
+                f"model '{name_or_path}' is a PEFT adapter, not a model: pass it as --adapter "
+                "and the base model as --model"
+            )
+        raise TunevalError(f"model '{name_or_path}': directory has no config.json or single .gguf file")
+    if p.is_file() and p.suffix == ".gguf":
+        return str(p.parent), {"gguf_file": p.name}
+    if p.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        raise TunevalError(f"model '{name_or_path}': no such model directory")
+    return name_or_path, {}  # a hub id
+
+
+def load_model(name_or_path: str, dtype: torch.dtype = torch.float32) -> LoadedModel:
+    path, extra = _resolve(name_or_path)
+    try:
+        config = AutoConfig.from_pretrained(path, **extra)
+    except (OSError, ValueError) as e:
+        known = ", ".join(EMBEDDED)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TunevalError(
+            f"unknown model '{name_or_path}': not an embedded name ({known}), not a local "
+            f"directory, and the hub could not provide it ({first})"
+        ) from None
+    arch = "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
+    auto = AutoModelForSeq2SeqLM if arch == "seq2seq" else AutoModelForCausalLM
+    model = auto.from_pretrained(path, dtype=dtype, **extra)
+    tokenizer = AutoTokenizer.from_pretrained(path, **extra)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return LoadedModel(model=model, tokenizer=tokenizer, arch=arch, name=name_or_path, path=path)
+
+
+def load_adapter(loaded: LoadedModel, adapter_dir: str | Path) -> torch.nn.Module:
+    """Wrap the base in a PEFT adapter saved by `tuneval train` (or any PEFT run)."""
+    from peft import PeftModel
+
+    adapter_dir = Path(adapter_dir)
+    if (adapter_dir / "adapter" / "adapter_config.json").is_file():  # a run directory
+        adapter_dir = adapter_dir / "adapter"
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise TunevalError(f"adapter '{adapter_dir}': no adapter_config.json there")
+    return PeftModel.from_pretrained(loaded.model, str(adapter_dir))

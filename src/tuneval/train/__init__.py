@@ -1,0 +1,1 @@
+"""Training: the HF Trainer, configured from a recipe, plus progress/memory callbacks."""
