@@ -124,6 +124,104 @@ def demo(
              eval_examples=eval_examples or DEFAULT_EVAL_EXAMPLES, console=console)
 
 
+@app.command()
+def memory(
+    model: str = typer.Argument(..., help="Embedded name, local directory or hub id (only its config is read)."),
+    method: str = typer.Option("lora", "--method"),
+    set_: list[str] = typer.Option([], "--set", help="Method option: key=value (e.g. r=8)."),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    seq_len: int = typer.Option(256, "--seq-len", help="Tokens per example (the encoder input for seq2seq)."),
+    target_len: Optional[int] = typer.Option(None, "--target-len", help="Seq2seq target tokens (default min(seq-len, 128))."),
+    gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing"),
+    bf16: bool = typer.Option(False, "--bf16", help="Activations under bf16 autocast."),
+    as_json: bool = typer.Option(False, "--json", help="Print the estimate as JSON."),
+):
+    """Estimate training memory (weights, gradients, optimizer, activations) for a model and method."""
+    import json
+
+    from tuneval.config import apply_overrides, build_dataclass
+    from tuneval.methods import get_method
+    from tuneval.methods.memory import estimate_memory, format_bytes
+
+    _quiet_libraries()
+    spec = get_method(method)
+    raw = apply_overrides({}, [s if "." not in s.split("=")[0] else s.split(".", 1)[1] for s in set_])
+    settings = build_dataclass(spec.settings, raw, "--set", f"{method}.")
+    e = estimate_memory(model, method, settings, batch_size=batch_size, seq_len=seq_len, target_len=target_len,
+                        gradient_checkpointing=gradient_checkpointing, bf16=bf16)
+    if as_json:
+        console.print_json(json.dumps(e.to_dict()))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"training memory: {model}, {method}", title_justify="left")
+    for col in ("component", "size", "what"):
+        table.add_column(col, justify="right" if col == "size" else "left")
+    for name, nbytes, note in e.components():
+        table.add_row(name, format_bytes(nbytes), note)
+    table.add_row("[bold]total[/bold]", f"[bold]{format_bytes(e.tensors)}[/bold]",
+                  f"{e.bytes_per_parameter:.1f} bytes/param before activations")
+    table.add_row("+ runtime", format_bytes(e.runtime), "Python/torch/libraries (this process's RSS; CPU only)")
+    table.add_row("total on CPU", format_bytes(e.with_runtime), "compare with a run's peak_memory_mb (process RSS)")
+    console.print(table)
+    for note in e.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+
+
+@app.command()
+def inspect(
+    run: Path = typer.Argument(..., help="A prompt_tuning run directory."),
+    model: Optional[str] = typer.Option(None, "--model", help="Base model (default: the run's)."),
+    top_k: int = typer.Option(5, "--top-k", help="Nearest vocabulary tokens per virtual token."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+):
+    """Per virtual token of a soft prompt, its nearest vocabulary tokens by cosine similarity."""
+    import json
+
+    from tuneval.methods.soft_prompts import nearest_tokens
+
+    _quiet_libraries()
+    info = nearest_tokens(run, model=model, top_k=top_k)
+    if as_json:
+        console.print_json(json.dumps(info))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"soft prompt of {info['run']} ({info['num_virtual_tokens']} virtual tokens; "
+                        f"mean vocabulary embedding norm {info['vocab_mean_norm']:.3f})", title_justify="left")
+    table.add_column("#", justify="right")
+    if any(t["part"] for t in info["tokens"]):
+        table.add_column("part")
+    if info["init_text"]:
+        table.add_column("init")
+    table.add_column("norm", justify="right")
+    table.add_column(f"nearest tokens (cosine), top {top_k}")
+    for t in info["tokens"]:
+        cells = [str(t["index"])] + ([t["part"]] if t["part"] else []) + ([t["init_token"]] if info["init_text"] else [])
+        near = "  ".join(f"{n['token']} ({n['cosine']:.2f})" for n in t["nearest"])
+        table.add_row(*cells, f"{t['norm']:.3f}", near)
+    console.print(table)
+
+
+@app.command()
+def sweep(
+    recipe: Path = typer.Argument(..., help="Recipe YAML to sweep."),
+    grid: list[str] = typer.Option(..., "--grid", help="key=v1,v2,... (repeat for a product grid), e.g. lora.r=1,2,4,8."),
+    set_: list[str] = typer.Option([], "--set", help="Override a recipe key for every point."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Sweep directory (default runs/sweep-RECIPE)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Retrain points that finished before."),
+):
+    """Train every point of a grid; write one table (Markdown, CSV) and a plot of scores against the first key."""
+    from tuneval.evaluate.sweep import run_sweep
+
+    _quiet_libraries()
+    overrides = list(set_) + ([f"data.data_dir={data_dir}"] if data_dir else [])
+    result = run_sweep(recipe, grid, overrides, out=out, overwrite=overwrite, console=console)
+    console.print(result["markdown"])
+    console.print(f"saved: {result['out'] / 'sweep.md'}, sweep.csv, sweep.json, sweep.png")
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="tuneval")

@@ -3,11 +3,20 @@
 A method is a name, a dataclass of options (its recipe section, named as PEFT names
 them) and an `apply` that turns a loaded model into the model to train. Everything
 else (training, saving, counting) is shared and method-agnostic.
+
+How a trained result is saved and reloaded (see methods/common.py):
+  saves="model"    full weights + tokenizer (full fine-tuning)
+  saves="adapter"  something small that goes back over the same base model:
+                   a PEFT adapter (default `save`/`load`), or, for methods PEFT does not
+                   have (bitfit, freeze, bottleneck adapters), only the trained tensors.
+                   Either way `tuneval_method.json` beside it names the method and its
+                   options, so `tuneval eval --adapter RUN` rebuilds the same model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -20,8 +29,13 @@ class MethodSpec:
     name: str
     settings: type  # a dataclass; its fields are the recipe section `<name>:`
     apply: Callable[[torch.nn.Module, Any, str], torch.nn.Module]  # (model, settings, arch)
-    saves: str  # "adapter" (PEFT format, small) or "model" (full weights)
+    saves: str  # "adapter" (small, goes over the base) or "model" (full weights)
     summary: str
+    family: str = "other"  # selective | reparameterisation | additive | full
+    # (model, directory): write the result; None = model.save_pretrained (PEFT adapter or full model)
+    save: Callable[[torch.nn.Module, Path], None] | None = None
+    # (base model, directory, settings, arch) -> model; None = PeftModel.from_pretrained
+    load: Callable[[torch.nn.Module, Path, Any, str], torch.nn.Module] | None = None
 
 
 METHODS: dict[str, MethodSpec] = {}
@@ -39,7 +53,7 @@ def get_method(name: str) -> MethodSpec:
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
-    """(trainable, total), counted as PEFT counts them."""
+    """(trainable, total), counted as PEFT counts them (a packed 4-bit weight counts its 4-bit values)."""
     if hasattr(model, "get_nb_trainable_parameters"):
         return model.get_nb_trainable_parameters()
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -53,4 +67,15 @@ def format_parameters(trainable: int, total: int) -> str:
 
 
 # Each import registers one method.
-from tuneval.methods import full, lora  # noqa: E402,F401
+from tuneval.methods import (  # noqa: E402,F401
+    adapters,
+    bitfit,
+    freeze,
+    full,
+    ia3,
+    ln_tuning,
+    lora,
+    prefix_tuning,
+    prompt_tuning,
+    qlora,
+)

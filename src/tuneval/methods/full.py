@@ -20,4 +20,4 @@ def apply(model: torch.nn.Module, settings: FullSettings, arch: str) -> torch.nn
     return model
 
 
-register(MethodSpec("full", FullSettings, apply, saves="model", summary="update every weight"))
+register(MethodSpec("full", FullSettings, apply, saves="model", summary="update every weight", family="full"))

@@ -3,6 +3,9 @@
 Defaults follow the course lab: r=32, alpha=32, dropout 0.05 on the attention query and
 value projections. `target_modules: null` lets PEFT pick those per architecture
 (q_proj/v_proj for Llama, q/v for T5); `[all-linear]` targets every linear layer.
+`use_rslora` scales by alpha/sqrt(r) instead of alpha/r (Kalajdzievski 2023); `use_dora`
+splits each weight into magnitude and direction (Liu et al. 2024); `bias` is PEFT's
+(none | all | lora_only).
 """
 
 from __future__ import annotations
@@ -14,6 +17,11 @@ import torch
 
 from tuneval.errors import TunevalError
 from tuneval.methods import MethodSpec, register
+from tuneval.methods.common import peft_task_type, targets, wrap_peft
+
+__all__ = ["LoraSettings", "apply", "lora_config", "peft_task_type"]
+
+BIAS = ("none", "all", "lora_only")
 
 
 @dataclass
@@ -27,28 +35,26 @@ class LoraSettings:
     use_dora: bool = False
 
 
-def peft_task_type(arch: str) -> peft.TaskType:
-    return peft.TaskType.SEQ_2_SEQ_LM if arch == "seq2seq" else peft.TaskType.CAUSAL_LM
-
-
-def apply(model: torch.nn.Module, s: LoraSettings, arch: str) -> torch.nn.Module:
-    targets: list[str] | str | None = s.target_modules
-    if targets == ["all-linear"]:
-        targets = "all-linear"
-    config = peft.LoraConfig(
+def lora_config(s: LoraSettings, arch: str, method: str = "lora") -> peft.LoraConfig:
+    if s.r < 1:
+        raise TunevalError(f"{method}.r: the rank must be at least 1, got {s.r}")
+    if s.bias not in BIAS:
+        raise TunevalError(f"{method}.bias: expected one of {', '.join(BIAS)}, got '{s.bias}'")
+    return peft.LoraConfig(
         task_type=peft_task_type(arch),
         r=s.r,
         lora_alpha=s.lora_alpha,
         lora_dropout=s.lora_dropout,
-        target_modules=targets,
+        target_modules=targets(s.target_modules),
         bias=s.bias,
         use_rslora=s.use_rslora,
         use_dora=s.use_dora,
     )
-    try:
-        return peft.get_peft_model(model, config)
-    except ValueError as e:  # e.g. target modules not found in the model
-        raise TunevalError(f"lora: {e}") from None
 
 
-register(MethodSpec("lora", LoraSettings, apply, saves="adapter", summary="low-rank adapters (PEFT LoRA)"))
+def apply(model: torch.nn.Module, s: LoraSettings, arch: str) -> torch.nn.Module:
+    return wrap_peft("lora", model, lora_config(s, arch))
+
+
+register(MethodSpec("lora", LoraSettings, apply, saves="adapter", summary="low-rank adapters (PEFT LoRA)",
+                    family="reparameterisation"))

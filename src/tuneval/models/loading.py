@@ -56,7 +56,8 @@ def _resolve(name_or_path: str) -> tuple[str, dict]:
     return name_or_path, {}  # a hub id
 
 
-def load_model(name_or_path: str, dtype: torch.dtype = torch.float32) -> LoadedModel:
+def load_config(name_or_path: str):
+    """(config, arch, path, extra from_pretrained kwargs) without loading any weights."""
     path, extra = _resolve(name_or_path)
     try:
         config = AutoConfig.from_pretrained(path, **extra)
@@ -68,6 +69,11 @@ def load_model(name_or_path: str, dtype: torch.dtype = torch.float32) -> LoadedM
             f"directory, and the hub could not provide it ({first})"
         ) from None
     arch = "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
+    return config, arch, path, extra
+
+
+def load_model(name_or_path: str, dtype: torch.dtype = torch.float32) -> LoadedModel:
+    config, arch, path, extra = load_config(name_or_path)
     auto = AutoModelForSeq2SeqLM if arch == "seq2seq" else AutoModelForCausalLM
     model = auto.from_pretrained(path, dtype=dtype, **extra)
     tokenizer = AutoTokenizer.from_pretrained(path, **extra)
@@ -79,12 +85,25 @@ def load_model(name_or_path: str, dtype: torch.dtype = torch.float32) -> LoadedM
 
 
 def load_adapter(loaded: LoadedModel, adapter_dir: str | Path) -> torch.nn.Module:
-    """Wrap the base in a PEFT adapter saved by `tuneval train` (or any PEFT run)."""
+    """Put a trained result back over the base: a PEFT adapter, or any tuneval method's result.
+
+    A directory with tuneval_method.json (every `tuneval train` adapter) is rebuilt by its
+    method (QLoRA re-quantizes the base first; bitfit/freeze/bottleneck adapters load their
+    trained tensors); a plain PEFT adapter directory goes through PeftModel.from_pretrained.
+    """
     from peft import PeftModel
 
+    from tuneval.methods.common import MARKER, load_trained
+
     adapter_dir = Path(adapter_dir)
-    if (adapter_dir / "adapter" / "adapter_config.json").is_file():  # a run directory
-        adapter_dir = adapter_dir / "adapter"
+    for name in (MARKER, "adapter_config.json"):
+        if (adapter_dir / "adapter" / name).is_file():  # a run directory
+            adapter_dir = adapter_dir / "adapter"
+            break
+    if (adapter_dir / MARKER).is_file():
+        return load_trained(loaded.model, adapter_dir, loaded.arch)
     if not (adapter_dir / "adapter_config.json").is_file():
-        raise TunevalError(f"adapter '{adapter_dir}': no adapter_config.json there")
+        if (adapter_dir / "model" / "config.json").is_file():
+            raise TunevalError(f"adapter '{adapter_dir}': this run saved a whole model; pass --model {adapter_dir / 'model'}")
+        raise TunevalError(f"adapter '{adapter_dir}': no adapter_config.json or {MARKER} there")
     return PeftModel.from_pretrained(loaded.model, str(adapter_dir))

@@ -37,6 +37,7 @@ from tuneval.data.templates import placeholders
 from tuneval.errors import TunevalError
 from tuneval.io import atomic_write_json, atomic_write_text, atomic_write_yaml, dir_size_mb
 from tuneval.methods import count_parameters, get_method
+from tuneval.methods.common import save_trained
 from tuneval.models import LoadedModel, load_model
 from tuneval.train.callbacks import PeakMemory, RichProgressCallback
 
@@ -152,11 +153,11 @@ def prepare_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> Path:
     return run_dir
 
 
-def _save_result(model, tokenizer, target: Path, full: bool) -> None:
+def _save_result(model, tokenizer, target: Path, full: bool, save=None) -> None:
     """Save into a temp dir, then rename: a crash never leaves a half-written adapter/model."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        model.save_pretrained(tmp)  # safetensors; PEFT saves only the adapter
+        (save or model.save_pretrained)(tmp)  # safetensors; PEFT saves only the adapter
         if full:
             tokenizer.save_pretrained(tmp)
         if target.exists():
@@ -203,7 +204,8 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
     seconds = time.perf_counter() - start
     model.config.use_cache = True
     result_dir = run_dir / ("adapter" if spec.saves == "adapter" else "model")
-    _save_result(trainer.model, loaded.tokenizer, result_dir, full=spec.saves == "model")
+    _save_result(trainer.model, loaded.tokenizer, result_dir, full=spec.saves == "model",
+                 save=lambda d: save_trained(spec, recipe.method_args, loaded.arch, trainer.model, d))
     tokens = trainer.state.num_input_tokens_seen - tokens_before
     metrics = {
         "method": recipe.method,

@@ -1,0 +1,273 @@
+"""Sweeps: one recipe, a grid of overrides, one run directory per point, one table and a plot.
+
+`tuneval sweep RECIPE.yaml --grid lora.r=1,2,4,8` trains every point of the grid (the
+product, when several keys are given), scores each on the recipe's evaluation examples
+(teacher-forced validation loss, then greedy generation: ROUGE-1/2/L, BLEU), and writes
+sweep.md, sweep.csv, sweep.json and sweep.png to the sweep directory. Each point is an
+ordinary run directory (config.yaml, adapter/, metrics.json) plus eval/ and score.json,
+so a finished point is reused when the sweep is run again.
+
+`train_and_score` is also what bench/methods.py runs for each method.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from tuneval.errors import TunevalError
+from tuneval.io import atomic_write_json, atomic_write_text
+
+SCORE_FILE = "score.json"
+COLUMNS = [  # (key in a row, header)
+    ("trainable_params", "trainable params"), ("trainable_percent", "trainable %"), ("val_loss", "val loss"),
+    ("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"), ("bleu", "BLEU"),
+]
+
+
+def parse_grid(items: list[str]) -> list[tuple[str, list[Any]]]:
+    """['lora.r=1,2,4', 'train.learning_rate=1e-3,1e-4'] -> [('lora.r', [1, 2, 4]), ...] (values read as YAML)."""
+    grid: list[tuple[str, list[Any]]] = []
+    for item in items:
+        key, _, text = item.partition("=")
+        key = key.strip()
+        values = [_value(v) for v in text.split(",") if v.strip()]
+        if not key or not values:
+            raise TunevalError(f"--grid {item}: expected key=value1,value2,... (e.g. lora.r=1,2,4,8)")
+        if any(key == k for k, _ in grid):
+            raise TunevalError(f"--grid {key}: given twice")
+        grid.append((key, values))
+    if not grid:
+        raise TunevalError("sweep: give at least one --grid key=v1,v2,...")
+    return grid
+
+
+def _value(text: str) -> Any:
+    value = yaml.safe_load(text.strip())
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def grid_points(grid: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+    keys = [k for k, _ in grid]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(v for _, v in grid))]
+
+
+def point_name(point: dict[str, Any]) -> str:
+    return ",".join(re.sub(r"[^\w.+=-]", "_", f"{k}={v}") for k, v in point.items())
+
+
+def set_key(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    raw = dict(raw)
+    node = raw
+    parts = key.split(".")
+    for p in parts[:-1]:
+        node[p] = dict(node[p]) if isinstance(node.get(p), dict) else {}
+        node = node[p]
+    node[parts[-1]] = value
+    return raw
+
+
+# -- scoring one trained model -----------------------------------------------------------------
+
+@torch.no_grad()
+def validation_loss(model, tokenizer, arch: str, recipe, batch_size: int | None = None) -> float:
+    """Mean per-token loss on the recipe's evaluation examples, formatted exactly as in training."""
+    from tuneval.data.collate import DataCollator, PromptFormatter
+    from tuneval.data.tasks import load_split, load_task
+    from tuneval.data.templates import placeholders
+
+    task = load_task(recipe.task)
+    rows = load_split(task, recipe.eval.split, recipe.data.data_dir)
+    if recipe.eval.limit is not None:
+        rows = rows[: recipe.eval.limit]
+    index = task.templates.eval_index if recipe.eval.template is None else recipe.eval.template
+    fmt = PromptFormatter(tokenizer, arch, recipe.data.chat_template, recipe.data.max_seq_len, recipe.data.max_target_tokens)
+    fields = [f for f in task.fields if f not in placeholders(task.templates.target)]
+    examples = [fmt.training_example(task.templates, index, row, fields) for row in rows]
+    collate = DataCollator(tokenizer.pad_token_id)
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    step = batch_size or recipe.eval.batch_size
+    for start in range(0, len(examples), step):
+        batch = collate(examples[start:start + step])
+        device = next(model.parameters()).device
+        out = model(**{k: v.to(device) for k, v in batch.items()})
+        n = int((batch["labels"] != -100).sum())
+        total += float(out.loss) * n
+        count += n
+    model.train(was_training)
+    return total / count if count else math.nan
+
+
+def train_and_score(recipe, *, loaded=None, console=None, label: str | None = None) -> dict[str, Any]:
+    """Train a recipe, then score it on its eval examples; the row is also saved as RUN/score.json."""
+    from tuneval.data.tasks import load_task
+    from tuneval.evaluate.run import evaluate_generation
+    from tuneval.train.trainer import train
+
+    metrics, net, loaded = train(recipe, overwrite=True, loaded=loaded)
+    net.eval()
+    vloss = validation_loss(net, loaded.tokenizer, loaded.arch, recipe)
+    e = recipe.eval
+    results = evaluate_generation(
+        net, loaded.tokenizer, loaded.arch, load_task(recipe.task), split=e.split, limit=e.limit,
+        data_dir=recipe.data.data_dir, template=e.template, batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
+        max_seq_len=recipe.data.max_seq_len, chat_template=recipe.data.chat_template, label=label or recipe.method,
+        meta={"model": recipe.model, "run": str(recipe.run_dir)}, out_dir=recipe.run_dir / "eval",
+    )
+    m = results["metrics"]
+    row = {
+        "method": recipe.method,
+        "run_dir": str(recipe.run_dir),
+        **{k: metrics[k] for k in ("trainable_params", "all_params", "trainable_percent", "checkpoint_mb",
+                                   "peak_memory_mb", "train_tokens_per_second", "train_seconds", "train_loss",
+                                   "global_step", "train_examples")},
+        "max_length": metrics["data"]["max_length"],
+        "val_loss": vloss,
+        **{k: m[k] for k in ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu")},
+        "eval_examples": results["num_examples"],
+    }
+    atomic_write_json(recipe.run_dir / SCORE_FILE, row)
+    if console is not None:
+        console.print(f"{label or recipe.method}: val loss {vloss:.4f}, rouge1 {m['rouge1']:.4f}, "
+                      f"rougeL {m['rougeL']:.4f}, bleu {m['bleu']:.2f}")
+    del net
+    return row
+
+
+# -- tables and the plot ------------------------------------------------------------------------
+
+def _cell(value: Any, key: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"
+    if key in ("trainable_params", "all_params") and isinstance(value, int):
+        return f"{value:,d}"
+    if key == "trainable_percent":
+        return f"{value:.4f}%" if value < 0.1 else f"{value:.2f}%"
+    if key == "bleu" or key.endswith("_mb") or key.endswith("_second") or key.endswith("_seconds"):
+        return f"{value:.2f}" if key == "bleu" else f"{value:.1f}"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
+    lines = ["| " + " | ".join(h for _, h in columns) + " |", "|" + "---|" * len(columns)]
+    for r in rows:
+        lines.append("| " + " | ".join(_cell(r.get(k), k) for k, _ in columns) + " |")
+    return "\n".join(lines)
+
+
+def csv_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([k for k, _ in columns])
+    for r in rows:
+        w.writerow(["" if r.get(k) is None else r.get(k) for k, _ in columns])
+    return buf.getvalue()
+
+
+def plot_sweep(rows: list[dict[str, Any]], keys: list[str], path: Path, title: str = "") -> Path:
+    """Scores (left) and validation loss (right) against the first grid key; one line set per other-key combination."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x_key, others = keys[0], keys[1:]
+    xs_all = [r["point"][x_key] for r in rows]
+    numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs_all)
+    categories = list(dict.fromkeys(map(str, xs_all)))
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r["point"][k] for k in others), []).append(r)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for group, rs in groups.items():
+        rs = sorted(rs, key=lambda r: r["point"][x_key] if numeric else categories.index(str(r["point"][x_key])))
+        xs = [r["point"][x_key] if numeric else categories.index(str(r["point"][x_key])) for r in rs]
+        suffix = (" (" + ", ".join(f"{k}={v}" for k, v in zip(others, group)) + ")") if others else ""
+        for metric, style in (("rouge1", "-o"), ("rouge2", "-s"), ("rougeL", "-^")):
+            ax1.plot(xs, [r[metric] for r in rs], style, label=f"{metric.replace('rouge', 'ROUGE-')}{suffix}")
+        ax1.plot(xs, [r["bleu"] / 100 for r in rs], "--d", label=f"BLEU/100{suffix}")
+        ax2.plot(xs, [r["val_loss"] for r in rs], "-o", label=f"validation loss{suffix}")
+    for ax in (ax1, ax2):
+        if numeric and min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 8:
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(sorted(set(xs_all)), [str(x) for x in sorted(set(xs_all))])
+        elif not numeric:
+            ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
+        ax.set_xlabel(x_key)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    ax1.set_ylabel("score (F1 / BLEU/100)")
+    ax1.set_title("validation scores")
+    ax2.set_ylabel("mean token loss")
+    ax2.set_title("validation loss")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# -- the sweep ----------------------------------------------------------------------------------
+
+def run_sweep(recipe_path: str | Path, grid_items: list[str], overrides: list[str] | None = None, *,
+              out: str | Path | None = None, overwrite: bool = False, console=None) -> dict[str, Any]:
+    from tuneval.config import apply_overrides, load_recipe, recipe_from_dict
+
+    grid = parse_grid(grid_items)
+    keys = [k for k, _ in grid]
+    base = load_recipe(recipe_path, overrides)  # validates the recipe and overrides once
+    raw = apply_overrides(yaml.safe_load(Path(recipe_path).read_text()) or {}, overrides or [])
+    out = Path(out) if out else Path("runs") / f"sweep-{Path(recipe_path).stem}"
+    recipes = []
+    for point in grid_points(grid):
+        point_raw = raw
+        for k, v in point.items():
+            point_raw = set_key(point_raw, k, v)
+        point_raw["output_dir"] = str(out / point_name(point))
+        recipes.append((point, recipe_from_dict(point_raw, f"{recipe_path} (sweep point {point_name(point)})")))
+    rows = []
+    for i, (point, recipe) in enumerate(recipes, 1):
+        score = recipe.run_dir / SCORE_FILE
+        if score.is_file() and not overwrite:
+            import json
+
+            row = json.loads(score.read_text())
+            if console is not None:
+                console.print(f"[dim]{point_name(point)}: done before, reusing {score}[/dim]")
+        else:
+            if console is not None:
+                console.rule(f"sweep point {i}/{len(recipes)}: {point_name(point)}")
+            row = train_and_score(recipe, console=console, label=point_name(point))
+        row["point"] = point
+        row.update({k: v for k, v in point.items()})
+        rows.append(row)
+    columns = [(k, k) for k in keys] + [c for c in COLUMNS if c[0] not in keys] + [("run_dir", "run")]
+    header = (f"Sweep of `{recipe_path}` over {', '.join(keys)}: model `{base.model}`, method `{base.method}`, "
+              f"task {base.task}, {base.eval.limit} `{base.eval.split}` examples scored, seed {base.seed}.")
+    md = f"# Sweep\n\n{header}\n\n{markdown_table(rows, columns)}\n\n![scores against {keys[0]}](sweep.png)\n"
+    atomic_write_text(out / "sweep.md", md)
+    atomic_write_text(out / "sweep.csv", csv_table(rows, columns))
+    atomic_write_json(out / "sweep.json", {"recipe": str(recipe_path), "grid": dict(grid), "rows": rows})
+    plot_sweep(rows, keys, out / "sweep.png", title=f"{base.model}, {base.method}: scores against {keys[0]}")
+    return {"rows": rows, "markdown": markdown_table(rows, columns), "out": out}

@@ -1,0 +1,36 @@
+"""(IA)^3 (Liu et al. 2022) through PEFT: learned vectors that rescale keys, values and FFN activations.
+
+`target_modules`/`feedforward_modules: null` are PEFT's per-architecture defaults (Llama:
+k_proj, v_proj, down_proj with down_proj feed-forward; T5: k, v, wo with wo feed-forward).
+Feed-forward targets are scaled on their input, the others on their output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import peft
+import torch
+
+from tuneval.errors import TunevalError
+from tuneval.methods import MethodSpec, register
+from tuneval.methods.common import peft_task_type, targets, wrap_peft
+
+
+@dataclass
+class IA3Settings:
+    target_modules: list[str] | None = None
+    feedforward_modules: list[str] | None = None
+    init_ia3_weights: bool = True  # ones: the model starts unchanged
+
+
+def apply(model: torch.nn.Module, s: IA3Settings, arch: str) -> torch.nn.Module:
+    if s.feedforward_modules is not None and s.target_modules is None:
+        raise TunevalError("ia3.feedforward_modules needs ia3.target_modules too (it must be a subset of them)")
+    config = peft.IA3Config(task_type=peft_task_type(arch), target_modules=targets(s.target_modules),
+                            feedforward_modules=s.feedforward_modules, init_ia3_weights=s.init_ia3_weights)
+    return wrap_peft("ia3", model, config)
+
+
+register(MethodSpec("ia3", IA3Settings, apply, saves="adapter", family="additive",
+                    summary="rescaling vectors on keys, values, FFN (PEFT IA3)"))
