@@ -125,6 +125,57 @@ def demo(
 
 
 @app.command()
+def merge(
+    run: Path = typer.Argument(..., help="Run directory (or its adapter/ directory) to merge."),
+    out: Path = typer.Option(..., "--out", help="Where the merged model (safetensors) goes."),
+    model: Optional[str] = typer.Option(None, "--model", help="Base model (default: the run's recipe)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
+):
+    """Fold an adapter into its base: a full model that plain transformers loads."""
+    from tuneval.serve.merge import merge_run
+
+    _quiet_libraries()
+    info = merge_run(run, out, model=model, overwrite=overwrite)
+    console.print(f"merged {info['peft_type']} adapter into {info['base']} ({info['params']:,d} params) -> {info['out']}")
+
+
+@app.command()
+def serve(
+    model: str = typer.Option("smollm2-135m-instruct", "--model", help="Base model: embedded name, directory or hub id."),
+    adapter: list[str] = typer.Option([], "--adapter", help="NAME=RUN: an adapter to load at start (repeatable)."),
+    adapters_root: Optional[Path] = typer.Option(None, "--adapters-root",
+                                                 help="Directory POST /v1/adapters may load from (off if unset)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (loopback unless told otherwise)."),
+    port: int = typer.Option(8000, "--port"),
+    max_batch_size: int = typer.Option(16, "--max-batch-size", help="Rows per batched generate call."),
+    batch_window_ms: float = typer.Option(5.0, "--batch-window-ms", help="Wait this long to gather a batch."),
+    max_prompt_tokens: int = typer.Option(1024, "--max-prompt-tokens"),
+    max_tokens: int = typer.Option(256, "--max-tokens", help="Largest max_tokens a request may ask for."),
+    log_level: str = typer.Option("info", "--log-level"),
+):
+    """OpenAI-compatible server: one base, many adapters, mixed-adapter batches."""
+    from tuneval.serve.api import ServeSettings
+    from tuneval.serve.server import is_loopback, parse_adapter_specs
+    from tuneval.serve.server import serve as run_server
+
+    _quiet_libraries()
+    adapters = parse_adapter_specs(adapter)
+    if max_batch_size < 1 or max_prompt_tokens < 1 or max_tokens < 1 or batch_window_ms < 0:
+        raise TunevalError("--max-batch-size, --max-prompt-tokens and --max-tokens must be >= 1, --batch-window-ms >= 0")
+    settings = ServeSettings(adapters_root=adapters_root, max_batch_size=max_batch_size, batch_window_ms=batch_window_ms,
+                             max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens)
+    if not is_loopback(host):
+        err.print(f"[yellow]warning:[/yellow] binding to {host}: anyone who can reach this port can use the model"
+                  + (" and load adapters from --adapters-root" if adapters_root else ""))
+
+    def ready(app, host, port):
+        names = ", ".join(a.name for a in app.state.bank.catalogue()) or "none"
+        console.print(f"serving {model} (adapters: {names}) on http://{host}:{port}/v1")
+
+    run_server(model, adapters, host=host, port=port, settings=settings, log_level=log_level, on_ready=ready)
+
+
+@app.command()
 def memory(
     model: str = typer.Argument(..., help="Embedded name, local directory or hub id (only its config is read)."),
     method: str = typer.Option("lora", "--method"),

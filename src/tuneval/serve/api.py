@@ -1,0 +1,322 @@
+"""The HTTP API: OpenAI-compatible completions over an adapter bank, plus hot (un)loading.
+
+    GET    /v1/models              the base and every loaded adapter
+    POST   /v1/completions         OpenAI completions; `model` names an adapter or the base
+    POST   /v1/chat/completions    OpenAI chat completions (the tokenizer's chat template)
+    POST   /v1/adapters            {"name", "path"}: load from under --adapters-root
+    DELETE /v1/adapters/{name}     unload
+    GET    /health                 liveness, for scripts that start the server
+    GET    /stats                  batches run and rows per batch so far
+
+Handlers never take the bank's lock on the event loop (a batch holds it while it
+generates): they read lock-free snapshots, and loads/unloads run in a worker thread.
+Every error is JSON, {"error": {"message", "type", "param", "code"}}, with a 4xx status
+for anything the client can fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tuneval.errors import TunevalError
+from tuneval.serve.bank import AdapterBank, Output, Row, UnknownAdapter
+from tuneval.serve.batcher import Batcher
+from tuneval.serve.schemas import (
+    AdapterLoadRequest,
+    ApiError,
+    ChatRequest,
+    CompletionRequest,
+    describe_validation,
+)
+
+
+@dataclass
+class ServeSettings:
+    adapters_root: Path | None = None  # None: POST /v1/adapters is refused
+    max_prompt_tokens: int = 1024
+    max_tokens: int = 256  # the most any request may ask for
+    default_max_tokens: int = 16  # OpenAI's default for completions
+    default_chat_max_tokens: int = 128
+    max_batch_size: int = 16
+    batch_window_ms: float = 5.0
+    max_rows_per_request: int = 16  # prompts x n
+    max_body_bytes: int = 1_000_000
+
+
+class BodyLimit:
+    """Refuse bodies over the limit before they are read (by Content-Length)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            length = dict(scope.get("headers") or []).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.limit):
+                err = ApiError(413, f"request body over {self.limit} bytes", "body_too_large")
+                await JSONResponse(err.body(), status_code=413)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> FastAPI:
+    settings = settings or ServeSettings()
+    batcher = Batcher(bank, settings.max_batch_size, settings.batch_window_ms / 1000)
+    started = int(time.time())
+    context = getattr(bank.base.config, "max_position_embeddings", None) if bank.arch == "causal" else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        try:
+            yield
+        finally:
+            batcher.stop()
+
+    app = FastAPI(title="tuneval serve", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.bank, app.state.batcher, app.state.settings = bank, batcher, settings
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, e: ApiError):
+        return JSONResponse(e.body(), status_code=e.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError):
+        message, param = describe_validation(list(e.errors()))
+        code = "malformed_json" if message.startswith("malformed JSON") else "invalid_request"
+        return JSONResponse(ApiError(400, message, code, param).body(), status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, e: Exception):  # still JSON; the traceback goes to the server log
+        return JSONResponse(ApiError(500, f"internal error: {type(e).__name__}", "internal_error").body(), status_code=500)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, e: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
+        return JSONResponse(ApiError(e.status_code, str(e.detail), code).body(), status_code=e.status_code)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def resolve(model: str) -> str | None:
+        if model == bank.base_name:
+            return None
+        if model in bank:
+            return model
+        known = [bank.base_name, *(a.name for a in bank.catalogue())]
+        raise ApiError(404, f"model '{model}' is not served here (available: {', '.join(known)})",
+                       "model_not_found", "model")
+
+    def budget(req, prompts: list[list[int]], max_tokens: int, param: str) -> None:
+        if len(prompts) * req.n > settings.max_rows_per_request:
+            raise ApiError(400, f"{len(prompts)} prompts x n={req.n} is over this server's limit of "
+                                f"{settings.max_rows_per_request} completions per request", "too_many_completions", param)
+        if max_tokens > settings.max_tokens:
+            raise ApiError(400, f"max_tokens={max_tokens} is over this server's limit of {settings.max_tokens}",
+                           "max_tokens_too_large", "max_tokens")
+        for ids in prompts:
+            if len(ids) > settings.max_prompt_tokens:
+                raise ApiError(400, f"the prompt is {len(ids)} tokens; this server accepts at most "
+                                    f"{settings.max_prompt_tokens}", "context_length_exceeded", param)
+            if context and len(ids) + max_tokens > context:
+                raise ApiError(400, f"prompt ({len(ids)} tokens) + max_tokens ({max_tokens}) is over the model's "
+                                    f"context of {context}", "context_length_exceeded", param)
+
+    def rows_for(req, adapter: str | None, prompts: list[list[int]], max_tokens: int) -> list[Row]:
+        return [Row(prompt=ids, adapter=adapter, max_new_tokens=max_tokens, temperature=req.temperature,
+                    top_p=req.top_p, stop=list(req.stop or []), cancelled=threading.Event())
+                for ids in prompts for _ in range(req.n)]
+
+    async def run(rows: list[Row]) -> list[Output]:
+        futures = batcher.submit(rows)
+        try:
+            return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
+        except UnknownAdapter as e:
+            raise ApiError(404, str(e), "model_not_found", "model") from None
+        except TunevalError as e:
+            raise ApiError(400, str(e)) from None
+        finally:
+            for f, r in zip(futures, rows):
+                f.cancel()
+                r.cancelled.set()  # a client that went away stops its rows
+
+    def stream(rows: list[Row], chunk: Callable[[int, str], dict], final: Callable[[int, Output], dict],
+               opening: list[dict]) -> StreamingResponse:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        for i, r in enumerate(rows):
+            r.on_text = lambda text, i=i: loop.call_soon_threadsafe(queue.put_nowait, (i, text))
+        futures = batcher.submit(rows)
+        for i, f in enumerate(futures):  # done callbacks come after the row's last text: same FIFO
+            f.add_done_callback(lambda f, i=i: loop.call_soon_threadsafe(queue.put_nowait, (i, f)))
+
+        async def events() -> AsyncIterator[str]:
+            remaining = len(rows)
+            try:
+                for c in opening:
+                    yield _sse(c)
+                while remaining:
+                    i, item = await queue.get()
+                    if isinstance(item, str):
+                        yield _sse(chunk(i, item))
+                        continue
+                    remaining -= 1
+                    error = item.exception() if not item.cancelled() else RuntimeError("cancelled")
+                    if error is None:
+                        yield _sse(final(i, item.result()))
+                    else:
+                        status = 404 if isinstance(error, UnknownAdapter) else 400 if isinstance(error, TunevalError) else 500
+                        yield _sse(ApiError(status, str(error), "generation_failed").body())
+                yield "data: [DONE]\n\n"
+            finally:
+                for f, r in zip(futures, rows):
+                    f.cancel()
+                    r.cancelled.set()
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    def usage(prompts: list[list[int]], outs: list[Output]) -> dict[str, int]:
+        p, c = sum(len(ids) for ids in prompts), sum(len(o.tokens) for o in outs)
+        return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+    def unsupported(req) -> None:
+        bad = req.unsupported()
+        if bad:
+            raise ApiError(400, f"'{bad}' is not supported by this server", "unsupported_parameter", bad)
+
+    # --- routes -------------------------------------------------------------------------
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "model": bank.base_name, "adapters": len(bank.catalogue())}
+
+    @app.get("/stats")
+    async def stats():
+        n = batcher.batches
+        return {"batches": n, "rows": batcher.rows_done, "mean_batch": batcher.rows_done / n if n else 0.0,
+                "queued": batcher.pending()}
+
+    @app.get("/v1/models")
+    async def models():
+        data = [{"id": bank.base_name, "object": "model", "created": started, "owned_by": "tuneval",
+                 "root": bank.base_name, "parent": None, "kind": "base"}]
+        for a in bank.catalogue():
+            data.append({"id": a.name, "object": "model", "created": int(a.loaded_at), "owned_by": "tuneval",
+                         "root": bank.base_name, "parent": bank.base_name, "kind": "adapter",
+                         "peft_type": a.peft_type, "params": a.params, "mixable": a.mixable})
+        return {"object": "list", "data": data}
+
+    @app.post("/v1/completions")
+    async def completions(req: CompletionRequest):
+        unsupported(req)
+        adapter = resolve(req.model)
+        texts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
+        prompts = [bank.tokenizer(t)["input_ids"] for t in texts]
+        max_tokens = req.max_tokens or settings.default_max_tokens
+        budget(req, prompts, max_tokens, "prompt")
+        rows = rows_for(req, adapter, prompts, max_tokens)
+        rid, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        head = {"id": rid, "object": "text_completion", "created": created, "model": req.model}
+        if req.stream:
+            return stream(
+                rows,
+                lambda i, text: {**head, "choices": [{"index": i, "text": text, "logprobs": None, "finish_reason": None}]},
+                lambda i, o: {**head, "choices": [{"index": i, "text": "", "logprobs": None,
+                                                   "finish_reason": _reason(o)}]},
+                [],
+            )
+        outs = await run(rows)
+        choices = [{"index": i, "text": o.text, "logprobs": None, "finish_reason": _reason(o)} for i, o in enumerate(outs)]
+        return {**head, "choices": choices, "usage": usage(prompts, outs)}
+
+    @app.post("/v1/chat/completions")
+    async def chat(req: ChatRequest):
+        unsupported(req)
+        adapter = resolve(req.model)
+        prompts = [render_chat(bank, req)]
+        max_tokens = req.max_completion_tokens or req.max_tokens or min(settings.default_chat_max_tokens, settings.max_tokens)
+        budget(req, prompts, max_tokens, "messages")
+        rows = rows_for(req, adapter, prompts, max_tokens)
+        rid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        head = {"id": rid, "created": created, "model": req.model}
+        if req.stream:
+            chunk = {**head, "object": "chat.completion.chunk"}
+            return stream(
+                rows,
+                lambda i, text: {**chunk, "choices": [{"index": i, "delta": {"content": text}, "finish_reason": None}]},
+                lambda i, o: {**chunk, "choices": [{"index": i, "delta": {}, "finish_reason": _reason(o)}]},
+                [{**chunk, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+                                       for i in range(len(rows))]}],
+            )
+        outs = await run(rows)
+        choices = [{"index": i, "message": {"role": "assistant", "content": o.text}, "finish_reason": _reason(o)}
+                   for i, o in enumerate(outs)]
+        return {**head, "object": "chat.completion", "choices": choices, "usage": usage(prompts, outs)}
+
+    @app.post("/v1/adapters", status_code=201)
+    async def load_adapter(req: AdapterLoadRequest):
+        root = settings.adapters_root
+        if root is None:
+            raise ApiError(403, "loading adapters over HTTP is off: start the server with --adapters-root DIR",
+                           "adapter_loading_disabled")
+        if req.name == bank.base_name or req.name in bank:
+            raise ApiError(409, f"'{req.name}' is already served; unload it first", "adapter_exists", "name")
+        try:
+            info = await run_in_threadpool(bank.load, req.name, req.path, root)
+        except TunevalError as e:
+            message = str(e).replace(str(Path(root).resolve()) + "/", "")  # don't show the server's layout
+            raise ApiError(409 if "already loaded" in message else 400, message, "invalid_adapter", "path") from None
+        return {"id": info.name, "object": "model", "peft_type": info.peft_type, "params": info.params,
+                "mixable": info.mixable, "path": req.path}
+
+    @app.delete("/v1/adapters/{name:path}")
+    async def unload_adapter(name: str):
+        if name == bank.base_name:
+            raise ApiError(400, "the base model cannot be unloaded", "base_model", "name")
+        try:
+            await run_in_threadpool(bank.unload, name)
+        except UnknownAdapter:
+            raise ApiError(404, f"no adapter named '{name}' is loaded", "model_not_found", "name") from None
+        return {"id": name, "object": "model", "deleted": True}
+
+    return app
+
+
+def render_chat(bank: AdapterBank, req: ChatRequest) -> list[int]:
+    """Messages -> prompt ids, through the tokenizer's chat template when the model has one."""
+    messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in req.messages]
+    tok = bank.tokenizer
+    if bank.arch == "causal" and getattr(tok, "chat_template", None):
+        try:
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except Exception as e:  # a template that rejects the roles or their order
+            raise ApiError(400, f"messages do not fit the model's chat template: {e}", "invalid_messages", "messages") from None
+        return tok(text, add_special_tokens=False)["input_ids"]
+    if bank.arch == "causal":
+        text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+    else:
+        text = "\n".join(m["content"] for m in messages)
+    return tok(text)["input_ids"]
+
+
+def _reason(o: Output) -> str:
+    return "length" if o.finish_reason == "length" else "stop"
+
+
+def _sse(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"

@@ -1,0 +1,93 @@
+"""Fold an adapter into its base: one plain transformers model, no PEFT needed to serve it.
+
+A merged model answers like base+adapter (the logits agree to float tolerance; tested) but
+runs at base speed, since the low-rank update is added into the weights once instead of
+computed on every token. The price: one full copy of the weights per task. Methods whose
+learned state is not a weight change (prompt tuning and the other prompt-learning methods:
+their virtual tokens are extra *inputs*) cannot be merged, and are refused with that reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tuneval.errors import TunevalError
+from tuneval.serve.adapters import AdapterDir, check_adapter_dir
+
+# PEFT types whose adapter is an input (virtual tokens, prefixes), not a weight update.
+INPUT_ADAPTERS = {"PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING", "MULTITASK_PROMPT_TUNING", "ADAPTION_PROMPT",
+                  "CPT", "CARTRIDGE"}
+
+
+def base_model_of(run: Path, vetted: AdapterDir) -> str:
+    """The base a run was trained on: its recipe's `model`, else what PEFT recorded."""
+    for config in (run / "config.yaml", vetted.path.parent / "config.yaml"):
+        if config.is_file():
+            try:
+                model = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("model")
+            except (yaml.YAMLError, AttributeError):
+                model = None
+            if model:
+                return str(model)
+    recorded = vetted.config.get("base_model_name_or_path")
+    if recorded:
+        return str(recorded)
+    raise TunevalError(f"{run}: cannot tell which base model the adapter belongs to; pass --model")
+
+
+def check_mergeable(vetted: AdapterDir, where: str | Path) -> None:
+    if vetted.peft_type in INPUT_ADAPTERS:
+        raise TunevalError(
+            f"{where}: {vetted.peft_type} adapters cannot be merged: what they learn are virtual tokens added to "
+            "every input, not a change to any weight, so there is nothing to fold into the base. "
+            f"Serve it as an adapter instead (tuneval serve --adapter NAME={where})"
+        )
+
+
+def merge_run(run: str | Path, out: str | Path, model: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Merge a run's (or an adapter directory's) adapter into its base; write `out` as safetensors."""
+    from peft import PeftModel
+
+    from tuneval.models import load_model
+
+    run, out = Path(run), Path(out)
+    vetted = check_adapter_dir(run)
+    check_mergeable(vetted, run)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not overwrite:
+            raise TunevalError(f"{out}: already exists and is not empty; pass --overwrite to replace it")
+        if out.resolve() in (vetted.path, *vetted.path.parents):
+            raise TunevalError(f"{out}: would overwrite the adapter being merged")
+    base = model or base_model_of(run, vetted)
+    loaded = load_model(base)
+    try:
+        peft_model = PeftModel.from_pretrained(loaded.model, str(vetted.path))
+    except Exception as e:
+        raise TunevalError(f"{run}: adapter does not fit base '{base}': {str(e).strip().splitlines()[0][:300]}") from None
+    try:
+        merged = peft_model.merge_and_unload(safe_merge=True)  # safe_merge: refuse NaN/inf weights
+    except (AttributeError, NotImplementedError, ValueError, TypeError) as e:
+        raise TunevalError(f"{run}: PEFT cannot merge {vetted.peft_type} adapters ({e})") from None
+    merged.config.name_or_path = str(out)
+    info = {"base": base, "adapter": str(vetted.path), "peft_type": vetted.peft_type, "out": str(out),
+            "params": sum(p.numel() for p in merged.parameters())}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        merged.save_pretrained(tmp)  # transformers 5 writes safetensors only
+        loaded.tokenizer.save_pretrained(tmp)
+        (tmp / "merge.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return info
