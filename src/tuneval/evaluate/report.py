@@ -36,6 +36,11 @@ def eval_report(results: dict[str, Any], samples: int = 3) -> str:
     return "\n".join(lines)
 
 
+def _num(metric: str, value: float, sign: str = "") -> str:
+    """ROUGE lives in [0,1] (4 decimals), BLEU in [0,100] (2 decimals)."""
+    return f"{value:{sign}.2f}" if metric == "bleu" else f"{value:{sign}.4f}"
+
+
 def _pct(new: float, old: float) -> str:
     return f"{100 * (new - old) / old:+.1f}%" if old else "n/a"
 
@@ -48,19 +53,18 @@ def comparison_table(rows: list[dict[str, Any]]) -> str:
     lines = ["### Scores (ROUGE F1 in [0,1], corpus BLEU in [0,100])", "", head,
              "|---" * (len(HEADLINE) + 1) + "|"]
     for r in rows:
-        lines.append(f"| {r['label']} | " + " | ".join(f"{r['metrics'][k]:.4f}" if k != "bleu" else f"{r['metrics'][k]:.2f}"
-                                                        for k in HEADLINE) + " |")
+        lines.append(f"| {r['label']} | " + " | ".join(_num(k, r["metrics"][k]) for k in HEADLINE) + " |")
     lines += ["", f"### Improvement over {rows[0]['label']} (absolute / relative)", "", head,
               "|---" * (len(HEADLINE) + 1) + "|"]
     for r in rows[1:]:
-        cells = [f"{r['metrics'][k] - base[k]:+.4f} / {_pct(r['metrics'][k], base[k])}" for k in HEADLINE]
+        cells = [f"{_num(k, r['metrics'][k] - base[k], '+')} / {_pct(r['metrics'][k], base[k])}" for k in HEADLINE]
         lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
     if full is not None:
         others = [r for r in rows[1:] if r is not full]
         if others:
             lines += ["", "### Relative to full fine-tuning", "", head, "|---" * (len(HEADLINE) + 1) + "|"]
             for r in others:
-                cells = [f"{r['metrics'][k] - full['metrics'][k]:+.4f} / {_pct(r['metrics'][k], full['metrics'][k])}"
+                cells = [f"{_num(k, r['metrics'][k] - full['metrics'][k], '+')} / {_pct(r['metrics'][k], full['metrics'][k])}"
                          for k in HEADLINE]
                 lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
     trained = [r for r in rows if r.get("train")]

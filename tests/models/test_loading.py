@@ -1,0 +1,21 @@
+import pytest
+
+from tuneval.errors import TunevalError
+from tuneval.models import load_adapter, load_model
+
+
+def test_local_directories_load_with_their_architecture(tiny_llama_dir, tiny_t5_dir):
+    llama, t5 = load_model(str(tiny_llama_dir)), load_model(str(tiny_t5_dir))
+    assert (llama.arch, t5.arch) == ("causal", "seq2seq")
+    assert llama.tokenizer.pad_token_id is not None and t5.model.config.is_encoder_decoder
+
+
+def test_directory_without_a_model_is_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TunevalError, match="no config.json or single .gguf"):
+        load_model(str(tmp_path / "empty"))
+
+
+def test_adapter_dir_must_hold_an_adapter(tiny_llama_dir, tmp_path):
+    with pytest.raises(TunevalError, match="no adapter_config.json"):
+        load_adapter(load_model(str(tiny_llama_dir)), tmp_path)
