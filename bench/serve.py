@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -56,18 +55,11 @@ def free_port() -> int:
 
 
 def machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import torch
 
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} logical cores, {gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    from tuneval.demo import machine as cpu_or_gpu
+
+    return f"{cpu_or_gpu()}, {os.cpu_count()} logical cores, torch {torch.__version__}"
 
 
 def make_adapters(model: str, work: Path, n: int = 4) -> list[Path]:
