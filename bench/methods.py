@@ -80,8 +80,13 @@ def worker(method: str, a: argparse.Namespace) -> dict[str, Any]:
     transformers.utils.logging.disable_progress_bar()
     if method == "none":
         return base_row(a)
+    import psutil
+
     from tuneval.evaluate.sweep import train_and_score
     from tuneval.methods.memory import estimate_memory
+    from tuneval.train import trainer  # noqa: F401  (everything training imports, before any model loads)
+
+    runtime = psutil.Process().memory_info().rss
 
     recipe = recipe_for(method, a)
     row: dict[str, Any] = {"method": method, "family": get_method(method).family,
@@ -92,7 +97,7 @@ def worker(method: str, a: argparse.Namespace) -> dict[str, Any]:
         row["error"] = str(e)
         return row
     e = estimate_memory(a.model, method, recipe.method_args, batch_size=a.batch_size, seq_len=row["max_length"],
-                        gradient_checkpointing=recipe.train.gradient_checkpointing)
+                        gradient_checkpointing=recipe.train.gradient_checkpointing, runtime=runtime)
     row["estimate_mb"] = e.with_runtime / 2**20
     row["estimate"] = e.to_dict()
     return row

@@ -187,8 +187,13 @@ def _weight_bytes(model: torch.nn.Module, base: torch.nn.Module, quantized: bool
 
 def estimate_memory(model_name: str, method: str, settings: Any = None, *, batch_size: int = 8, seq_len: int = 256,
                     target_len: int | None = None, gradient_checkpointing: bool = False,
-                    bf16: bool = False) -> MemoryEstimate:
-    """Estimate training memory for `method` on `model_name` (any size: no weights are loaded)."""
+                    bf16: bool = False, runtime: int | None = None) -> MemoryEstimate:
+    """Estimate training memory for `method` on `model_name` (any size: no weights are loaded).
+
+    `runtime`: bytes the process needs before any model is loaded; default: this process's RSS now
+    (right for a fresh process such as the CLI's; a process that has trained a model should pass the
+    RSS it measured before loading).
+    """
     import psutil
     from torch._subclasses.fake_tensor import FakeTensorMode
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
@@ -214,7 +219,7 @@ def estimate_memory(model_name: str, method: str, settings: Any = None, *, batch
     if hasattr(settings_for_apply, "prompt_tuning_init"):  # no tokenizer needed: shapes are all that count
         settings_for_apply = dataclasses.replace(settings_for_apply, prompt_tuning_init="RANDOM")
     target_len = (target_len or min(seq_len, 128)) if arch == "seq2seq" else None
-    runtime = psutil.Process().memory_info().rss
+    runtime = psutil.Process().memory_info().rss if runtime is None else runtime
     auto = AutoModelForSeq2SeqLM if arch == "seq2seq" else AutoModelForCausalLM
     with torch.device("meta"):  # shapes only; methods apply here as they would on a real model
         base = auto.from_config(config)
