@@ -10,15 +10,13 @@ their virtual tokens are extra *inputs*) cannot be merged, and are refused with 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tuneval.errors import TunevalError
+from tuneval.io import atomic_dir
 from tuneval.serve.adapters import AdapterDir, check_adapter_dir
 
 # PEFT types whose adapter is an input (virtual tokens, prefixes), not a weight update.
@@ -78,16 +76,8 @@ def merge_run(run: str | Path, out: str | Path, model: str | None = None, overwr
     merged.config.name_or_path = str(out)
     info = {"base": base, "adapter": str(vetted.path), "peft_type": vetted.peft_type, "out": str(out),
             "params": sum(p.numel() for p in merged.parameters())}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         merged.save_pretrained(tmp)  # transformers 5 writes safetensors only
         loaded.tokenizer.save_pretrained(tmp)
         (tmp / "merge.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return info

@@ -11,10 +11,8 @@ Run directory:
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,7 @@ from tuneval.data.collate import DataCollator, PromptFormatter
 from tuneval.data.tasks import load_split, load_task
 from tuneval.data.templates import placeholders
 from tuneval.errors import TunevalError
-from tuneval.io import atomic_write_json, atomic_write_text, atomic_write_yaml, dir_size_mb
+from tuneval.io import atomic_dir, atomic_write_json, atomic_write_text, atomic_write_yaml, dir_size_mb
 from tuneval.methods import count_parameters, get_method
 from tuneval.methods.common import save_trained
 from tuneval.models import LoadedModel, load_model
@@ -154,18 +152,11 @@ def prepare_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> Path:
 
 
 def _save_result(model, tokenizer, target: Path, full: bool, save=None) -> None:
-    """Save into a temp dir, then rename: a crash never leaves a half-written adapter/model."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    """A crash never leaves a half-written adapter/model (see io.atomic_dir)."""
+    with atomic_dir(target) as tmp:
         (save or model.save_pretrained)(tmp)  # safetensors; PEFT saves only the adapter
         if full:
             tokenizer.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, callbacks: list | None = None,
