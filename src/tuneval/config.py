@@ -21,6 +21,15 @@ from tuneval.errors import TunevalError
 
 
 @dataclass
+class ReplayConfig:
+    """Mix a fraction of general instruction data into a run (against forgetting)."""
+
+    task: str = "self_instruct"
+    fraction: float = 0.1  # share of the run's training examples drawn from this task
+    max_examples: int | None = None  # the task's pool: first N of its seeded shuffle; None = all
+
+
+@dataclass
 class DataConfig:
     data_dir: str | None = None  # None: $TUNEVAL_DATA_DIR, else the task's hub dataset
     train_split: str = "train"
@@ -29,6 +38,8 @@ class DataConfig:
     max_target_tokens: int = 128
     chat_template: bool = True  # wrap prompts in the tokenizer's chat template when it has one
     template: int | None = None  # None: draw one template per example (seeded); N: always template N
+    holdout_templates: list[int] = field(default_factory=list)  # phrasings of `task` never trained on
+    replay: ReplayConfig | None = None  # e.g. {task: self_instruct, fraction: 0.1}
 
 
 @dataclass
@@ -61,6 +72,29 @@ class EvalConfig:
 
 
 @dataclass
+class MixtureTask:
+    task: str = ""
+    weight: float = 1.0  # strategy rates: the task's rate; proportional/temperature: multiplies min(n, cap)
+    max_examples: int | None = None  # the task's pool: first N of its seeded shuffle; None = all
+    templates: list[int] | None = None  # phrasings to train on; None = all not held out
+    holdout_templates: list[int] = field(default_factory=list)  # phrasings never trained on
+    split: str | None = None  # None: data.train_split
+
+
+MIXING_STRATEGIES = ("rates", "proportional", "temperature")
+
+
+@dataclass
+class MixtureConfig:
+    """Several tasks in one run, mixed as seqio/FLAN mix them (see data/mixtures.py)."""
+
+    strategy: str = "proportional"  # rates | proportional (examples-proportional) | temperature
+    cap: int | None = None  # FLAN's per-task cap K (seqio's `maximum`): rate ∝ min(n, K)
+    temperature: float = 1.0  # strategy temperature: rate ∝ min(n, K) ** (1 / T)
+    tasks: list[MixtureTask] = field(default_factory=list)
+
+
+@dataclass
 class Recipe:
     model: str = "smollm2-135m-instruct"
     task: str = "dialogsum"
@@ -70,12 +104,17 @@ class Recipe:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    mixture: MixtureConfig | None = None  # several tasks; `task` is then the primary one (evaluated)
     # The chosen method's options, typed by the method's own settings class (see methods/).
     method_args: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("method_args")
+        # Multi-task keys only when used: a single-task run's config.yaml reads as it did before them.
+        for section, key, unset in ((d, "mixture", None), (d["data"], "replay", None), (d["data"], "holdout_templates", [])):
+            if section.get(key) == unset:
+                section.pop(key)
         if self.method_args is not None and dataclasses.fields(self.method_args):
             d[self.method] = dataclasses.asdict(self.method_args)
         return d
@@ -138,6 +177,23 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def _typed(value: Any, tp: Any, source: str, name: str) -> Any:
+    """Like _coerce, but nested sections (dataclasses, optional or in lists) get their keys checked too."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None:
+            return None
+        rest = [a for a in args if a is not type(None)]
+        tp = rest[0] if len(rest) == 1 else tp
+    if dataclasses.is_dataclass(tp):
+        return build_dataclass(tp, value, source, f"{name}.")
+    if typing.get_origin(tp) is list and dataclasses.is_dataclass(typing.get_args(tp)[0]):
+        if not isinstance(value, list):
+            raise TunevalError(f"{source}: '{name}' must be a list, got {value!r}")
+        return [build_dataclass(typing.get_args(tp)[0], v, source, f"{name}[{i}].") for i, v in enumerate(value)]
+    return _coerce(value, tp, f"{source}: '{name}'")
+
+
 def build_dataclass(cls: type, values: dict[str, Any], source: str, prefix: str = "") -> Any:
     """Instantiate `cls` from a mapping, refusing unknown keys with the file and key named."""
     if not isinstance(values, dict):
@@ -150,7 +206,7 @@ def build_dataclass(cls: type, values: dict[str, Any], source: str, prefix: str 
             raise TunevalError(
                 f"{source}: unknown key '{prefix}{key}' (known: {', '.join(sorted(known)) or 'none'})"
             )
-        kwargs[key] = _coerce(value, hints[key], f"{source}: '{prefix}{key}'")
+        kwargs[key] = _typed(value, hints[key], source, f"{prefix}{key}")
     return cls(**kwargs)
 
 
@@ -168,13 +224,52 @@ def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> Recipe:
         elif key == spec.name:
             kwargs["method_args"] = build_dataclass(spec.settings, value or {}, source, f"{key}.")
         elif key in top:
-            kwargs[key] = _coerce(value, typing.get_type_hints(Recipe)[key], f"{source}: '{key}'")
+            kwargs[key] = _typed(value, typing.get_type_hints(Recipe)[key], source, key)
         else:
             hint = f" (options of method '{key}' need method: {key})" if _is_method(key) else ""
             allowed = sorted(top | set(SECTIONS) | {spec.name})
             raise TunevalError(f"{source}: unknown key '{key}'{hint} (known: {', '.join(allowed)})")
     kwargs.setdefault("method_args", spec.settings())
+    if kwargs.get("mixture") is not None:
+        _check_mixture(kwargs["mixture"], source)
+        kwargs.setdefault("task", kwargs["mixture"].tasks[0].task)  # the primary task: evaluated, names the run
+        names = [t.task for t in kwargs["mixture"].tasks]
+        if kwargs["task"] not in names:
+            raise TunevalError(f"{source}: task '{kwargs['task']}' is not in mixture.tasks ({', '.join(names)})")
+    replay = kwargs["data"].replay if "data" in kwargs else None
+    if replay is not None and not 0 < replay.fraction < 1:
+        raise TunevalError(f"{source}: 'data.replay.fraction' must be between 0 and 1 (exclusive), got {replay.fraction}")
     return Recipe(**kwargs)
+
+
+def _check_mixture(m: MixtureConfig, source: str) -> None:
+    """Values the types cannot say: known strategy, positive cap/temperature/weights, options that apply."""
+    where = f"{source}: 'mixture"
+    if m.strategy not in MIXING_STRATEGIES:
+        raise TunevalError(f"{where}.strategy': unknown strategy '{m.strategy}' (known: {', '.join(MIXING_STRATEGIES)})")
+    if not m.tasks:
+        raise TunevalError(f"{where}.tasks' must list at least one task")
+    if m.strategy == "rates" and m.cap is not None:
+        raise TunevalError(f"{where}.cap' applies to strategies proportional and temperature, not rates")
+    if m.strategy != "temperature" and m.temperature != 1.0:
+        raise TunevalError(f"{where}.temperature' needs strategy: temperature (got strategy: {m.strategy})")
+    if m.cap is not None and m.cap < 1:
+        raise TunevalError(f"{where}.cap' must be at least 1, got {m.cap}")
+    if m.temperature <= 0:
+        raise TunevalError(f"{where}.temperature' must be positive, got {m.temperature}")
+    seen = set()
+    for i, t in enumerate(m.tasks):
+        if not t.task:
+            raise TunevalError(f"{where}.tasks[{i}].task' is missing")
+        if t.task in seen:
+            raise TunevalError(f"{where}.tasks[{i}].task': '{t.task}' is listed twice")
+        seen.add(t.task)
+        if t.weight < 0:
+            raise TunevalError(f"{where}.tasks[{i}].weight' must not be negative, got {t.weight}")
+        if t.max_examples is not None and t.max_examples < 1:
+            raise TunevalError(f"{where}.tasks[{i}].max_examples' must be at least 1, got {t.max_examples}")
+    if not any(t.weight > 0 for t in m.tasks):
+        raise TunevalError(f"{where}.tasks': every weight is 0")
 
 
 def _is_method(name: str) -> bool:

@@ -50,9 +50,54 @@ def read_delimited(path: Path, delimiter: str, columns: list[str] | None) -> lis
     return rows
 
 
-def read_file(path: Path, columns: list[str] | None = None) -> list[dict[str, Any]]:
+def read_label_text(path: Path, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """`<label> <text>` per line (SST-2's train.txt): the first token is the label, the rest the text."""
+    if columns is not None and len(columns) != 2:
+        raise TunevalError(f"{path}: format label_text takes two columns [label, text], got {columns}")
+    label, text = columns or ["label", "text"]
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            value, _, rest = line.strip().partition(" ")
+            if not rest.strip():
+                raise TunevalError(f"{path}:{lineno}: expected '<{label}> <{text}>', got {line[:60]!r}")
+            rows.append({label: value, text: rest.strip(), "_where": f"{path}:{lineno}"})
+    return rows
+
+
+def read_trec(path: Path, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """TREC question classification, `COARSE:fine question` per line (Li & Roth's release).
+
+    Fields are named as the hub's TREC dataset names them: coarse_label, fine_label, text.
+    """
+    if columns is not None and len(columns) != 3:
+        raise TunevalError(f"{path}: format trec takes three columns [coarse, fine, text], got {columns}")
+    coarse, fine, text = columns or ["coarse_label", "fine_label", "text"]
+    rows = []
+    for row in read_label_text(path, ["_label", text]):
+        head, sep, tail = row.pop("_label").partition(":")
+        if not sep or not head.isalpha() or not head.isupper() or not tail:
+            raise TunevalError(f"{row['_where']}: expected 'COARSE:fine question' (e.g. 'DESC:manner How ...'), "
+                               f"got label {head + sep + tail!r}")
+        row[coarse], row[fine] = head, tail
+        rows.append(row)
+    return rows
+
+
+FORMATS = {"label_text": read_label_text, "trec": read_trec}
+
+
+def read_file(path: Path, columns: list[str] | None = None, format: str | None = None) -> list[dict[str, Any]]:
+    """Rows of one file; `format` names a line format (label_text, trec), else the suffix decides."""
     if not path.is_file():
         raise TunevalError(f"{path}: data file not found")
+    if format is not None:
+        if format not in FORMATS:
+            raise TunevalError(f"{path}: unknown format '{format}' (known: {', '.join(sorted(FORMATS))})")
+        return FORMATS[format](path, columns)
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
         return read_jsonl(path)
@@ -60,7 +105,8 @@ def read_file(path: Path, columns: list[str] | None = None) -> list[dict[str, An
         return read_delimited(path, ",", columns)
     if suffix == ".tsv":
         return read_delimited(path, "\t", columns)
-    raise TunevalError(f"{path}: unsupported file type '{suffix}' (use .jsonl, .csv or .tsv)")
+    raise TunevalError(f"{path}: unsupported file type '{suffix}' (use .jsonl, .csv or .tsv, or name a format: "
+                       f"{', '.join(sorted(FORMATS))})")
 
 
 def read_hub(hub_id: str, split: str) -> list[dict[str, Any]]:
@@ -80,6 +126,36 @@ def read_hub(hub_id: str, split: str) -> list[dict[str, Any]]:
         row["_where"] = f"hub:{hub_id}[{split}] row {i}"
         rows.append(row)
     return rows
+
+
+def slice_rows(rows: list[dict[str, Any]], spec: str, where: str) -> list[dict[str, Any]]:
+    """`rows: "1600:"` keeps rows 1600.. of a file, in HF datasets' split-slicing syntax (`test[1600:]`)."""
+    start, sep, stop = str(spec).partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        lo, hi = int(start) if start.strip() else None, int(stop) if stop.strip() else None
+    except ValueError:
+        raise TunevalError(f"{where}: rows must be a slice like '1600:' or ':1600', got {spec!r}") from None
+    return rows[lo:hi]
+
+
+def explode(rows: list[dict[str, Any]], field: str) -> list[dict[str, Any]]:
+    """One row per item of a list field, the item's keys merged in (self-instruct's `instances`)."""
+    out = []
+    for row in rows:
+        items = row.get(field)
+        if not isinstance(items, list) or not items:
+            raise TunevalError(f"{row['_where']}: field '{field}' must be a non-empty list")
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise TunevalError(f"{row['_where']}: {field}[{i}] must be an object, got {type(item).__name__}")
+            merged = {k: v for k, v in row.items() if k != field}
+            merged.update(item)
+            if len(items) > 1:
+                merged["_where"] = f"{row['_where']} {field}[{i}]"
+            out.append(merged)
+    return out
 
 
 def check_fields(rows: list[dict[str, Any]], fields: list[str]) -> None:

@@ -31,7 +31,6 @@ from transformers.trainer_utils import get_last_checkpoint
 from tuneval.config import Recipe
 from tuneval.data.collate import DataCollator, PromptFormatter
 from tuneval.data.tasks import load_split, load_task
-from tuneval.data.templates import placeholders
 from tuneval.errors import TunevalError
 from tuneval.io import atomic_dir, atomic_write_json, atomic_write_text, atomic_write_yaml, dir_size_mb
 from tuneval.methods import count_parameters, get_method
@@ -64,6 +63,12 @@ def resolve_bf16(setting: str) -> bool:
 
 def build_examples(recipe: Recipe, loaded: LoadedModel) -> tuple[list[dict], dict[str, Any]]:
     """Tokenised training examples and a summary of what was drawn (saved with the run)."""
+    if recipe.mixture is not None or recipe.data.replay is not None:
+        from tuneval.data.mixtures import build_mixture_examples  # several tasks: see data/mixtures.py
+
+        return build_mixture_examples(recipe, loaded)
+    from tuneval.data.mixtures import draw_templates, train_templates
+
     task = load_task(recipe.task)
     rows = load_split(task, recipe.data.train_split, recipe.data.data_dir)
     rng = random.Random(recipe.seed)
@@ -73,21 +78,17 @@ def build_examples(recipe: Recipe, loaded: LoadedModel) -> tuple[list[dict], dic
         order = order[: recipe.data.train_examples]
     rows = [rows[i] for i in order]
     n_templates = len(task.templates.prompts)
-    if recipe.data.template is None:
-        indices = task.templates.draw(len(rows), recipe.seed)
-    elif 0 <= recipe.data.template < n_templates:
-        indices = [recipe.data.template] * len(rows)
-    else:
-        raise TunevalError(f"data.template: {recipe.data.template} is out of range 0..{n_templates - 1}")
+    allowed = train_templates(task, fixed=recipe.data.template, holdout=recipe.data.holdout_templates)
+    indices = draw_templates(len(rows), recipe.seed, allowed)  # = TemplateSet.draw when nothing is held out
     fmt = PromptFormatter(loaded.tokenizer, loaded.arch, recipe.data.chat_template,
                           recipe.data.max_seq_len, recipe.data.max_target_tokens)
-    inputs = [f for f in task.fields if f not in placeholders(task.templates.target)]
-    examples = [fmt.training_example(task.templates, i, row, inputs) for row, i in zip(rows, indices)]
+    examples = [fmt.training_example(task.templates, i, row, task.input_fields) for row, i in zip(rows, indices)]
     lengths = [len(e["input_ids"]) for e in examples]
     summary = {
         "task": task.name,
         "examples": len(examples),
         "per_template": {str(t): indices.count(t) for t in range(n_templates)},
+        **({"holdout_templates": sorted(recipe.data.holdout_templates)} if recipe.data.holdout_templates else {}),
         "chat_template": fmt.uses_chat,
         "tokens": sum(lengths),
         "mean_length": round(sum(lengths) / len(lengths), 1),
@@ -167,6 +168,8 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
     set_seed(recipe.seed)
     loaded = loaded or load_model(recipe.model)
     examples, data_summary = build_examples(recipe, loaded)
+    if "mixture" in data_summary:
+        atomic_write_json(run_dir / "mixture.json", data_summary["mixture"])
     set_seed(recipe.seed)  # the method's new weights (LoRA A, soft prompts) start from the seed too
     model = spec.apply(loaded.model, recipe.method_args, loaded.arch)
     model.config.use_cache = False

@@ -1,0 +1,132 @@
+"""Line-format readers, per-file options and label words: good rows read, bad rows named by file:line."""
+
+import json
+
+import pytest
+
+from tests.data.fixtures import write_task_data
+from tuneval.data.sources import read_file
+from tuneval.data.tasks import available_tasks, load_split, load_task
+from tuneval.data.templates import placeholders
+from tuneval.errors import TunevalError
+
+CLASSIFICATION = {"sst2": ["negative", "positive"], "rte": ["yes", "no"],
+                  "cb": ["Yes", "No", "It's impossible to say"],
+                  "trec": ["description", "entity", "abbreviation", "human", "numeric", "location"],
+                  "agnews": ["World", "Sports", "Business", "Science/Tech"]}
+
+
+def test_label_text_and_trec_lines(tmp_path):
+    p = tmp_path / "train.txt"
+    p.write_text("1 a fine film .\n\n0 dull\r\n")
+    rows = read_file(p, ["label", "sentence"], "label_text")
+    assert [(r["label"], r["sentence"], r["_where"]) for r in rows] == [
+        ("1", "a fine film .", f"{p}:1"), ("0", "dull", f"{p}:3")]
+    t = tmp_path / "trec.txt"
+    t.write_text("DESC:manner How did it go ?\nLOC:city Where is it ?\n")
+    rows = read_file(t, format="trec")
+    assert [(r["coarse_label"], r["fine_label"], r["text"]) for r in rows] == [
+        ("DESC", "manner", "How did it go ?"), ("LOC", "city", "Where is it ?")]
+
+
+@pytest.mark.parametrize("fmt,text,message", [
+    ("label_text", "1 good\n0\n", r"train.txt:2: expected '<label> <text>'"),
+    ("trec", "DESC:manner How ?\nmanner How ?\n", r"train.txt:2: expected 'COARSE:fine question'"),
+    ("trec", "DESC: How ?\n", r"train.txt:1: expected 'COARSE:fine question'"),
+    ("tsv_lines", "x\n", r"train.txt: unknown format 'tsv_lines' \(known: label_text, trec\)"),
+])
+def test_bad_lines_name_file_and_line(tmp_path, fmt, text, message):
+    p = tmp_path / "train.txt"
+    p.write_text(text)
+    with pytest.raises(TunevalError, match=message):
+        read_file(p, format=fmt)
+
+
+def test_builtin_classification_tasks_are_flan_style():
+    assert set(CLASSIFICATION) | {"dialogsum", "self_instruct"} <= set(available_tasks())
+    for name, words in CLASSIFICATION.items():
+        task = load_task(name)
+        assert len(task.templates.prompts) >= 5, name
+        assert list(task.label_names.values()) == words
+        assert task.templates.target == "{answer}"
+        assert all("options" in placeholders(p) for p in task.templates.prompts), name
+        assert task.options_text == "OPTIONS:\n" + "\n".join(f"- {w}" for w in words)
+        assert "options" not in task.input_fields and "answer" not in task.input_fields
+    assert len(load_task("self_instruct").templates.prompts) >= 5
+
+
+def test_label_values_become_words_and_options(tiny_data_dir):
+    root = write_task_data(tiny_data_dir)
+    sst2 = load_task("sst2")
+    rows = load_split(sst2, "train", root)
+    raw = (root / "glue" / "sst2" / "train.txt").read_text().splitlines()
+    assert [r["answer"] for r in rows] == [("positive" if line[0] == "1" else "negative") for line in raw]
+    prompt, target = sst2.templates.render(rows[0], 0)
+    assert prompt.endswith("negative or positive?\nOPTIONS:\n- negative\n- positive") and target == rows[0]["answer"]
+    dev = load_split(sst2, "validation", root)  # a tsv with a header row
+    assert len(dev) == 6 and {r["answer"] for r in dev} <= {"negative", "positive"}
+    trec = load_split(load_task("trec"), "train", root)
+    assert {r["answer"] for r in trec} <= set(CLASSIFICATION["trec"]) and len(trec) == 24
+    si = load_task("self_instruct")
+    assert len(load_split(si, "train", root)) == 10 and len(load_split(si, "validation", root)) == 100
+
+
+def test_unknown_label_value_names_file_and_line(tiny_data_dir):
+    root = write_task_data(tiny_data_dir)
+    path = root / "superglue" / "rte" / "train.jsonl"
+    lines = path.read_text().splitlines()
+    lines[4] = json.dumps({"premise": "p", "hypothesis": "h", "label": "maybe", "idx": 4})
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TunevalError, match=rf"{path}:5: field 'label' has value 'maybe', not one of label_names "
+                                           r"\(entailment, not_entailment\)"):
+        load_split(load_task("rte"), "train", root)
+
+
+def write_task(tmp_path, text):
+    d = tmp_path / "tasks"
+    d.mkdir(exist_ok=True)
+    (d / "topic.yaml").write_text(text)
+    return d
+
+
+BASE = "templates: ['{text}\\n{options}']\ntarget: '{answer}'\n"
+
+
+def test_rename_rows_slice_and_numeric_label_names(tmp_path):
+    root = tmp_path / "d"
+    (root / "news").mkdir(parents=True)
+    (root / "news" / "test.csv").write_text(
+        "Class Index,Title,Description\n" + "".join(f"{1 + i % 2},t{i},body {i}\n" for i in range(10)))
+    spec = ("files:\n  train: {path: news/test.csv, rows: '3:', rename: {Class Index: label, Description: text}}\n"
+            "  validation: {path: news/test.csv, rows: ':3', rename: {Class Index: label, Description: text}}\n"
+            "label_field: label\nlabel_names: {1: World, 2: Sports}\n" + BASE)
+    task = load_task("topic", write_task(tmp_path, spec))
+    train, val = load_split(task, "train", root), load_split(task, "validation", root)
+    assert [r["text"] for r in val] == ["body 0", "body 1", "body 2"]
+    assert [r["text"] for r in train] == [f"body {i}" for i in range(3, 10)]
+    assert [r["answer"] for r in val] == ["World", "Sports", "World"]
+    assert train[0]["_where"].endswith("test.csv:5")  # line numbers still point into the file
+
+
+@pytest.mark.parametrize("text,message", [
+    ("label_field: label\n" + BASE, r"topic.yaml: 'label_field' and 'label_names' go together"),
+    (BASE, r"topic.yaml: the templates use \['answer', 'options'\], which need 'label_field' and 'label_names'"),
+    ("label_field: label\nlabel_names: {0: ''}\n" + BASE, r"topic.yaml: label_names.0 must be a non-empty word"),
+    ("files:\n  train: {path: a.txt, fromat: trec}\nlabel_field: l\nlabel_names: {a: b}\n" + BASE,
+     r"topic.yaml: files.train: unknown key\(s\) \['fromat'\]"),
+    ("files:\n  train: {format: trec}\nlabel_field: l\nlabel_names: {a: b}\n" + BASE,
+     r"topic.yaml: files.train must be a path or a mapping with 'path'"),
+])
+def test_bad_task_yaml_names_file_and_key(tmp_path, text, message):
+    with pytest.raises(TunevalError, match=message):
+        load_task("topic", write_task(tmp_path, text))
+
+
+def test_bad_rows_slice_is_an_error(tmp_path):
+    root = tmp_path / "d"
+    root.mkdir()
+    (root / "a.jsonl").write_text('{"text": "x", "label": "a"}\n')
+    d = write_task(tmp_path, "files:\n  train: {path: a.jsonl, rows: 'first 10'}\nlabel_field: label\n"
+                             "label_names: {a: A}\n" + BASE)
+    with pytest.raises(TunevalError, match=r"topic.yaml: files.train: rows must be a slice like '1600:'"):
+        load_split(load_task("topic", d), "train", root)
