@@ -21,6 +21,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -219,14 +220,16 @@ def mixture_table(mixture: dict[str, Any]) -> Table:
     """The resolved mixture as a rich table: rates, rows drawn per task and per template."""
     how = mixture["strategy"] + (f", cap {mixture['cap']}" if mixture["cap"] else "") + (
         f", T={mixture['temperature']:g}" if mixture["strategy"] == "temperature" else "")
-    table = Table(title=f"mixture ({how}): {mixture['examples']} examples, seed {mixture['seed']}", title_justify="left")
-    for col in ("task", "pool", "rate", "drawn", "unique", "per template (held out)", "tokens/ex"):
-        table.add_column(col, justify="left" if col.startswith(("task", "per")) else "right",
-                         no_wrap=col.startswith("per"))
+    table = Table(title=f"mixture ({how}): {mixture['examples']} examples, seed {mixture['seed']}", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("task", "pool", "rate", "drawn", "unique", "per template", "tok/ex"):
+        text = col in ("task", "per template")
+        table.add_column(col, justify="left" if text else "right", no_wrap=not text, min_width=9 if col == "task" else None)
     for t in mixture["tasks"]:
-        per = " ".join(f"{k}:{v}" for k, v in t["per_template"].items())
-        held = f" ({','.join(map(str, t['holdout_templates']))})" if t["holdout_templates"] else ""
-        name = t["task"] + (" [replay]" if t["replay"] else "")
+        # Counts by template index, in order; '-' marks a phrasing this task does not train on.
+        n = max(int(k) for k in (*t["per_template"], *map(str, t["holdout_templates"]))) + 1
+        per = " ".join(str(t["per_template"].get(str(i), "-")) for i in range(n))
+        name = t["task"] + (" (replay)" if t["replay"] else "")
         table.add_row(name, f"{t['pool']:,}", f"{t['rate']:.3f}", f"{t['drawn']:,}", f"{t['unique']:,}",
-                      per + held, f"{t['mean_length']:.0f}")
+                      per, f"{t['mean_length']:.0f}")
     return table
