@@ -74,8 +74,14 @@ def test_single_task_holdout_keeps_the_plain_path(tiny_llama_dir, tiny_data_dir,
         "data": {"data_dir": str(tiny_data_dir), "train_examples": 32, "max_seq_len": 256, "holdout_templates": [4, 5]},
         "train": {"max_steps": 1, "per_device_train_batch_size": 8, "save_steps": 50},
     }, "test")
-    metrics, *_ = train(recipe)
+    metrics, model, loaded = train(recipe)
     per = metrics["data"]["per_template"]
     assert per["4"] == 0 and per["5"] == 0 and sum(per.values()) == 32 and all(per[str(i)] > 0 for i in range(4))
     assert metrics["data"]["holdout_templates"] == [4, 5] and "mixture" not in metrics["data"]
     assert not (tmp_path / "r" / "mixture.json").exists()
+    # Scored on a phrasing it never trained on.
+    task = load_task("dialogsum")
+    results = evaluate_generation(model.eval(), loaded.tokenizer, loaded.arch, task, limit=2, template=4,
+                                  data_dir=str(tiny_data_dir), max_new_tokens=4, max_seq_len=256)
+    assert results["template"] == {"index": 4, "text": task.templates.prompts[4]}
+    assert all("Summarize the following conversation." in e["prompt"] for e in results["examples"])
