@@ -60,6 +60,10 @@ class TrainConfig:
     bf16: str = "auto"  # auto: on where the CPU has native bf16 (AVX512-BF16/AMX) or on CUDA
     group_by_length: bool = True
     gradient_checkpointing: bool = False
+    # Speed levers (train/loss.py; measured in bench/README-speed.md). Each is exact; turn one off to compare.
+    logits_to_keep: str = "labels"  # labels: lm_head + loss only where a next-token label is; all: every position
+    drop_padding_mask: bool = True  # right padding is invisible to causal attention: let SDPA run is_causal
+    pad_to_multiple_of: int | None = None  # pad each batch's length up to a multiple (fewer shapes, more pads)
 
 
 @dataclass

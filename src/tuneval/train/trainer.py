@@ -21,7 +21,6 @@ import torch
 from transformers import (
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
-    Trainer,
     TrainingArguments,
     set_seed,
 )
@@ -37,6 +36,8 @@ from tuneval.methods import count_parameters, get_method
 from tuneval.methods.common import save_trained
 from tuneval.models import LoadedModel, load_model
 from tuneval.train.callbacks import PeakMemory, RichProgressCallback
+from tuneval.train.distributed import is_main_process
+from tuneval.train.loss import FastCausalTrainer, check_logits_to_keep
 
 
 def cpu_has_bf16() -> bool:
@@ -164,11 +165,12 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
           loaded: LoadedModel | None = None) -> tuple[dict[str, Any], torch.nn.Module, LoadedModel]:
     """Run one recipe; return (metrics, trained model, loaded base record)."""
     spec = get_method(recipe.method)
-    run_dir = prepare_run_dir(recipe, resume, overwrite)
+    main = is_main_process()  # under torchrun/accelerate only rank 0 writes the run directory
+    run_dir = prepare_run_dir(recipe, resume, overwrite) if main else recipe.run_dir
     set_seed(recipe.seed)
     loaded = loaded or load_model(recipe.model)
     examples, data_summary = build_examples(recipe, loaded)
-    if "mixture" in data_summary:
+    if "mixture" in data_summary and main:
         atomic_write_json(run_dir / "mixture.json", data_summary["mixture"])
     set_seed(recipe.seed)  # the method's new weights (LoRA A, soft prompts) start from the seed too
     model = spec.apply(loaded.model, recipe.method_args, loaded.arch)
@@ -176,14 +178,20 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
     trainable, total = count_parameters(model)
     bf16 = resolve_bf16(recipe.train.bf16)
     args = training_arguments(recipe, run_dir, loaded.arch, bf16)
-    trainer_cls = Seq2SeqTrainer if loaded.arch == "seq2seq" else Trainer
+    t = recipe.train
+    check_logits_to_keep(t.logits_to_keep)
+    if t.pad_to_multiple_of is not None and t.pad_to_multiple_of < 1:
+        raise TunevalError(f"train.pad_to_multiple_of: expected a positive integer or null, got {t.pad_to_multiple_of}")
+    trainer_cls, levers = (Seq2SeqTrainer, {}) if loaded.arch == "seq2seq" else (
+        FastCausalTrainer, {"logits_to_keep": t.logits_to_keep, "drop_padding_mask": t.drop_padding_mask})
     trainer = trainer_cls(
         model=model,
         args=args,
         train_dataset=examples,
-        data_collator=DataCollator(loaded.tokenizer.pad_token_id),
+        data_collator=DataCollator(loaded.tokenizer.pad_token_id, pad_to_multiple_of=t.pad_to_multiple_of),
         processing_class=loaded.tokenizer,
         callbacks=[RichProgressCallback(f"train {recipe.method}"), *(callbacks or [])],
+        **levers,
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
@@ -198,8 +206,10 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
     seconds = time.perf_counter() - start
     model.config.use_cache = True
     result_dir = run_dir / ("adapter" if spec.saves == "adapter" else "model")
-    _save_result(trainer.model, loaded.tokenizer, result_dir, full=spec.saves == "model",
-                 save=lambda d: save_trained(spec, recipe.method_args, loaded.arch, trainer.model, d))
+    if main:
+        _save_result(trainer.model, loaded.tokenizer, result_dir, full=spec.saves == "model",
+                     save=lambda d: save_trained(spec, recipe.method_args, loaded.arch, trainer.model, d))
+    trainer.accelerator.wait_for_everyone()
     tokens = trainer.state.num_input_tokens_seen - tokens_before
     metrics = {
         "method": recipe.method,
@@ -224,6 +234,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
         "torch_threads": torch.get_num_threads(),
         "data": data_summary,
     }
-    atomic_write_text(run_dir / "train_log.jsonl", "".join(json.dumps(r) + "\n" for r in trainer.state.log_history))
-    atomic_write_json(run_dir / "metrics.json", metrics)
+    if main:
+        atomic_write_text(run_dir / "train_log.jsonl", "".join(json.dumps(r) + "\n" for r in trainer.state.log_history))
+        atomic_write_json(run_dir / "metrics.json", metrics)
     return metrics, trainer.model, loaded

@@ -1,0 +1,138 @@
+"""A cheaper causal-LM training step with the same loss: logits only where a label is, no padding mask.
+
+Two levers, each a recipe switch (train section), both exact:
+
+* `logits_to_keep: labels` — the standard path projects every position onto the whole
+  vocabulary (SmolLM2: 49,152 columns) and then throws most of it away: with a response-only
+  loss (prompt positions are labelled -100) DialogSum keeps ~50 of ~260 positions a row. We
+  ask the model for logits only at positions whose *next* token has a label (transformers'
+  `logits_to_keep` takes a boolean (batch, seq) mask and returns a flat (kept, vocab) tensor),
+  and take the same cross-entropy there. The fp32 logits (and their softmax and gradient)
+  shrink ~5x, and so does the lm_head matmul's share of each step.
+* `drop_padding_mask: true` — batches are right-padded and attention is causal, so no real
+  token ever attends to a pad (pads only come after it). The 2-D attention mask then changes
+  nothing for the positions that count, yet it makes SDPA build a (batch, 1, seq, seq) mask
+  and leave its fused causal kernel. Without it, SDPA runs `is_causal=True`. The pads' own
+  outputs change, but they carry no label and (with the lever above) get no logits.
+
+Seq2seq models, and PEFT prompt-learning methods whose virtual tokens we cannot place, take
+the standard path (`Trainer.compute_loss`). Loss normalisation mirrors transformers'
+`ForCausalLMLoss` + `Trainer.compute_loss`: a sum over labelled tokens divided by
+`num_items_in_batch` (all tokens in the accumulated, all-device batch) when the Trainer
+passes it, else a mean; then times the number of processes under
+`average_tokens_across_devices`, as the Trainer does for models that take loss kwargs.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from transformers import Trainer
+
+from tuneval.data.collate import IGNORE_INDEX
+from tuneval.errors import TunevalError
+
+LOGITS_TO_KEEP = ("labels", "all")
+
+
+def check_logits_to_keep(value: str) -> str:
+    if value not in LOGITS_TO_KEEP:
+        raise TunevalError(f"train.logits_to_keep: expected one of {', '.join(LOGITS_TO_KEEP)}, got {value!r}")
+    return value
+
+
+def virtual_tokens(model: torch.nn.Module) -> int | None:
+    """Positions PEFT prepends to the sequence the lm_head sees (0 for most methods); None if unknown."""
+    config = getattr(model, "active_peft_config", None)
+    if config is None or not getattr(config, "is_prompt_learning", False):
+        return 0
+    kind = str(getattr(config, "peft_type", "")).rsplit(".", 1)[-1]
+    if kind in ("PROMPT_TUNING", "P_TUNING", "MULTITASK_PROMPT_TUNING"):
+        return int(config.num_virtual_tokens)  # prompt embeddings are concatenated before the input
+    if kind == "PREFIX_TUNING":
+        return 0  # the prefix lives in the key/value cache, not in the sequence
+    return None
+
+
+def accepts_logits_to_keep(model: torch.nn.Module) -> bool:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
+def labelled_positions(labels: torch.Tensor, shift: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(keep, targets): keep[b, p] is True where labels[b, p + 1] is a real label (p counted after
+    `shift` prepended positions); targets are those labels in the same row-major order."""
+    nxt = labels[:, 1:] != IGNORE_INDEX
+    keep = torch.zeros(labels.shape[0], labels.shape[1] + shift, dtype=torch.bool, device=labels.device)
+    keep[:, shift:shift + labels.shape[1] - 1] = nxt
+    return keep, labels[:, 1:][nxt]
+
+
+def causal_lm_loss(model: torch.nn.Module, inputs: dict, num_items_in_batch=None, *, shift: int = 0,
+                   logits_to_keep: str = "labels", drop_padding_mask: bool = True):
+    """The causal-LM loss of `inputs` (input_ids, attention_mask, labels), computed the cheap way.
+
+    Returns (loss, outputs); outputs.logits is (kept positions, vocab) with `logits_to_keep: labels`.
+    """
+    inputs = dict(inputs)
+    labels = inputs.pop("labels")
+    if drop_padding_mask and _right_padded(inputs.get("attention_mask")):
+        inputs.pop("attention_mask")
+    keep, targets = labelled_positions(labels, shift)
+    if logits_to_keep == "labels":
+        outputs = model(**inputs, logits_to_keep=keep)
+        logits = outputs.logits
+        if logits.dim() == 3:  # a model that slices only by int: cut here
+            logits = logits[keep]
+    else:
+        outputs = model(**inputs)
+        logits = outputs.logits[keep]
+    reduction = "sum" if num_items_in_batch is not None else "mean"
+    loss = torch.nn.functional.cross_entropy(logits.float(), targets.to(logits.device), reduction=reduction)
+    if num_items_in_batch is not None:
+        if torch.is_tensor(num_items_in_batch):
+            num_items_in_batch = num_items_in_batch.to(loss.device)
+        loss = loss / num_items_in_batch
+    return loss, outputs
+
+
+def _right_padded(mask: torch.Tensor | None) -> bool:
+    """True when every row is ones then zeros (or there is no mask): the pads come after the tokens."""
+    if mask is None:
+        return True
+    m = mask.to(torch.int8)
+    return bool((m[:, 1:] <= m[:, :-1]).all())
+
+
+class FastCausalTrainer(Trainer):
+    """transformers.Trainer with `causal_lm_loss` for causal LMs; anything else takes Trainer's own path."""
+
+    def __init__(self, *args, logits_to_keep: str = "labels", drop_padding_mask: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.logits_to_keep = check_logits_to_keep(logits_to_keep)
+        self.drop_padding_mask = drop_padding_mask
+
+    def _fast_shift(self, model) -> int | None:
+        inner = self.accelerator.unwrap_model(model)
+        if getattr(getattr(inner, "config", None), "is_encoder_decoder", False):
+            return None
+        if self.logits_to_keep == "labels" and not accepts_logits_to_keep(inner):
+            return None
+        return virtual_tokens(inner)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        fast = self.logits_to_keep == "labels" or self.drop_padding_mask
+        shift = self._fast_shift(model) if fast and "labels" in inputs and self.label_smoother is None \
+            and self.compute_loss_func is None else None
+        if shift is None:
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+        if not self.model_accepts_loss_kwargs:
+            num_items_in_batch = None  # the standard path would take the model's per-batch mean
+        loss, outputs = causal_lm_loss(model, inputs, num_items_in_batch, shift=shift,
+                                       logits_to_keep=self.logits_to_keep, drop_padding_mask=self.drop_padding_mask)
+        if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs and num_items_in_batch is not None:
+            scale = self.accelerator.num_processes // self.get_tp_size()
+            loss = loss * (scale if self.args.n_gpu <= 1 else self.args.n_gpu)
+        return (loss, outputs) if return_outputs else loss
