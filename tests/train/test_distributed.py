@@ -47,3 +47,19 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_llama_dir, tiny
     assert two[-1] < two[0]  # it trained
     assert (tmp_path / "two" / "adapter" / "adapter_model.safetensors").is_file()
     assert sorted(p.name for p in (tmp_path / "two").iterdir() if p.name.endswith(".tmp")) == []
+
+
+@pytest.mark.parametrize("name", ["ddp", "fsdp", "deepspeed_zero2"])
+def test_shipped_accelerate_configs_load(name):
+    """accelerate's own loader accepts them (unknown keys would fail) and they leave precision to the recipe."""
+    from pathlib import Path
+
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    path = Path(__file__).resolve().parents[2] / "recipes" / "accelerate" / f"{name}.yaml"
+    config = load_config_from_file(str(path))
+    assert str(config.distributed_type).rsplit(".", 1)[-1] == {"ddp": "MULTI_GPU", "fsdp": "FSDP",
+                                                               "deepspeed_zero2": "DEEPSPEED"}[name]
+    assert str(config.mixed_precision) == "no"
+    if name == "deepspeed_zero2":
+        assert config.deepspeed_config["zero_stage"] == 2 and "gradient_accumulation_steps" not in config.deepspeed_config
