@@ -57,15 +57,29 @@ def eval_(
     adapter: Optional[Path] = typer.Option(None, "--adapter", help="PEFT adapter directory (or a run directory)."),
     task: str = typer.Option("dialogsum", "--task"),
     split: str = typer.Option("validation", "--split"),
-    limit: Optional[int] = typer.Option(50, "--limit", help="First N examples of the split."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="First N examples of the split (default 50 with --task; "
+                                        "with --tasks/--suite: the suite's per-task limit, else all)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where results.json and report.md go."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir"),
     template: Optional[int] = typer.Option(None, "--template", help="Template index (default: the task's eval template)."),
     batch_size: int = typer.Option(16, "--batch-size"),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
     chat_template: bool = typer.Option(True, "--chat-template/--no-chat-template"),
+    tasks: Optional[str] = typer.Option(None, "--tasks", help="Benchmark tasks or groups, comma-separated (e.g. copa,sst2,mmlu)."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="A benchmark suite: glue, superglue, mmlu, forgetting."),
+    num_fewshot: Optional[int] = typer.Option(None, "--num-fewshot", help="Few-shot examples per prompt (default: the task's)."),
+    tasks_dir: Optional[Path] = typer.Option(None, "--tasks-dir", help="Directory of extra task/suite YAML files."),
+    seed: int = typer.Option(1234, "--seed", help="Few-shot sampling and bootstrap seed."),
+    bootstrap_iters: int = typer.Option(1000, "--bootstrap-iters", help="Bootstrap resamples for the 95% intervals."),
 ):
-    """Generate on a task and score ROUGE-1/2/L/Lsum and corpus BLEU."""
+    """Score a model on benchmark tasks (--tasks/--suite), or generate on one --task and score ROUGE/BLEU."""
+    if tasks or suite:
+        _quiet_libraries()
+        _benchmarks(model, adapter, tasks=tasks, suite=suite, limit=limit, num_fewshot=num_fewshot, tasks_dir=tasks_dir,
+                    data_dir=data_dir, out=out, batch_size=batch_size, seed=seed, bootstrap_iters=bootstrap_iters,
+                    chat_template=chat_template)
+        return
+    limit = 50 if limit is None else limit
     from tuneval.data.tasks import load_task
     from tuneval.evaluate.run import evaluate_generation
     from tuneval.models import load_adapter, load_model
@@ -271,6 +285,73 @@ def sweep(
     result = run_sweep(recipe, grid, overrides, out=out, overwrite=overwrite, console=console)
     console.print(result["markdown"])
     console.print(f"saved: {result['out'] / 'sweep.md'}, sweep.csv, sweep.json, sweep.png")
+
+
+def _print_task(r: dict) -> None:
+    from tuneval.evaluate.summary import fmt
+
+    m = r["primary_metric"]
+    ci = r["bootstrap"].get(m, {})
+    others = " ".join(f"{k}={fmt(k, v)}" for k, v in r["metrics"].items() if k != m and not k.endswith(("_precision", "_recall")))
+    console.print(f"[bold]{r['task']}[/bold] ({r['num_examples']} ex, {r['num_fewshot']}-shot, {r['stats']['seconds']:.0f} s): "
+                  f"{m}={fmt(m, r['metrics'][m])} [{fmt(m, ci.get('ci_low'))}, {fmt(m, ci.get('ci_high'))}] [dim]{others}[/dim]",
+                  highlight=False)
+
+
+def _benchmarks(model, adapter, *, tasks, suite, out, **kw) -> None:
+    from rich.markdown import Markdown
+
+    from tuneval.evaluate.summary import summary_markdown
+    from tuneval.evaluate.suite import evaluate_suite
+
+    label = f"{Path(model).name}+{Path(adapter).name}" if adapter else Path(model).name
+    out = out or Path("runs") / "eval" / f"{label}-{suite or tasks.replace(',', '-')[:60]}"
+    summary = evaluate_suite(model, adapter, tasks=tasks, suite=suite, out=out, on_task=_print_task, **kw)
+    console.print(Markdown(summary_markdown(summary)))
+    console.print(f"saved: {out / 'summary.md'}, {out / 'summary.json'}, {out}/<task>/results.json")
+
+
+@app.command()
+def forgetting(
+    model: str = typer.Option("smollm2-135m-instruct", "--model", help="Base model: embedded name, directory or hub id."),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="The fine-tuned adapter (or run directory) to check."),
+    suite: str = typer.Option("forgetting", "--suite", help="Suite to score before and after."),
+    tasks: Optional[str] = typer.Option(None, "--tasks", help="Tasks instead of a suite, comma-separated."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="First N examples per task (default: the suite's)."),
+    num_fewshot: Optional[int] = typer.Option(None, "--num-fewshot"),
+    before: Optional[Path] = typer.Option(None, "--before", help="Compare two earlier `tuneval eval` output directories..."),
+    after: Optional[Path] = typer.Option(None, "--after", help="...instead of running the model."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where forgetting.{md,json,png} (and before/, after/) go."),
+    tasks_dir: Optional[Path] = typer.Option(None, "--tasks-dir"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir"),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    seed: int = typer.Option(1234, "--seed"),
+    bootstrap_iters: int = typer.Option(1000, "--bootstrap-iters"),
+    chat_template: bool = typer.Option(True, "--chat-template/--no-chat-template", help="For generate tasks."),
+):
+    """Before/after fine-tuning on a task suite: per-task delta and a paired-bootstrap verdict (improved/unchanged/forgot)."""
+    from rich.markdown import Markdown
+
+    from tuneval.evaluate.forgetting import forgetting_markdown
+    from tuneval.evaluate.suite import compare_dirs, run_forgetting
+
+    _quiet_libraries()
+    if (before is None) != (after is None):
+        raise TunevalError("give both --before and --after (two `tuneval eval` output directories)")
+    if before is not None:
+        if adapter is not None:
+            raise TunevalError("--adapter runs the model; --before/--after compare saved results: give one or the other")
+        out = out or after.parent / f"forgetting-{before.name}-vs-{after.name}"
+        result = compare_dirs(before, after, out=out, iters=bootstrap_iters, seed=seed)
+    else:
+        if adapter is None:
+            raise TunevalError("give --adapter RUN (the fine-tuned result to check) or --before DIR --after DIR")
+        out = out or Path("runs") / "forgetting" / adapter.resolve().name
+        result = run_forgetting(model, adapter, tasks=tasks, suite=suite, limit=limit, num_fewshot=num_fewshot,
+                                tasks_dir=tasks_dir, data_dir=data_dir, out=out, batch_size=batch_size, seed=seed,
+                                bootstrap_iters=bootstrap_iters, chat_template=chat_template, on_task=_print_task)
+    console.print(Markdown(forgetting_markdown(result, result["before_label"], result["after_label"])))
+    console.print(f"saved: {out / 'forgetting.md'}, {out / 'forgetting.json'}, {out / 'forgetting.png'}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,63 @@
+"""What `tuneval eval --tasks/--suite` and `tuneval forgetting` do: load, plan, run, write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from tuneval.evaluate.benchmarks import load_registry, plan
+from tuneval.evaluate.forgetting import compare, load_results, write_forgetting
+from tuneval.evaluate.harness import DEFAULT_SEED
+from tuneval.evaluate.summary import run_plan
+
+
+def _plan(tasks, suite, limit, num_fewshot, tasks_dir):
+    names = [t.strip() for t in tasks.split(",") if t.strip()] if isinstance(tasks, str) else tasks
+    return plan(load_registry(tasks_dir), tasks=names, suite=suite, limit=limit, num_fewshot=num_fewshot)
+
+
+def evaluate_suite(model: str, adapter: str | Path | None = None, *, tasks=None, suite: str | None = None,
+                   limit: int | None = None, num_fewshot: int | None = None, tasks_dir=None, data_dir=None,
+                   out: str | Path, batch_size: int = 16, seed: int = DEFAULT_SEED, bootstrap_iters: int = 1000,
+                   chat_template: bool = True, on_task: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    from tuneval.models import load_adapter, load_model
+
+    todo = _plan(tasks, suite, limit, num_fewshot, tasks_dir)  # bad task names fail before the model loads
+    loaded = load_model(model)
+    net = load_adapter(loaded, adapter) if adapter else loaded.model
+    label = f"{model}+{Path(adapter).name}" if adapter else model
+    meta = {"model": model, "adapter": str(adapter) if adapter else None, "suite": suite}
+    return run_plan(net, loaded.tokenizer, loaded.arch, todo, out_dir=out, data_dir=data_dir, batch_size=batch_size,
+                    seed=seed, bootstrap_iters=bootstrap_iters, chat_template=chat_template, label=label, meta=meta,
+                    on_task=on_task)
+
+
+def run_forgetting(model: str, adapter: str | Path, *, tasks=None, suite: str | None = "forgetting",
+                   limit: int | None = None, num_fewshot: int | None = None, tasks_dir=None, data_dir=None,
+                   out: str | Path, batch_size: int = 16, seed: int = DEFAULT_SEED, bootstrap_iters: int = 1000,
+                   chat_template: bool = True, on_task: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Score the base, put the adapter on the same loaded weights, score again, compare."""
+    from tuneval.models import load_adapter, load_model
+
+    out = Path(out)
+    todo = _plan(tasks, None if tasks else suite, limit, num_fewshot, tasks_dir)
+    loaded = load_model(model)
+    common = dict(data_dir=data_dir, batch_size=batch_size, seed=seed, bootstrap_iters=bootstrap_iters,
+                  chat_template=chat_template, on_task=on_task)
+    before_label, after_label = model, f"{model}+{Path(adapter).name}"
+    run_plan(loaded.model, loaded.tokenizer, loaded.arch, todo, out_dir=out / "before", label=before_label,
+             meta={"model": model, "adapter": None, "suite": suite}, **common)
+    net = load_adapter(loaded, adapter)
+    run_plan(net, loaded.tokenizer, loaded.arch, todo, out_dir=out / "after", label=after_label,
+             meta={"model": model, "adapter": str(adapter), "suite": suite}, **common)
+    return compare_dirs(out / "before", out / "after", out=out, iters=bootstrap_iters, seed=seed)
+
+
+def compare_dirs(before: str | Path, after: str | Path, *, out: str | Path, iters: int = 1000,
+                 seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    rb, ra = load_results(before), load_results(after)
+    label = lambda results, d: next(iter(results.values())).get("label") or str(d)  # noqa: E731
+    before_label, after_label = label(rb, before), label(ra, after)
+    result = compare(rb, ra, iters=iters, seed=seed)
+    paths = write_forgetting(result, out, before_label, after_label)
+    return {**result, "paths": paths, "before_label": before_label, "after_label": after_label}

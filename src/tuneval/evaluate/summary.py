@@ -1,0 +1,106 @@
+"""Run a plan of tasks, then one summary table (Markdown + JSON) with bootstrap intervals.
+
+Grouped tasks (MMLU's 57 subjects) are also reported per category and overall, averaged
+over examples (lm-eval's `weight_by_size: true`), with a bootstrap over the pooled examples.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tuneval.evaluate.harness import DEFAULT_SEED, run_task
+from tuneval.io import atomic_write_json, atomic_write_text
+
+SCALE_100 = {"bleu", "chrf"}
+
+
+def fmt(metric: str, value: float | None, sign: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value:{sign}.2f}" if metric in SCALE_100 else f"{value:{sign}.4f}"
+
+
+def _pooled(values: np.ndarray, iters: int, seed: int) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    means = np.array([values[rng.integers(0, values.size, values.size)].mean() for _ in range(iters)])
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {"stderr": float(means.std(ddof=1)), "ci_low": float(lo), "ci_high": float(hi)}
+
+
+def group_item_values(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{group: {"metric", "tasks", "values"}} for every group and group_category, pooled per example."""
+    groups: dict[str, dict[str, Any]] = {}
+    for r in results:
+        if not r.get("group"):
+            continue
+        metric = "acc" if r["output_type"] == "multiple_choice" else r["primary_metric"]
+        names = [r["group"]] + ([f"{r['group']}_{r['category']}"] if r.get("category") else [])
+        for name in names:
+            g = groups.setdefault(name, {"metric": metric, "tasks": [], "values": []})
+            g["tasks"].append(r["task"])
+            g["values"] += [ex[metric] for ex in r["examples"]]
+    return groups
+
+
+def group_scores(results: list[dict[str, Any]], iters: int = 1000, seed: int = DEFAULT_SEED) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, g in sorted(group_item_values(results).items()):
+        values = np.array(g["values"], dtype=float)
+        out[name] = {"metric": g["metric"], "value": float(values.mean()), "num_examples": int(values.size),
+                     "num_tasks": len(g["tasks"]), **_pooled(values, iters, seed)}
+    return out
+
+
+def task_row(r: dict[str, Any]) -> dict[str, Any]:
+    m = r["primary_metric"]
+    ci = r["bootstrap"].get(m, {})
+    return {"task": r["task"], "n": r["num_examples"], "num_fewshot": r["num_fewshot"], "metric": m,
+            "value": r["metrics"][m], "ci_low": ci.get("ci_low"), "ci_high": ci.get("ci_high"),
+            "stderr": ci.get("stderr"), "metrics": r["metrics"], "seconds": r["stats"]["seconds"],
+            "group": r.get("group"), "category": r.get("category")}
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    lines = [f"# {summary['label']}: {len(summary['tasks'])} tasks", "",
+             f"Model `{summary.get('model')}`" + (f", adapter `{summary['adapter']}`" if summary.get("adapter") else "")
+             + f"; 95% bootstrap intervals ({summary['bootstrap_iters']} resamples); {summary['seconds']:.0f} s.", ""]
+    if summary["groups"]:
+        lines += ["| group | tasks | n | metric | value | 95% CI |", "|---|---:|---:|---|---:|---|"]
+        for name, g in summary["groups"].items():
+            lines.append(f"| {name} | {g['num_tasks']} | {g['num_examples']} | {g['metric']} | {fmt(g['metric'], g['value'])} "
+                         f"| [{fmt(g['metric'], g['ci_low'])}, {fmt(g['metric'], g['ci_high'])}] |")
+        lines.append("")
+    lines += ["| task | n | shots | metric | value | 95% CI | other metrics | s |", "|---|---:|---:|---|---:|---|---|---:|"]
+    for row in summary["tasks"].values():
+        m = row["metric"]
+        others = ", ".join(f"{k} {fmt(k, v)}" for k, v in row["metrics"].items() if k != m and not k.endswith(("_precision", "_recall")))
+        lines.append(f"| {row['task']} | {row['n']} | {row['num_fewshot']} | {m} | {fmt(m, row['value'])} | "
+                     f"[{fmt(m, row['ci_low'])}, {fmt(m, row['ci_high'])}] | {others} | {row['seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_plan(model, tokenizer, arch: str, plan: list, *, out_dir: str | Path, data_dir=None, batch_size: int = 16,
+             seed: int = DEFAULT_SEED, bootstrap_iters: int = 1000, chat_template: bool = True, label: str = "model",
+             meta: dict | None = None, on_task=None) -> dict[str, Any]:
+    """Every (task, limit, num_fewshot) of the plan; per-task results.json, then summary.{md,json}."""
+    out = Path(out_dir)
+    start = time.perf_counter()
+    results = []
+    for task, limit, k in plan:
+        r = run_task(model, tokenizer, arch, task, limit=limit, num_fewshot=k, data_dir=data_dir, batch_size=batch_size,
+                     seed=seed, bootstrap_iters=bootstrap_iters, chat_template=chat_template, label=label, meta=meta,
+                     out_dir=out)
+        results.append(r)
+        if on_task is not None:
+            on_task(r)
+    summary = {"label": label, **(meta or {}), "seconds": round(time.perf_counter() - start, 1),
+               "bootstrap_iters": bootstrap_iters, "seed": seed,
+               "groups": group_scores(results, bootstrap_iters, seed),
+               "tasks": {r["task"]: task_row(r) for r in results}}
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "summary.md", summary_markdown(summary))
+    return summary
