@@ -65,12 +65,15 @@ def test_lower_is_better_metrics_flip_the_verdict():
 def test_groups_are_pooled_over_examples():
     a_b, a_a = masks(100, 0.5, 0.9, 0.0, 5)
     b_b, b_a = masks(100, 0.5, 0.0, 0.0, 6)
-    before = {"g_a": mc_result("g_a", a_b, "g", "x"), "g_b": mc_result("g_b", b_b, "g", "y")}
-    after = {"g_a": mc_result("g_a", a_a, "g", "x"), "g_b": mc_result("g_b", b_a, "g", "y")}
+    c_b, c_a = masks(100, 0.5, 0.0, 0.0, 7)
+    spec = {"g_a": ("x", a_b, a_a), "g_b": ("y", b_b, b_a), "g_c": ("y", c_b, c_a)}
+    before = {t: mc_result(t, b, "g", cat) for t, (cat, b, _) in spec.items()}
+    after = {t: mc_result(t, a, "g", cat) for t, (cat, _, a) in spec.items()}
     groups = compare(before, after, iters=300)["groups"]
-    assert set(groups) == {"g", "g_x", "g_y"} and groups["g"]["n"] == 200
-    assert groups["g"]["before"] == pytest.approx((sum(a_b) + sum(b_b)) / 200)
-    assert groups["g_x"]["verdict"] == "improved" and groups["g_y"]["verdict"] == "unchanged"
+    assert set(groups) == {"g", "g_y"}  # g_x has one task: it would only repeat g_a
+    assert groups["g"]["n"] == 300 and groups["g"]["num_tasks"] == 3
+    assert groups["g"]["before"] == pytest.approx((sum(a_b) + sum(b_b) + sum(c_b)) / 300)
+    assert groups["g"]["verdict"] == "improved" and groups["g_y"]["verdict"] == "unchanged"
 
 
 def test_unpaired_examples_are_refused():

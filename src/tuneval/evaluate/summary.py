@@ -32,7 +32,7 @@ def _pooled(values: np.ndarray, iters: int, seed: int) -> dict[str, float]:
 
 
 def group_item_values(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """{group: {"metric", "tasks", "values"}} for every group and group_category, pooled per example."""
+    """{group: {"metric", "tasks", "values"}} per group and group_category of 2+ tasks, pooled per example."""
     groups: dict[str, dict[str, Any]] = {}
     for r in results:
         if not r.get("group"):
@@ -43,7 +43,7 @@ def group_item_values(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]
             g = groups.setdefault(name, {"metric": metric, "tasks": [], "values": []})
             g["tasks"].append(r["task"])
             g["values"] += [ex[metric] for ex in r["examples"]]
-    return groups
+    return {name: g for name, g in groups.items() if len(g["tasks"]) > 1}  # a one-task group would repeat the task
 
 
 def group_scores(results: list[dict[str, Any]], iters: int = 1000, seed: int = DEFAULT_SEED) -> dict[str, dict[str, Any]]:
