@@ -28,15 +28,14 @@ def greedy_config(model, tokenizer, max_new_tokens: int) -> GenerationConfig:
 
 
 @torch.inference_mode()
-def generate(model, tokenizer, prompts: list[list[int]], arch: str, batch_size: int = 16,
-             max_new_tokens: int = 64, description: str = "generating") -> tuple[list[str], int]:
-    """Greedy completions for token-id prompts, in input order; also the number of new tokens."""
+def generate_ids(model, tokenizer, prompts: list[list[int]], arch: str, batch_size: int = 16,
+                 max_new_tokens: int = 64, description: str = "generating") -> list[list[int]]:
+    """Greedy new token ids for token-id prompts, in input order, each cut after its first EOS."""
     model.eval()
     device = next(model.parameters()).device
     config = greedy_config(model, tokenizer, max_new_tokens)
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-    outputs: list[str] = [""] * len(prompts)
-    new_tokens = 0
+    outputs: list[list[int]] = [[] for _ in prompts]
     pad = tokenizer.pad_token_id
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=True) as progress:
@@ -56,18 +55,24 @@ def generate(model, tokenizer, prompts: list[list[int]], arch: str, batch_size: 
             if arch == "causal":
                 out = out[:, input_ids.shape[1]:]
             for row, i in zip(out, idx):
-                row = row.tolist()
-                new_tokens += _length_until_eos(row, config.eos_token_id, pad, arch)
-                outputs[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+                outputs[i] = _until_eos(row.tolist(), config.eos_token_id, pad, arch)
             progress.advance(bar, len(idx))
-    return outputs, new_tokens
+    return outputs
 
 
-def _length_until_eos(row: list[int], eos, pad: int, arch: str) -> int:
+def generate(model, tokenizer, prompts: list[list[int]], arch: str, batch_size: int = 16,
+             max_new_tokens: int = 64, description: str = "generating") -> tuple[list[str], int]:
+    """Greedy completions for token-id prompts, in input order; also the number of new tokens."""
+    ids = generate_ids(model, tokenizer, prompts, arch, batch_size, max_new_tokens, description)
+    return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids], sum(map(len, ids))
+
+
+def _until_eos(row: list[int], eos, pad: int, arch: str) -> list[int]:
+    """The generated tokens up to and including the first EOS (without seq2seq's decoder start token)."""
     eos_ids = set(eos if isinstance(eos, list) else [eos])
     if arch == "seq2seq" and row and row[0] == pad:  # the decoder start token
         row = row[1:]
     for n, t in enumerate(row):
         if t in eos_ids:
-            return n + 1
-    return len(row)
+            return row[: n + 1]
+    return row

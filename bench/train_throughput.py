@@ -1,0 +1,283 @@
+"""Training throughput: the standard recipe vs tuneval's default path, side by side, on the same examples.
+
+* standard: transformers' Trainer as a typical notebook uses it: fp32, every example padded to
+  --pad-to (512) tokens, random order (no length grouping), the model's own loss over
+  full-vocabulary logits at every position, with the padding attention mask.
+* tuneval: `tuneval.train.trainer.train` with the recipe defaults: length-grouped batches padded
+  to their own longest row, logits and loss only where a next-token label is
+  (`train.logits_to_keep: labels`), no padding mask under causal right padding
+  (`train.drop_padding_mask`); bf16 only where the hardware has it (`train.bf16: auto`).
+
+Both: the embedded SmolLM2-135M-Instruct, LoRA r=32 (alpha 32, dropout 0.05) on q_proj/v_proj,
+the same --examples DialogSum training examples (cut to --pad-to tokens; the response-only
+loss of tuneval's formatter), batch --batch-size, learning rate --lr, AdamW, linear decay, seed
+--seed, one epoch. Each path runs in a process of its own, so its peak memory (process RSS on
+a CPU, the CUDA allocator's peak on a GPU) is its own. Printed for each: real (non-padding)
+tokens/s, padding share, peak memory, mean training loss over the epoch (the same examples,
+once each), loss on the first --eval-examples validation examples after training, and model
+FLOP/s (4 x parameters per real token for LoRA, 6 x for full) as a share of this machine's
+measured fp32 and bf16 matmul peaks (best of a few square matmuls, up to 2048^3).
+
+Measured run (~10 min on 2 quiet CPU cores):
+    .venv/bin/python bench/train_throughput.py --data-dir ../shared/data
+What each lever gives (tuneval with one lever off at a time; ~4 more tuneval runs):
+    .venv/bin/python bench/train_throughput.py --data-dir ../shared/data --levers
+Smoke test:
+    .venv/bin/python bench/train_throughput.py --data-dir ../shared/data --examples 4 --batch-size 2 \\
+        --eval-examples 2 --out runs/bench-train-throughput-smoke
+Writes OUT/train_throughput.json and .md. The last line printed is `speedup: <ratio>x`
+(tuneval's real tokens/s over the standard recipe's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# --levers: tuneval's default path with one lever turned off (or, for padding, on) at a time.
+LEVERS: dict[str, dict[str, Any]] = {
+    "tuneval, logits_to_keep=all": {"logits_to_keep": "all"},
+    "tuneval, drop_padding_mask=false": {"drop_padding_mask": False},
+    "tuneval, group_by_length=false": {"group_by_length": False},
+    "tuneval, pad_to_multiple_of=64": {"pad_to_multiple_of": 64},
+}
+COLUMNS = [("path", "path", "{}"), ("tokens_per_second", "real tok/s", "{:.1f}"),
+           ("padding_share", "padding share", "{:.1%}"), ("peak_memory_mb", "peak MB", "{:.0f}"),
+           ("train_loss", "mean train loss", "{:.4f}"), ("val_loss", "val loss", "{:.4f}"),
+           ("seconds", "train s", "{:.1f}"), ("steps", "steps", "{}"),
+           ("model_gflops", "model GFLOP/s", "{:.1f}"), ("share_fp32", "% fp32 peak", "{:.1%}"),
+           ("share_bf16", "% bf16 peak", "{:.1%}"), ("loadavg", "load avg (start/end)", "{}")]
+
+
+def recipe_for(a: argparse.Namespace, out: Path, **train_opts):
+    from tuneval.config import recipe_from_dict
+
+    raw = {
+        "model": a.model, "task": "dialogsum", "method": a.method, "seed": a.seed, "output_dir": str(out),
+        "data": {"data_dir": a.data_dir, "train_examples": a.examples, "max_seq_len": a.pad_to},
+        "train": {"learning_rate": a.lr, "num_train_epochs": 1, "per_device_train_batch_size": a.batch_size,
+                  "logging_steps": 1, "save_steps": 10**9, **train_opts},
+        "eval": {"limit": a.eval_examples, "batch_size": a.batch_size},
+    }
+    if a.method == "lora":
+        raw["lora"] = {"r": 32, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}
+    return recipe_from_dict(raw, "bench:train_throughput")
+
+
+def counting(collator_cls):
+    """A collator class that also counts real tokens and padded slots (for the padding share)."""
+    class Counting(collator_cls):
+        real = 0
+        slots = 0
+
+        def __call__(self, features):
+            batch = super().__call__(features)
+            Counting.real += int(batch["attention_mask"].sum())
+            Counting.slots += batch["attention_mask"].numel()
+            return batch
+    return Counting
+
+
+def run_standard(a: argparse.Namespace, out: Path) -> dict[str, Any]:
+    import torch
+    from transformers import Trainer, TrainingArguments, set_seed
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from tuneval.data.collate import DataCollator
+    from tuneval.methods import count_parameters, get_method
+    from tuneval.models import load_model
+    from tuneval.train.callbacks import PeakMemory, RichProgressCallback
+    from tuneval.train.trainer import build_examples
+
+    recipe = recipe_for(a, out)
+    set_seed(a.seed)
+    loaded = load_model(a.model)
+    examples, _ = build_examples(recipe, loaded)
+    set_seed(a.seed)
+    model = get_method(a.method).apply(loaded.model, recipe.method_args, loaded.arch)
+    model.config.use_cache = False
+    Collator = counting(DataCollator)
+    args = TrainingArguments(output_dir=str(out), per_device_train_batch_size=a.batch_size, learning_rate=a.lr,
+                             num_train_epochs=1, logging_steps=1, save_strategy="no", report_to="none",
+                             seed=a.seed, data_seed=a.seed, remove_unused_columns=False, disable_tqdm=True,
+                             use_cpu=not torch.cuda.is_available())
+    trainer = Trainer(model=model, args=args, train_dataset=examples,
+                      data_collator=Collator(loaded.tokenizer.pad_token_id, pad_to_multiple_of=a.pad_to),
+                      callbacks=[RichProgressCallback("standard recipe")])
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    start = time.perf_counter()
+    with PeakMemory() as memory:
+        output = trainer.train()
+    seconds = time.perf_counter() - start
+    return finish(a, recipe, model, loaded, Collator, seconds, memory.peak_mb, output.training_loss,
+                  trainer.state, count_parameters(model)[1])
+
+
+def run_tuneval(a: argparse.Namespace, out: Path, levers: dict[str, Any]) -> dict[str, Any]:
+    from tuneval.data.collate import DataCollator
+    from tuneval.train import trainer as tuneval_trainer
+
+    Collator = counting(DataCollator)
+    tuneval_trainer.DataCollator = Collator  # count what tuneval's own collator pads
+    recipe = recipe_for(a, out, **levers)
+    metrics, model, loaded = tuneval_trainer.train(recipe, overwrite=True)
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    return finish(a, recipe, model, loaded, Collator, metrics["train_seconds"], metrics["peak_memory_mb"],
+                  metrics["train_loss"], None, metrics["all_params"], log=log)
+
+
+def finish(a, recipe, model, loaded, Collator, seconds, peak_mb, train_loss, state, params, log=None):
+    from tuneval.evaluate.sweep import validation_loss
+
+    log = log if log is not None else state.log_history
+    losses = [r["loss"] for r in log if "loss" in r]
+    val = validation_loss(model, loaded.tokenizer, loaded.arch, recipe) if a.eval_examples else None
+    tps = Collator.real / seconds if seconds > 0 else 0.0
+    return {"tokens": Collator.real, "slots": Collator.slots, "padding_share": 1 - Collator.real / max(Collator.slots, 1),
+            "seconds": seconds, "tokens_per_second": tps, "peak_memory_mb": peak_mb, "train_loss": train_loss,
+            "step_losses": losses, "steps": len(losses), "val_loss": val, "params": params,
+            "flops_per_token": (6 if a.method == "full" else 4) * params,
+            "training": recipe.to_dict()["train"]}
+
+
+def matmul_peak(largest: int = 2048, budget_s: float = 0.5) -> dict[str, float]:
+    """Best-of-a-few square matmul rate per dtype, in GFLOP/s: this machine's practical ceiling.
+
+    The size doubles from 256 up to `largest` while one matmul takes under `budget_s`: a CPU
+    without native bf16 runs bf16 matmuls hundreds of times slower, and 2048^3 would take minutes.
+    """
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    def once(x, y) -> float:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        x @ y
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t
+
+    result = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        n = 256
+        while True:
+            x = torch.randn(n, n, device=device).to(dtype)
+            y = torch.randn(n, n, device=device).to(dtype)
+            once(x, y)  # warm-up
+            seconds = once(x, y)
+            if n >= largest or seconds * 8 > budget_s:
+                break
+            n *= 2
+        best = min([seconds] + [once(x, y) for _ in range(4)])
+        result[name] = 2 * n**3 / best / 1e9
+        result[f"{name}_n"] = n
+    return result
+
+
+def slug(name: str) -> str:
+    """'tuneval, logits_to_keep=all' -> 'tuneval-logits_to_keep-all' (a file and directory name)."""
+    return name.replace(", ", "-").replace("=", "-")
+
+
+def worker(name: str, a: argparse.Namespace) -> dict[str, Any]:
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    out = Path(a.out) / slug(name)
+    load_start = os.getloadavg()[0]
+    if name == "peak":
+        row = matmul_peak()
+    elif name == "standard":
+        row = run_standard(a, out)
+    else:
+        row = run_tuneval(a, out, {} if name == "tuneval" else LEVERS[name])
+    if name != "peak":
+        row["loadavg"] = f"{load_start:.1f}/{os.getloadavg()[0]:.1f}"
+    return row
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(h for _, h, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        cells = ["-" if r.get(k) is None else f.format(r[k]) for k, _, f in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="smollm2-135m-instruct")
+    p.add_argument("--data-dir", default=None, help="Local data directory (else $TUNEVAL_DATA_DIR).")
+    p.add_argument("--method", default="lora", choices=["lora", "full"])
+    p.add_argument("--examples", type=int, default=40, help="Training examples (one epoch) for each path.")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--pad-to", type=int, default=512, help="The standard recipe's fixed length (examples are cut to it).")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--eval-examples", type=int, default=16, help="Validation examples for the loss after training (0: skip).")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--levers", action="store_true", help="Also run tuneval with each lever off in turn.")
+    p.add_argument("--out", default="runs/bench-train-throughput")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    out = Path(a.out)
+    if a.worker:
+        row = worker(a.worker, a)
+        from tuneval.io import atomic_write_json
+
+        atomic_write_json(out / "rows" / f"{slug(a.worker)}.json", row)
+        return
+    from tuneval.demo import machine
+    from tuneval.io import atomic_write_json, atomic_write_text
+
+    names = ["peak", "standard", "tuneval", *(LEVERS if a.levers else [])]
+    rows: dict[str, dict[str, Any]] = {}
+    for name in names:
+        print(f"[{name}] running...", flush=True)
+        start = time.perf_counter()
+        row_file = out / "rows" / f"{slug(name)}.json"
+        row_file.unlink(missing_ok=True)
+        done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--worker", name])
+        if done.returncode != 0 or not row_file.is_file():
+            raise SystemExit(f"[{name}] worker exited with {done.returncode}")
+        rows[name] = {"path": name, **json.loads(row_file.read_text())}
+        print(f"[{name}] {time.perf_counter() - start:.0f} s", flush=True)
+    peak = rows.pop("peak")
+    for r in rows.values():
+        r["model_gflops"] = r["flops_per_token"] * r["tokens_per_second"] / 1e9
+        r["share_fp32"] = r["model_gflops"] / peak["fp32"]
+        r["share_bf16"] = r["model_gflops"] / peak["bf16"]
+    std, tv = rows["standard"], rows["tuneval"]
+    speedup = tv["tokens_per_second"] / std["tokens_per_second"]
+    md = (f"# Training throughput: standard recipe vs tuneval\n\nMachine: {machine()}. Matmul peak (best of a few "
+          f"square matmuls): fp32 {peak['fp32']:.1f} GFLOP/s (n={peak['fp32_n']}), bf16 {peak['bf16']:.1f} GFLOP/s "
+          f"(n={peak['bf16_n']}). Model `{a.model}`, {a.method}"
+          f"{' r=32 q/v' if a.method == 'lora' else ''}, {std['tokens']} real tokens in {a.examples} DialogSum "
+          f"examples, batch {a.batch_size}, lr {a.lr:g}, one epoch, seed {a.seed}. Model FLOPs: "
+          f"{6 if a.method == 'full' else 4} x {std['params']:,} parameters per real token. Peak memory: process "
+          f"RSS (CUDA allocator peak on GPU). Val loss: first {a.eval_examples} validation examples after training. "
+          f"Load average before/after each run is shown: above the core count means other jobs shared the CPU.\n\n"
+          f"{table(list(rows.values()))}\n\nSpeedup (tuneval real tokens/s over the standard recipe's): "
+          f"**{speedup:.2f}x**.\n")
+    if a.levers:
+        md += "\nEach lever alone (tuneval with that one setting changed; tok/s relative to tuneval's default):\n\n"
+        md += "\n".join(f"- `{n.split(', ', 1)[1]}`: {rows[n]['tokens_per_second'] / tv['tokens_per_second']:.2f}x "
+                        f"speed, peak {rows[n]['peak_memory_mb']:.0f} MB" for n in LEVERS) + "\n"
+    atomic_write_json(out / "train_throughput.json", {"machine": machine(), "args": vars(a), "matmul_peak_gflops": peak,
+                                                      "rows": list(rows.values()), "speedup": speedup})
+    atomic_write_text(out / "train_throughput.md", md)
+    print(md)
+    print(f"saved: {out / 'train_throughput.md'}, train_throughput.json")
+    print(f"speedup: {speedup:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
