@@ -170,3 +170,19 @@ def test_bad_lever_values_are_named(tiny_llama_dir, tiny_data_dir, tmp_path):
         train(_recipe(tiny_llama_dir, tiny_data_dir, tmp_path / "a", logits_to_keep="response"))
     with pytest.raises(TunevalError, match="train.pad_to_multiple_of"):
         train(_recipe(tiny_llama_dir, tiny_data_dir, tmp_path / "b", pad_to_multiple_of=0))
+
+
+def test_evaluation_keeps_full_logits(tiny_llama_dir, tmp_path):
+    """Trainer.evaluate / predict see the standard (batch, seq, vocab) logits and the same loss."""
+    loaded = load_model(str(tiny_llama_dir))
+    model = get_method("lora").apply(loaded.model, get_method("lora").settings(), loaded.arch)
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=4, report_to="none", use_cpu=True,
+                             remove_unused_columns=False)
+    data = examples(6, seed=2)
+    results = {}
+    for cls in (Trainer, FastCausalTrainer):
+        trainer = cls(model=model, args=args, eval_dataset=data, data_collator=DataCollator(loaded.tokenizer.pad_token_id))
+        prediction = trainer.predict(data)
+        assert prediction.predictions.shape[0] == 6 and prediction.predictions.shape[-1] == model.config.vocab_size
+        results[cls.__name__] = prediction.metrics["test_loss"]
+    assert results["FastCausalTrainer"] == pytest.approx(results["Trainer"], rel=1e-6)

@@ -122,7 +122,8 @@ class FastCausalTrainer(Trainer):
         return virtual_tokens(inner)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        fast = self.logits_to_keep == "labels" or self.drop_padding_mask
+        # Training steps only: evaluation (prediction_step) keeps the (batch, seq, vocab) logits callers expect.
+        fast = (self.logits_to_keep == "labels" or self.drop_padding_mask) and model.training
         shift = self._fast_shift(model) if fast and "labels" in inputs and self.label_smoother is None \
             and self.compute_loss_func is None else None
         if shift is None:
