@@ -31,10 +31,14 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def read_delimited(path: Path, delimiter: str, columns: list[str] | None) -> list[dict[str, Any]]:
-    """csv/tsv; with `columns` the file has no header and those are the names."""
+    """csv/tsv; with `columns` the file has no header and those are the names.
+
+    Tab-separated files are read unquoted (as GLUE's are): a sentence may start with a quote
+    mark that is part of the text, not a quoted field."""
     rows = []
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter)
+        reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
         header = columns
         for lineno, values in enumerate(reader, 1):
             if header is None:

@@ -11,33 +11,15 @@ groups). Without a data directory the rows come from the hub (`dataset_path`,
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 from typing import Any
 
-from tuneval.data.sources import read_jsonl
+from tuneval.data.sources import read_delimited, read_jsonl
 from tuneval.data.tasks import DATA_DIR_ENV, resolve_data_dir
 from tuneval.errors import TunevalError
 
 Doc = dict[str, Any]
-
-
-def _read_delimited(path: Path, delimiter: str, columns: list[str] | None) -> list[Doc]:
-    rows: list[Doc] = []
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    with path.open(encoding="utf-8", newline="") as f:
-        header = columns
-        for lineno, values in enumerate(csv.reader(f, delimiter=delimiter, quoting=quoting), 1):
-            if header is None:
-                header = values
-                continue
-            if not values:
-                continue
-            if len(values) != len(header):
-                raise TunevalError(f"{path}:{lineno}: expected {len(header)} columns {header}, got {len(values)}")
-            rows.append({**dict(zip(header, values)), "_where": f"{path}:{lineno}"})
-    return rows
 
 
 def _read_lines(path: Path, pattern: str | None, source: str) -> list[Doc]:
@@ -79,9 +61,9 @@ def read_path(path: Path, task) -> list[Doc]:
     if suffix in (".jsonl", ".json"):
         return read_jsonl(path)
     if suffix == ".csv":
-        return _read_delimited(path, ",", task.columns)
+        return read_delimited(path, ",", task.columns)
     if suffix == ".tsv":
-        return _read_delimited(path, "\t", task.columns)
+        return read_delimited(path, "\t", task.columns)
     return _read_lines(path, task.line_pattern, task.source)
 
 
