@@ -42,6 +42,10 @@ class DataConfig:
     replay: ReplayConfig | None = None  # e.g. {task: self_instruct, fraction: 0.1}
 
 
+# train.logits_to_keep: "labels" (lm_head + loss only where a next-token label is) or "all".
+LOGITS_TO_KEEP = ("labels", "all")
+
+
 @dataclass
 class TrainConfig:
     """Names follow transformers.TrainingArguments."""
@@ -61,7 +65,7 @@ class TrainConfig:
     group_by_length: bool = True
     gradient_checkpointing: bool = False
     # Speed levers (train/loss.py; measured in bench/README-speed.md). Each is exact; turn one off to compare.
-    logits_to_keep: str = "labels"  # labels: lm_head + loss only where a next-token label is; all: every position
+    logits_to_keep: str = "labels"  # one of LOGITS_TO_KEEP
     drop_padding_mask: bool = True  # right padding is invisible to causal attention: let SDPA run is_causal
     pad_to_multiple_of: int | None = None  # pad each batch's length up to a multiple (fewer shapes, more pads)
 
@@ -240,6 +244,14 @@ def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> Recipe:
         names = [t.task for t in kwargs["mixture"].tasks]
         if kwargs["task"] not in names:
             raise TunevalError(f"{source}: task '{kwargs['task']}' is not in mixture.tasks ({', '.join(names)})")
+    train = kwargs.get("train")
+    if train is not None:  # checked here, not when training starts: a bad value fails before the model loads
+        if train.logits_to_keep not in LOGITS_TO_KEEP:
+            raise TunevalError(f"{source}: train.logits_to_keep: expected one of {', '.join(LOGITS_TO_KEEP)}, "
+                               f"got {train.logits_to_keep!r}")
+        if train.pad_to_multiple_of is not None and train.pad_to_multiple_of < 1:
+            raise TunevalError(f"{source}: train.pad_to_multiple_of: expected a positive integer or null, "
+                               f"got {train.pad_to_multiple_of}")
     replay = kwargs["data"].replay if "data" in kwargs else None
     if replay is not None and not 0 < replay.fraction < 1:
         raise TunevalError(f"{source}: 'data.replay.fraction' must be between 0 and 1 (exclusive), got {replay.fraction}")

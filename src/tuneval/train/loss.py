@@ -30,10 +30,10 @@ import inspect
 import torch
 from transformers import Trainer
 
+from tuneval.config import LOGITS_TO_KEEP
 from tuneval.data.collate import IGNORE_INDEX
 from tuneval.errors import TunevalError
 
-LOGITS_TO_KEEP = ("labels", "all")
 
 
 def check_logits_to_keep(value: str) -> str:

@@ -37,7 +37,7 @@ from tuneval.methods.common import save_trained
 from tuneval.models import LoadedModel, load_model
 from tuneval.train.callbacks import PeakMemory, RichProgressCallback
 from tuneval.train.distributed import is_main_process
-from tuneval.train.loss import FastCausalTrainer, check_logits_to_keep
+from tuneval.train.loss import FastCausalTrainer
 
 
 def cpu_has_bf16() -> bool:
@@ -179,9 +179,6 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
     bf16 = resolve_bf16(recipe.train.bf16)
     args = training_arguments(recipe, run_dir, loaded.arch, bf16)
     t = recipe.train
-    check_logits_to_keep(t.logits_to_keep)
-    if t.pad_to_multiple_of is not None and t.pad_to_multiple_of < 1:
-        raise TunevalError(f"train.pad_to_multiple_of: expected a positive integer or null, got {t.pad_to_multiple_of}")
     trainer_cls, levers = (Seq2SeqTrainer, {}) if loaded.arch == "seq2seq" else (
         FastCausalTrainer, {"logits_to_keep": t.logits_to_keep, "drop_padding_mask": t.drop_padding_mask})
     trainer = trainer_cls(
