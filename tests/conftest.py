@@ -6,11 +6,18 @@ Everything is built here from configs, so the suite needs no hub and runs in sec
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
-import pytest
-import torch
+# Unit tests are exact CPU tests (CI has no GPU; they build CPU tensors beside the models).
+# Hide any GPU unless TUNEVAL_TEST_GPU=1 asks to run them on it; bench/gpu_check.sh covers
+# tuneval on CUDA end to end. Set before torch first touches CUDA.
+if os.environ.get("TUNEVAL_TEST_GPU") != "1":
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"

@@ -116,7 +116,7 @@ def params(
     spec = get_method(method)
     raw = apply_overrides({}, [s if "." not in s.split("=")[0] else s.split(".", 1)[1] for s in set_])
     settings = build_dataclass(spec.settings, raw, "--set", f"{method}.")
-    loaded = load_model(model)
+    loaded = load_model(model, device="cpu")  # counting needs no GPU
     net = spec.apply(loaded.model, settings, loaded.arch)
     console.print(format_parameters(*count_parameters(net)))
 

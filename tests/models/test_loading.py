@@ -19,3 +19,21 @@ def test_directory_without_a_model_is_refused(tmp_path):
 def test_adapter_dir_must_hold_an_adapter(tiny_llama_dir, tmp_path):
     with pytest.raises(TunevalError, match="no adapter_config.json"):
         load_adapter(load_model(str(tiny_llama_dir)), tmp_path)
+
+
+def test_models_go_to_the_gpu_when_there_is_one(tiny_llama_dir, monkeypatch):
+    """Evaluation and serving run where the accelerator is; training asks for the CPU explicitly."""
+    import torch
+
+    from tuneval.models import default_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_device() == "cpu"
+    assert next(load_model(str(tiny_llama_dir)).model.parameters()).device.type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_device() == "cuda"
+    moved = []
+    monkeypatch.setattr(torch.nn.Module, "to", lambda self, *a, **k: moved.append(a[0] if a else k.get("device")) or self)
+    load_model(str(tiny_llama_dir))
+    load_model(str(tiny_llama_dir), device="cpu")
+    assert moved == ["cuda", "cpu"]

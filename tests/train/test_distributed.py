@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
 
 from tuneval.config import recipe_from_dict
@@ -29,6 +30,7 @@ def losses(run_dir):
     return [r["loss"] for r in rows if "loss" in r]
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="compares CPU gloo processes with one CPU process")
 def test_two_processes_match_one_with_the_same_global_batch(tiny_llama_dir, tiny_data_dir, tmp_path):
     single, *_ = train(recipe_from_dict(raw_recipe(tiny_llama_dir, tiny_data_dir, tmp_path / "one", 4), "test"))
     recipe_file = tmp_path / "ddp.yaml"

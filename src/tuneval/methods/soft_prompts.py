@@ -56,7 +56,7 @@ def nearest_tokens(run: str | Path, model: str | None = None, top_k: int = 5) ->
     if key is None:
         raise TunevalError(f"{weights_file}: no prompt_embeddings tensor in it")
     prompt = prompts[key].float()
-    loaded = load_model(model or config["model"])
+    loaded = load_model(model or config["model"], device="cpu")  # only its embedding table is read
     vocab = loaded.model.get_input_embeddings().weight.detach().float()
     if vocab.shape[1] != prompt.shape[1]:
         raise TunevalError(f"{run_dir}: the prompt has width {prompt.shape[1]} but model "

@@ -72,12 +72,25 @@ def load_config(name_or_path: str):
     return config, arch, path, extra
 
 
-def load_model(name_or_path: str, dtype: torch.dtype = torch.float32) -> LoadedModel:
+def default_device() -> str:
+    """Where evaluation and serving put a model: the GPU when there is one, else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(name_or_path: str, dtype: torch.dtype = torch.float32, device: str | None = None) -> LoadedModel:
+    """Load weights and tokenizer; `device` None means `default_device()`.
+
+    Training passes device="cpu": the Trainer (or accelerate, one GPU per process) places the
+    model itself, and loading every rank's copy onto cuda:0 first would crowd one card.
+    """
     config, arch, path, extra = load_config(name_or_path)
     auto = AutoModelForSeq2SeqLM if arch == "seq2seq" else AutoModelForCausalLM
-    model = auto.from_pretrained(path, dtype=dtype, **extra)
+    model = auto.from_pretrained(path, dtype=dtype, **extra).to(device or default_device())
     tokenizer = AutoTokenizer.from_pretrained(path, **extra)
     if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise TunevalError(f"model '{name_or_path}': its tokenizer has neither a pad nor an eos token "
+                               f"(is tokenizer_config.json missing from {path}?)")
         tokenizer.pad_token = tokenizer.eos_token
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id

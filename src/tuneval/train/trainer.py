@@ -168,7 +168,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
     main = is_main_process()  # under torchrun/accelerate only rank 0 writes the run directory
     run_dir = prepare_run_dir(recipe, resume, overwrite) if main else recipe.run_dir
     set_seed(recipe.seed)
-    loaded = loaded or load_model(recipe.model)
+    loaded = loaded or load_model(recipe.model, device="cpu")  # the Trainer places it
     examples, data_summary = build_examples(recipe, loaded)
     if "mixture" in data_summary and main:
         atomic_write_json(run_dir / "mixture.json", data_summary["mixture"])

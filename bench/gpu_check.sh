@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# One prepared run on a lent GPU machine: does tuneval itself (not a standalone bench) train,
+# evaluate and test on CUDA? Run bench/gpu_prepare.sh here first and carry .gpuenv.
+#   1. a SmolLM2-135M-shaped model with random weights (the real checkpoint cannot travel):
+#      `tuneval train` full / LoRA / QLoRA on 1,024 DialogSum examples (train.bf16 auto), each
+#      with its after-training evaluation; then `tuneval eval` of a saved adapter (generation)
+#      and of a QLoRA adapter on COPA/BoolQ (log-likelihood), so the standalone loaders run too;
+#   2. the unit tests with the GPU visible (TUNEVAL_TEST_GPU=1; 12 workers), log in $OUT/pytest.txt.
+# Writes $OUT/gpu_check.txt (everything printed) and $OUT/gpu_check.json (each run's metrics).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpu-check}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/gpu_check.txt") 2>&1
+rm -rf /tmp/site; python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpuenv/whl/*.whl || exit 1
+cp -r .gpuenv/site/* /tmp/site/
+export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TUNEVAL_DATA_DIR=$PWD/.gpuenv/data
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, transformers, peft, bitsandbytes; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'bitsandbytes', bitsandbytes.__version__)"
+python3 - <<'PY'
+import glob, shutil, torch
+from pathlib import Path
+from transformers import AutoConfig, AutoModelForCausalLM
+torch.manual_seed(0)
+AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(".gpuenv/smollm2-shape")).save_pretrained("/tmp/smol")
+for f in glob.glob(".gpuenv/smollm2-shape/*"):
+    if Path(f).name not in ("config.json", "generation_config.json"):  # keep tokenizer_config.json
+        shutil.copy(f, "/tmp/smol/")
+print("random SmolLM2-135M-shaped model in /tmp/smol")
+PY
+T="python3 -m tuneval.cli"
+COMMON="--set model=/tmp/smol --set data.train_examples=1024 --set eval.limit=40"
+echo "=== train full";  timeout 90 $T train recipes/dialogsum_full.yaml $COMMON --set output_dir=/tmp/runs/full
+echo "=== train lora";  timeout 90 $T train recipes/dialogsum_lora.yaml $COMMON --set output_dir=/tmp/runs/lora
+echo "=== train qlora"; timeout 90 $T train recipes/dialogsum_full.yaml $COMMON --set method=qlora --set train.learning_rate=1e-3 --set output_dir=/tmp/runs/qlora
+echo "=== eval lora adapter (generation)"; timeout 60 $T eval --model /tmp/smol --adapter /tmp/runs/lora --task dialogsum --limit 40 --out /tmp/eval/lora
+echo "=== eval qlora adapter (copa, boolq)"; timeout 60 $T eval --model /tmp/smol --adapter /tmp/runs/qlora --tasks copa,boolq --out /tmp/eval/qlora-bench
+python3 - "$OUT/gpu_check.json" <<'PY'
+import json, sys
+from pathlib import Path
+keep = ("method", "device", "bf16", "trainable_params", "all_params", "train_tokens", "train_seconds",
+        "train_tokens_per_second", "peak_memory_mb", "peak_memory_kind", "train_loss", "global_step")
+out = {m: {k: json.loads(p.read_text()).get(k) for k in keep}
+       for m in ("full", "lora", "qlora") if (p := Path(f"/tmp/runs/{m}/metrics.json")).is_file()}
+for d in ("lora", "qlora-bench"):
+    for p in Path(f"/tmp/eval/{d}").glob("*.json"):
+        out[f"eval/{d}/{p.name}"] = json.loads(p.read_text()).get("metrics") if p.name == "results.json" else p.name
+Path(sys.argv[1]).write_text(json.dumps(out, indent=1, default=str))
+print(json.dumps(out, indent=1, default=str))
+PY
+echo "=== unit tests with a GPU present"
+TUNEVAL_TEST_GPU=1 timeout $(( ${DEADLINE:-400} - SECONDS > 30 ? ${DEADLINE:-400} - SECONDS : 30 )) python3 -m pytest -q -p xdist -n 12 -p no:cacheprovider --tb=short -rfE tests > "$OUT/pytest.txt" 2>&1
+grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/pytest.txt" | tail -n 80
