@@ -42,6 +42,22 @@ def test_bad_lines_name_file_and_line(tmp_path, fmt, text, message):
         read_file(p, format=fmt)
 
 
+def test_benchmark_line_pattern_uses_the_same_reader(tmp_path):
+    """A benchmark YAML's line_pattern and the training formats read lines alike (one reader)."""
+    from types import SimpleNamespace
+
+    from tuneval.evaluate.bench_data import read_path
+
+    t = tmp_path / "test.txt"
+    t.write_text("DESC:manner How did it go ?\nLOC:city Where is it ?\n")
+    task = SimpleNamespace(line_pattern=r"^(?P<coarse_label>[A-Z]+):(?P<fine_label>\S+)\s+(?P<text>\S.*?)\s*$",
+                           columns=None, source="trec.yaml")
+    assert read_path(t, task) == read_file(t, format="trec")
+    t.write_text("DESC:manner How ?\nnot a question line\n")
+    with pytest.raises(TunevalError, match=r"test.txt:2: expected a line matching line_pattern"):
+        read_path(t, task)
+
+
 def test_builtin_classification_tasks_are_flan_style():
     assert set(CLASSIFICATION) | {"dialogsum", "self_instruct"} <= set(available_tasks())
     for name, words in CLASSIFICATION.items():

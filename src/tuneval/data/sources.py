@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -54,22 +55,34 @@ def read_delimited(path: Path, delimiter: str, columns: list[str] | None) -> lis
     return rows
 
 
-def read_label_text(path: Path, columns: list[str] | None = None) -> list[dict[str, Any]]:
-    """`<label> <text>` per line (SST-2's train.txt): the first token is the label, the rest the text."""
-    if columns is not None and len(columns) != 2:
-        raise TunevalError(f"{path}: format label_text takes two columns [label, text], got {columns}")
-    label, text = columns or ["label", "text"]
+def read_lines(path: Path, pattern: str, expected: str | None = None) -> list[dict[str, Any]]:
+    """One row per non-blank line, its fields the named groups of `pattern` (a regex).
+
+    The one reader for plain-text datasets: the training formats below and the benchmark
+    YAMLs' `line_pattern` both come here. `expected` words the error for a line that does
+    not match (default: the pattern itself).
+    """
+    regex = re.compile(pattern)
     rows = []
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             line = line.rstrip("\r\n")
             if not line.strip():
                 continue
-            value, _, rest = line.strip().partition(" ")
-            if not rest.strip():
-                raise TunevalError(f"{path}:{lineno}: expected '<{label}> <{text}>', got {line[:60]!r}")
-            rows.append({label: value, text: rest.strip(), "_where": f"{path}:{lineno}"})
+            m = regex.match(line)
+            if m is None:
+                want = expected or f"a line matching line_pattern {pattern!r}"
+                raise TunevalError(f"{path}:{lineno}: expected {want}, got {line[:60]!r}")
+            rows.append({**m.groupdict(), "_where": f"{path}:{lineno}"})
     return rows
+
+
+def read_label_text(path: Path, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """`<label> <text>` per line (SST-2's train.txt): the first token is the label, the rest the text."""
+    if columns is not None and len(columns) != 2:
+        raise TunevalError(f"{path}: format label_text takes two columns [label, text], got {columns}")
+    label, text = columns or ["label", "text"]
+    return read_lines(path, rf"^\s*(?P<{label}>\S+)\s+(?P<{text}>\S.*?)\s*$", f"'<{label}> <{text}>'")
 
 
 def read_trec(path: Path, columns: list[str] | None = None) -> list[dict[str, Any]]:
@@ -80,15 +93,8 @@ def read_trec(path: Path, columns: list[str] | None = None) -> list[dict[str, An
     if columns is not None and len(columns) != 3:
         raise TunevalError(f"{path}: format trec takes three columns [coarse, fine, text], got {columns}")
     coarse, fine, text = columns or ["coarse_label", "fine_label", "text"]
-    rows = []
-    for row in read_label_text(path, ["_label", text]):
-        head, sep, tail = row.pop("_label").partition(":")
-        if not sep or not head.isalpha() or not head.isupper() or not tail:
-            raise TunevalError(f"{row['_where']}: expected 'COARSE:fine question' (e.g. 'DESC:manner How ...'), "
-                               f"got label {head + sep + tail!r}")
-        row[coarse], row[fine] = head, tail
-        rows.append(row)
-    return rows
+    return read_lines(path, rf"^(?P<{coarse}>[A-Z]+):(?P<{fine}>\S+)\s+(?P<{text}>\S.*?)\s*$",
+                      "'COARSE:fine question' (e.g. 'DESC:manner How ...')")
 
 
 FORMATS = {"label_text": read_label_text, "trec": read_trec}

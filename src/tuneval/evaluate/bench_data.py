@@ -11,11 +11,10 @@ groups). Without a data directory the rows come from the hub (`dataset_path`,
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
-from tuneval.data.sources import read_delimited, read_jsonl
+from tuneval.data.sources import read_delimited, read_jsonl, read_lines
 from tuneval.data.tasks import DATA_DIR_ENV, resolve_data_dir
 from tuneval.errors import TunevalError
 
@@ -25,18 +24,7 @@ Doc = dict[str, Any]
 def _read_lines(path: Path, pattern: str | None, source: str) -> list[Doc]:
     if not pattern:
         raise TunevalError(f"{source}: {path.name} is plain text; set 'line_pattern' (a regex with named groups)")
-    regex = re.compile(pattern)
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            m = regex.match(line)
-            if m is None:
-                raise TunevalError(f"{path}:{lineno}: line does not match line_pattern {pattern!r}")
-            rows.append({**m.groupdict(), "_where": f"{path}:{lineno}"})
-    return rows
+    return read_lines(path, pattern)
 
 
 def _read_parallel(root: Path, fields: dict[str, str]) -> list[Doc]:
