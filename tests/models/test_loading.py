@@ -37,3 +37,20 @@ def test_models_go_to_the_gpu_when_there_is_one(tiny_llama_dir, monkeypatch):
     load_model(str(tiny_llama_dir))
     load_model(str(tiny_llama_dir), device="cpu")
     assert moved == ["cuda", "cpu"]
+
+
+def test_tokenizer_without_pad_or_eos_is_named(tiny_llama_dir, tmp_path):
+    """Batches need a pad id; without pad or eos the collator would fail far from the cause."""
+    import json
+    import shutil
+
+    copy = tmp_path / "no-eos"
+    shutil.copytree(tiny_llama_dir, copy)
+    cfg = json.loads((copy / "tokenizer_config.json").read_text())
+    for key in ("pad_token", "eos_token"):
+        cfg.pop(key, None)
+    (copy / "tokenizer_config.json").write_text(json.dumps(cfg))
+    for name in ("special_tokens_map.json",):
+        (copy / name).unlink(missing_ok=True)
+    with pytest.raises(TunevalError, match="neither a pad nor an eos token"):
+        load_model(str(copy))
