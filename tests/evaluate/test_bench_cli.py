@@ -55,7 +55,7 @@ def test_eval_tasks_writes_results_and_summary(tiny_llama_dir, bench_data_dir, t
         assert ex["prompt"].startswith(doc["premise"][:-1])
         assert ex["choices"][0] == " " + doc["choice1"][0].lower() + doc["choice1"][1:]
     assert copa["metrics"]["acc"] == pytest.approx(np.mean([ex["acc"] for ex in copa["examples"]]))
-    assert set(copa["metrics"]) == {"acc", "acc_norm", "ece"}
+    assert set(copa["metrics"]) == {"acc", "acc_norm", "ece", "balanced_acc"}
     assert copa["bootstrap"]["acc"]["ci_low"] <= copa["metrics"]["acc"] <= copa["bootstrap"]["acc"]["ci_high"]
     # the saved log-likelihoods are what the scorer gives for the saved prompt and choice
     loaded = load_model(str(tiny_llama_dir))

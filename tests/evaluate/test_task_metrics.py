@@ -11,6 +11,7 @@ from rouge_score import rouge_scorer
 from tuneval.evaluate.task_metrics import (
     GEN_METRICS,
     Scorer,
+    balanced_accuracy,
     bootstrap_ci,
     expected_calibration_error,
     label_f1,
@@ -57,6 +58,22 @@ def test_mcc_and_f1_match_sklearn(k, seed):
     assert label_f1(gold, pred, "macro") == pytest.approx(metrics.f1_score(gold, pred, average="macro"), abs=1e-12)
     if k == 2:
         assert label_f1(gold, pred) == pytest.approx(metrics.f1_score(gold, pred), abs=1e-12)
+
+
+@pytest.mark.parametrize("k, seed", [(2, 0), (3, 1), (4, 2)])
+def test_balanced_accuracy_matches_sklearn_and_ignores_the_answer_prior(k, seed):
+    gold, pred = labels(200, k, seed)
+    metrics = pytest.importorskip("sklearn.metrics")
+    assert balanced_accuracy(gold, pred) == pytest.approx(metrics.balanced_accuracy_score(gold, pred), abs=1e-12)
+    always = np.full_like(gold, np.bincount(gold).argmax())  # one answer for everything: acc = majority share
+    assert balanced_accuracy(gold, always) == pytest.approx(1 / len(np.unique(gold)))
+
+
+def test_multiple_choice_tasks_always_report_balanced_acc():
+    gold = np.array([0, 0, 0, 1])
+    score = Scorer("multiple_choice", metric_specs("multiple_choice", [{"metric": "acc"}]),
+                   mc_records(gold, np.zeros(4, dtype=int))).score()
+    assert score["acc"] == pytest.approx(0.75) and score["balanced_acc"] == pytest.approx(0.5)
 
 
 def test_cb_macro_f1_is_lm_evals_cb_multi_fi():
@@ -111,9 +128,9 @@ def test_exact_match_and_token_f1():
     assert set(GEN_METRICS) == {"exact_match", "f1", "rouge", "bleu", "chrf"}
 
 
-def test_multiple_choice_always_reports_acc_acc_norm_ece():
+def test_multiple_choice_always_reports_acc_acc_norm_ece_balanced_acc():
     specs = metric_specs("multiple_choice", [{"metric": "mcc"}])
-    assert [s["metric"] for s in specs] == ["mcc", "acc", "acc_norm", "ece"]
+    assert [s["metric"] for s in specs] == ["mcc", "acc", "acc_norm", "ece", "balanced_acc"]
     gold, pred = labels(50, 2, 3)
     records = mc_records(gold, pred, [[0.8, 0.2]] * 50)
     records[0]["pred_norm"] = 1 - records[0]["pred"]

@@ -3,7 +3,7 @@
 Every metric works on a list of per-example records, so the same code gives the score, its
 bootstrap confidence interval (resample examples, recompute) and the paired bootstrap of a
 before/after difference. Mean-of-item metrics (acc, acc_norm, exact_match, token f1, ROUGE)
-are computed per item once; corpus metrics (mcc, label f1, ece, bleu, chrf) are recomputed
+are computed per item once; corpus metrics (mcc, label f1, ece, balanced_acc, bleu, chrf) are recomputed
 on every resample, as they must be.
 
 Multiple-choice records: {"gold", "pred", "pred_norm", "probs"}; generation records:
@@ -57,6 +57,17 @@ def matthews_corrcoef(gold: np.ndarray, pred: np.ndarray) -> float:
     return float((c * s - t @ q) / denom) if denom else 0.0
 
 
+def balanced_accuracy(gold: np.ndarray, pred: np.ndarray) -> float:
+    """Mean recall over the gold classes (sklearn.metrics.balanced_accuracy_score).
+
+    Why beside acc: a model that always gives one answer scores the majority share on acc but
+    1/K here, so a fine-tune that only moves the answer prior (saying "yes" more often) moves
+    acc and leaves this near chance; see the README's forgetting study.
+    """
+    classes = np.unique(gold)
+    return float(np.mean([np.mean(pred[gold == c] == c) for c in classes])) if classes.size else 0.0
+
+
 def _binary_f1(gold: np.ndarray, pred: np.ndarray, positive) -> float:
     tp = float(np.sum((pred == positive) & (gold == positive)))
     fp = float(np.sum((pred == positive) & (gold != positive)))
@@ -98,6 +109,10 @@ def _mcc(records, _):
     return {"mcc": matthews_corrcoef(*_labels(records))}
 
 
+def _balanced_acc(records, _):
+    return {"balanced_acc": balanced_accuracy(*_labels(records))}
+
+
 def _f1_labels(records, opts):
     return {"f1": label_f1(*_labels(records), average=opts.get("average", "binary"))}
 
@@ -114,8 +129,9 @@ MC_METRICS: dict[str, Metric] = {
     "mcc": Metric("mcc", ("mcc",), corpus=_mcc),
     "f1": Metric("f1", ("f1",), corpus=_f1_labels, options=("average",)),
     "ece": Metric("ece", ("ece",), corpus=_ece, options=("bins",), higher_is_better=False),
+    "balanced_acc": Metric("balanced_acc", ("balanced_acc",), corpus=_balanced_acc),
 }
-MC_ALWAYS = ("acc", "acc_norm", "ece")  # every multiple-choice task reports these
+MC_ALWAYS = ("acc", "acc_norm", "ece", "balanced_acc")  # every multiple-choice task reports these
 
 
 # ---- generation --------------------------------------------------------------------------
@@ -202,7 +218,7 @@ def signatures(specs: list[dict], records: Records) -> dict[str, str]:
 # ---- scoring and bootstrap ---------------------------------------------------------------
 
 def metric_specs(output_type: str, metric_list: list[dict]) -> list[dict]:
-    """The task's metrics (generation default: exact_match); multiple-choice tasks always add acc, acc_norm and ece."""
+    """The task's metrics (generation default: exact_match); multiple-choice tasks always add acc, acc_norm, ece, balanced_acc."""
     specs = list(metric_list) or ([] if output_type == "multiple_choice" else [{"metric": "exact_match"}])
     if output_type == "multiple_choice":
         specs += [{"metric": m} for m in MC_ALWAYS if m not in {s["metric"] for s in specs}]
