@@ -46,6 +46,13 @@ class DataConfig:
 LOGITS_TO_KEEP = ("labels", "all")
 
 
+def check_logits_to_keep(value: str, where: str = "train.logits_to_keep") -> str:
+    """One check for the recipe (at load) and for FastCausalTrainer built directly from code."""
+    if value not in LOGITS_TO_KEEP:
+        raise TunevalError(f"{where}: expected one of {', '.join(LOGITS_TO_KEEP)}, got {value!r}")
+    return value
+
+
 @dataclass
 class TrainConfig:
     """Names follow transformers.TrainingArguments."""
@@ -246,9 +253,7 @@ def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> Recipe:
             raise TunevalError(f"{source}: task '{kwargs['task']}' is not in mixture.tasks ({', '.join(names)})")
     train = kwargs.get("train")
     if train is not None:  # checked here, not when training starts: a bad value fails before the model loads
-        if train.logits_to_keep not in LOGITS_TO_KEEP:
-            raise TunevalError(f"{source}: train.logits_to_keep: expected one of {', '.join(LOGITS_TO_KEEP)}, "
-                               f"got {train.logits_to_keep!r}")
+        check_logits_to_keep(train.logits_to_keep, f"{source}: train.logits_to_keep")
         if train.pad_to_multiple_of is not None and train.pad_to_multiple_of < 1:
             raise TunevalError(f"{source}: train.pad_to_multiple_of: expected a positive integer or null, "
                                f"got {train.pad_to_multiple_of}")

@@ -85,13 +85,13 @@ def load_model(name_or_path: str, dtype: torch.dtype = torch.float32, device: st
     """
     config, arch, path, extra = load_config(name_or_path)
     auto = AutoModelForSeq2SeqLM if arch == "seq2seq" else AutoModelForCausalLM
-    model = auto.from_pretrained(path, dtype=dtype, **extra).to(device or default_device())
-    tokenizer = AutoTokenizer.from_pretrained(path, **extra)
+    tokenizer = AutoTokenizer.from_pretrained(path, **extra)  # first: a bad tokenizer fails before the weights load
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise TunevalError(f"model '{name_or_path}': its tokenizer has neither a pad nor an eos token "
                                f"(is tokenizer_config.json missing from {path}?)")
         tokenizer.pad_token = tokenizer.eos_token
+    model = auto.from_pretrained(path, dtype=dtype, **extra).to(device or default_device())
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return LoadedModel(model=model, tokenizer=tokenizer, arch=arch, name=name_or_path, path=path)

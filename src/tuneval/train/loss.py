@@ -30,16 +30,8 @@ import inspect
 import torch
 from transformers import Trainer
 
-from tuneval.config import LOGITS_TO_KEEP
+from tuneval.config import check_logits_to_keep
 from tuneval.data.collate import IGNORE_INDEX
-from tuneval.errors import TunevalError
-
-
-
-def check_logits_to_keep(value: str) -> str:
-    if value not in LOGITS_TO_KEEP:
-        raise TunevalError(f"train.logits_to_keep: expected one of {', '.join(LOGITS_TO_KEEP)}, got {value!r}")
-    return value
 
 
 def virtual_tokens(model: torch.nn.Module) -> int | None:
