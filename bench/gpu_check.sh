@@ -2,7 +2,7 @@
 # One prepared run on a lent GPU machine: does tuneval itself (not a standalone bench) train,
 # evaluate and test on CUDA? Run bench/gpu_prepare.sh here first and carry .gpuenv.
 #   1. a SmolLM2-135M-shaped model with random weights (the real checkpoint cannot travel):
-#      `tuneval train` full / LoRA / QLoRA on 1,024 DialogSum examples (train.bf16 auto), each
+#      `tuneval train` full / LoRA / QLoRA on 1,024 DialogSum examples (precision auto), each
 #      with its after-training evaluation; then `tuneval eval` of a saved adapter (generation)
 #      and of a QLoRA adapter on COPA/BoolQ (log-likelihood), so the standalone loaders run too;
 #   2. the unit tests with the GPU visible (TUNEVAL_TEST_GPU=1; 12 workers), log in $OUT/pytest.txt.
@@ -38,7 +38,7 @@ echo "=== eval qlora adapter (copa, boolq)"; timeout 60 $T eval --model /tmp/smo
 python3 - "$OUT/gpu_check.json" <<'PY'
 import json, sys
 from pathlib import Path
-keep = ("method", "device", "bf16", "trainable_params", "all_params", "train_tokens", "train_seconds",
+keep = ("method", "device", "precision", "trainable_params", "all_params", "train_tokens", "train_seconds",
         "train_tokens_per_second", "peak_memory_mb", "peak_memory_kind", "train_loss", "global_step")
 out = {m: {k: json.loads(p.read_text()).get(k) for k in keep}
        for m in ("full", "lora", "qlora") if (p := Path(f"/tmp/runs/{m}/metrics.json")).is_file()}

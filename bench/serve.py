@@ -12,11 +12,18 @@ drives it with concurrent HTTP clients, bounded by a request count and a time li
 Reports requests/s, generated tokens/s, p50/p95 latency and the mean batch size the server
 formed. Greedy decoding (temperature 0). Any failed request fails the benchmark.
 
+`--load-test` runs the abuse check instead: one server (API key on, from the environment),
+`--clients` concurrent clients (default 50) sending `--requests` normal completions in all,
+one oversized chunked request (`--oversize-mb`, no Content-Length) in the middle of it, and
+a /health poll every 0.1 s throughout. It prints the failed normal requests (target 0), the
+worst /health latency (target < 1 s) and the oversized request's status (target 413).
+
 The adapters are random-initialised LoRA adapters (r=16 on q/v, B ~ N(0, 0.02)), not trained
 ones: serving cost does not depend on what the weights learned, and this keeps the
 benchmark a few minutes long. Usage:
 
     python bench/serve.py [--requests 24] [--concurrency 8] [--max-tokens 32] [--time-limit 90]
+    python bench/serve.py --load-test [--clients 50] [--requests 100] [--max-tokens 16] [--oversize-mb 20]
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
+import select
 import signal
 import socket
 import statistics
@@ -86,13 +95,13 @@ def make_adapters(model: str, work: Path, n: int = 4) -> list[Path]:
 
 
 class Server:
-    def __init__(self, args: list[str], log: Path):
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None):
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://127.0.0.1:{self.port}"  # loopback only
         self.log = open(log, "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "tuneval.cli", "serve", "--host", "127.0.0.1",
                                       "--port", str(self.port), "--log-level", "warning", *args],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
 
     def wait(self, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
@@ -116,18 +125,19 @@ class Server:
         self.log.close()
 
 
-def drive(url: str, models: list[str], requests: int, concurrency: int, max_tokens: int, time_limit: float) -> dict:
+def drive(url: str, models: list[str], requests: int, concurrency: int, max_tokens: int, time_limit: float,
+          headers: dict[str, str] | None = None) -> dict:
     """`concurrency` clients send up to `requests` requests in all, none started after `time_limit` s."""
     lock = threading.Lock()
     state = {"next": 0}
     latencies: list[float] = []
     tokens: list[int] = []
     failures: list[str] = []
-    before = httpx.get(f"{url}/stats", timeout=10).json()
+    before = httpx.get(f"{url}/stats", timeout=10, headers=headers).json()
     start = time.perf_counter()
 
     def client() -> None:
-        with httpx.Client(timeout=300) as http:
+        with httpx.Client(timeout=300, headers=headers) as http:
             while True:
                 with lock:
                     i = state["next"]
@@ -157,7 +167,7 @@ def drive(url: str, models: list[str], requests: int, concurrency: int, max_toke
     for t in threads:
         t.join()
     wall = time.perf_counter() - start
-    after = httpx.get(f"{url}/stats", timeout=10).json()
+    after = httpx.get(f"{url}/stats", timeout=10, headers=headers).json()
     batches = after["batches"] - before["batches"]
     q = statistics.quantiles(latencies, n=20, method="inclusive") if len(latencies) >= 2 else latencies * 19
     return {
@@ -170,15 +180,136 @@ def drive(url: str, models: list[str], requests: int, concurrency: int, max_toke
     }
 
 
+def post_chunked(port: int, path: str, total: int, headers: dict[str, str], model: str) -> tuple[int | None, int]:
+    """POST ~`total` bytes of JSON, chunked (no Content-Length), over a raw loopback socket.
+
+    Stops sending as soon as the server answers; returns (status or None, bytes sent). A raw
+    socket because HTTP clients send the whole body before they read the answer.
+    """
+    sock = socket.create_connection(("127.0.0.1", port), timeout=120)
+    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Type: application/json",
+            "Transfer-Encoding: chunked", *(f"{k}: {v}" for k, v in headers.items())]
+    filler, sent = b"hello " * 10_000, 0
+    try:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        try:
+            opening = b'{"model": %s, "prompt": "' % json.dumps(model).encode()  # a served model: tokenised if read
+            for part in [opening] + [filler] * (total // len(filler)) + [b'"}']:
+                if select.select([sock], [], [], 0)[0]:
+                    break  # the server answered already
+                sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+                sent += len(part)
+            else:
+                sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # answered and closed: read the answer
+        reply = b""
+        try:
+            while b"\r\n" not in reply:
+                more = sock.recv(65536)
+                if not more:
+                    break
+                reply += more
+        except (ConnectionResetError, socket.timeout):
+            pass
+        return (int(reply.split(b" ", 2)[1]) if reply.startswith(b"HTTP/") else None), sent
+    finally:
+        sock.close()
+
+
+def load_test(args, work: Path, out: Path) -> int:
+    """50 clients + one oversized chunked body + a /health poll; see the module docstring."""
+    key = secrets.token_urlsafe(24)  # through the environment: not visible in the process list
+    auth = {"Authorization": f"Bearer {key}"}
+    server = Server(["--model", args.model], work / "server-load.log", env={"TUNEVAL_API_KEY": key})
+    health: list[float] = []  # seconds per poll; a failed poll (30 s timeout) counts its time and in `dead`
+    dead: list[str] = []
+    oversize: dict = {}
+    stop = threading.Event()
+
+    def poll() -> None:
+        with httpx.Client(timeout=30) as http:
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    status = http.get(f"{server.url}/health").status_code
+                    if status != 200:
+                        dead.append(str(status))
+                except httpx.HTTPError as e:
+                    dead.append(repr(e))
+                health.append(time.perf_counter() - t0)
+                stop.wait(0.1)
+
+    def oversized() -> None:
+        time.sleep(2)  # in the middle of the load
+        t0 = time.perf_counter()
+        status, sent = post_chunked(server.port, "/v1/completions", int(args.oversize_mb * 1e6), auth, args.model)
+        oversize.update(status=status, sent_mb=sent / 1e6, seconds=time.perf_counter() - t0)
+
+    try:
+        server.wait()
+        drive(server.url, [args.model], 2, 2, 4, 60, auth)  # warm-up, not counted
+        side = [threading.Thread(target=poll), threading.Thread(target=oversized)]
+        for t in side:
+            t.start()
+        r = drive(server.url, [args.model], args.requests, args.clients, args.max_tokens, args.time_limit, auth)
+        side[1].join()
+        stop.set()
+        side[0].join()
+        stats = httpx.get(f"{server.url}/stats", timeout=10, headers=auth).json()
+    finally:
+        stop.set()
+        server.stop()
+    worst = max(health) if health else 0.0
+    result = {
+        "machine": machine(), "model": args.model, "clients": args.clients, "requests": r["requests"],
+        "failed": r["failures"], "failure_samples": r["failure_samples"], "seconds": r["seconds"],
+        "req_per_s": r["req_per_s"], "p50_ms": r["p50_ms"], "p95_ms": r["p95_ms"], "mean_batch": r["mean_batch"],
+        "health_polls": len(health), "health_failed": len(dead), "health_max_ms": 1000 * worst,
+        "health_p50_ms": 1000 * statistics.median(health) if health else None,
+        "oversize_mb": args.oversize_mb, "oversize_status": oversize.get("status"),
+        "oversize_sent_mb": oversize.get("sent_mb"), "oversize_seconds": oversize.get("seconds"),
+        "rejected_503": stats.get("rejected"), "max_tokens": args.max_tokens, "time_limit": args.time_limit,
+    }
+    lines = [
+        f"Machine: {result['machine']}. Model: {args.model} (float32), greedy, max_tokens={args.max_tokens}; "
+        "server on 127.0.0.1 with an API key, default --max-queue/--request-timeout.",
+        "",
+        f"- normal requests: {r['requests']} ok, **{r['failures']} failed** (target 0), {args.clients} concurrent "
+        f"clients, {r['req_per_s']:.2f} req/s, p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, "
+        f"mean batch {r['mean_batch']:.1f}",
+        f"- /health during the run: **max {1000 * worst:.0f} ms** (target < 1000 ms), p50 "
+        f"{result['health_p50_ms']:.0f} ms over {len(health)} polls, {len(dead)} polls failed (30 s client timeout)",
+        f"- oversized request ({args.oversize_mb:g} MB, chunked, no Content-Length): **status "
+        f"{oversize.get('status')}** after {1000 * oversize.get('seconds', 0):.0f} ms, "
+        f"{oversize.get('sent_mb', 0):.1f} MB sent before the answer",
+    ]
+    text = "\n".join(lines)
+    print("\n" + text)
+    (out / "load_test.md").write_text(text + "\n")
+    (out / "load_test.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nresults: {out / 'load_test.md'}")
+    good = r["failures"] == 0 and not dead and worst < 1.0 and oversize.get("status") == 413
+    return 0 if good else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
-    ap.add_argument("--requests", type=int, default=24, help="per scenario")
+    ap.add_argument("--requests", type=int, default=None, help="per scenario (default 24; --load-test: 100 in all)")
     ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--max-tokens", type=int, default=32)
-    ap.add_argument("--time-limit", type=float, default=90, help="seconds per scenario; no request starts after it")
+    ap.add_argument("--max-tokens", type=int, default=None, help="default 32 (--load-test: 16)")
+    ap.add_argument("--time-limit", type=float, default=None,
+                    help="seconds per scenario; no request starts after it (default 90; --load-test: 240)")
     ap.add_argument("--out", type=Path, default=None, help="where results.json/.md go (default: a temp dir)")
+    ap.add_argument("--load-test", action="store_true", help="the abuse check instead of the scenarios")
+    ap.add_argument("--clients", type=int, default=50, help="--load-test: concurrent clients")
+    ap.add_argument("--oversize-mb", type=float, default=20, help="--load-test: the oversized chunked body")
     args = ap.parse_args()
+    load = args.load_test
+    args.requests = args.requests or (100 if load else 24)
+    args.max_tokens = args.max_tokens or (16 if load else 32)
+    args.time_limit = args.time_limit or (240 if load else 90)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: no orphaned servers
 
     from tuneval.serve.merge import merge_run
@@ -186,6 +317,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="tuneval-bench-serve-"))
     out = args.out or work
     out.mkdir(parents=True, exist_ok=True)
+    if load:
+        return load_test(args, work, out)
     t0 = time.perf_counter()
     adapters = make_adapters(args.model, work)
     merged = work / "merged"

@@ -6,7 +6,7 @@
 * tuneval: `tuneval.train.trainer.train` with the recipe defaults: length-grouped batches padded
   to their own longest row, logits and loss only where a next-token label is
   (`train.logits_to_keep: labels`), no padding mask under causal right padding
-  (`train.drop_padding_mask`); bf16 only where the hardware has it (`train.bf16: auto`).
+  (`train.drop_padding_mask`); bf16 only where the hardware has it (`precision: auto`).
 
 Both: the embedded SmolLM2-135M-Instruct, LoRA r=32 (alpha 32, dropout 0.05) on q_proj/v_proj,
 the same --examples DialogSum training examples (cut to --pad-to tokens; the response-only

@@ -96,6 +96,44 @@ def tiny_model_dir(request, tiny_llama_dir, tiny_t5_dir) -> Path:
     return tiny_llama_dir if request.param == "llama" else tiny_t5_dir
 
 
+# bitsandbytes' 4-bit CPU kernels work on 64-value blocks; where the CPU has native bf16
+# (AVX512-BF16/AMX) it repacks weights for its bf16 kernel and fails on layers narrower than
+# a block. QLoRA tests use these variants, every linear layer at least 64 wide in and out.
+@pytest.fixture(scope="session")
+def tiny_wide_llama_dir(tmp_path_factory) -> Path:
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(0)
+    tok = _build_tokenizer(chat=True)
+    config = tiny_llama_config(tok)
+    config.update({"hidden_size": 64, "intermediate_size": 128, "num_key_value_heads": 4, "head_dim": 16})
+    path = tmp_path_factory.mktemp("tiny-wide-llama")
+    LlamaForCausalLM(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_wide_t5_dir(tmp_path_factory) -> Path:
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    tok = _build_tokenizer(chat=False)
+    config = T5Config(vocab_size=len(tok), d_model=64, d_ff=128, d_kv=16, num_layers=2, num_decoder_layers=2,
+                      num_heads=4, decoder_start_token_id=tok.pad_token_id, pad_token_id=tok.pad_token_id,
+                      eos_token_id=tok.eos_token_id)
+    path = tmp_path_factory.mktemp("tiny-wide-t5")
+    T5ForConditionalGeneration(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(params=["llama", "t5"])
+def tiny_qlora_model_dir(request, tiny_wide_llama_dir, tiny_wide_t5_dir) -> Path:
+    """tiny_model_dir for QLoRA: the same architectures, wide enough for the 4-bit kernels."""
+    return tiny_wide_llama_dir if request.param == "llama" else tiny_wide_t5_dir
+
+
 def _dialogue(rng: random.Random) -> tuple[str, str]:
     turns = [f"#Person{1 + i % 2}#: " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 9))) for i in range(rng.randint(2, 5))]
     summary = "#Person1# and #Person2# talk about " + " ".join(rng.choice(WORDS) for _ in range(4)) + "."
@@ -118,7 +156,15 @@ def tiny_data_dir(tmp_path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path, monkeypatch):
-    """No test reads the user's cache or data dir by accident, nor writes into the repo."""
+    """No test reads the user's cache or data dir by accident, nor writes into the repo.
+
+    `precision: auto` means fp32 here on every host (as on a CPU without native bf16), so a
+    test that compares exactly gets the same numbers on an AVX2 EPYC and an AMX Xeon; tests
+    of the bf16 path ask for `bf16` by name, and it runs (emulated where not native) on both.
+    """
+    import tuneval.precision
+
+    monkeypatch.setattr(tuneval.precision, "native_bf16", lambda: False)
     monkeypatch.delenv("TUNEVAL_DATA_DIR", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

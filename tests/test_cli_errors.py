@@ -93,3 +93,128 @@ def test_params_prints_peft_format(capsys, tiny_llama_dir):
     assert code == 0
     # tiny llama: 2 layers x (q: 4*32 + 32*4, v: 4*32 + 16*4) = 2 * 448
     assert "trainable params: 896 || all params:" in out and "|| trainable%:" in out
+
+
+# -- values a user can get wrong: one line, exit 2, before anything slow ------------------------
+
+def recipe_file(tmp_path, tiny_llama_dir, tiny_data_dir, **sections):
+    import yaml
+
+    raw = {"model": str(tiny_llama_dir), "output_dir": str(tmp_path / "run"),
+           "data": {"data_dir": str(tiny_data_dir), "train_examples": 4, "max_seq_len": 192, **sections.pop("data", {})},
+           "train": {"max_steps": 1, "per_device_train_batch_size": 2, **sections.pop("train", {})}, **sections}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("sections,needle", [
+    ({"train": {"max_steps": -5, "num_train_epochs": -1}}, "'train.max_steps' must be -1"),
+    ({"data": {"train_examples": -5}}, "'data.train_examples' must be at least 1"),
+    ({"data": {"train_examples": 0}}, "'data.train_examples' must be at least 1"),
+    ({"data": {"max_seq_len": -1}}, "'data.max_seq_len' must be at least 8"),
+    ({"train": {"per_device_train_batch_size": -2}}, "'train.per_device_train_batch_size' must be at least 1"),
+    ({"train": {"learning_rate": -1.0}}, "'train.learning_rate' must be > 0, got -1.0"),
+])
+def test_nonsense_recipe_values_fail_before_training(capsys, tmp_path, tiny_llama_dir, tiny_data_dir, sections, needle):
+    recipe = recipe_file(tmp_path, tiny_llama_dir, tiny_data_dir, **sections)
+    code, _, err = run(["train", str(recipe)], capsys)
+    assert_clean_error(code, err, f"{recipe}: {needle}")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("data", [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "caf\u00e9".encode("latin-1")])
+def test_binary_or_non_utf8_training_data(capsys, tmp_path, tiny_llama_dir, tiny_data_dir, data):
+    train_file = tiny_data_dir / "dialogsum" / "train.jsonl"
+    train_file.write_bytes(json.dumps({"fname": "a", "dialogue": "x", "summary": "y"}).encode() + b"\n" + data + b"\n")
+    recipe = recipe_file(tmp_path, tiny_llama_dir, tiny_data_dir)
+    code, _, err = run(["train", str(recipe)], capsys)
+    assert_clean_error(code, err, f"{train_file}:2: not UTF-8 text")
+
+
+def test_non_utf8_eval_data(capsys, tiny_llama_dir, tiny_data_dir):
+    good = json.dumps({"fname": "a", "dialogue": "x", "summary": "y"}).encode()
+    (tiny_data_dir / "dialogsum" / "validation.jsonl").write_bytes(good + b"\n" + good + b"\n\xff\xfe\x00binary\n")
+    code, _, err = run(["eval", "--model", str(tiny_llama_dir), "--data-dir", str(tiny_data_dir)], capsys)
+    assert_clean_error(code, err, "validation.jsonl:3: not UTF-8 text")
+
+
+def test_json_error_reads_once(capsys, tiny_llama_dir, tiny_data_dir):
+    """json says 'Unterminated string starting at'; the message adds the column once, not 'at at column'."""
+    data = bad_data(tiny_data_dir, '{"fname": "a", "dialogue": "x\n')
+    code, _, err = run(["eval", "--model", str(tiny_llama_dir), "--data-dir", data], capsys)
+    assert_clean_error(code, err, "validation.jsonl:1: not valid JSON (Unterminated string starting at column 28)")
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--limit", "0"], "--limit must be at least 1, got 0"),
+    (["--limit", "-3"], "--limit must be at least 1, got -3"),
+    (["--batch-size", "-1"], "--batch-size must be at least 1, got -1"),
+    (["--max-new-tokens", "0"], "--max-new-tokens must be at least 1, got 0"),
+    (["--template", "-1"], "--template must be at least 0, got -1"),
+    (["--tasks", "copa", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--tasks", "copa", "--split", "test"], "--split applies to --task"),
+    (["--tasks", "copa", "--template", "2"], "--template applies to --task"),
+    (["--suite", "glue", "--max-new-tokens", "8"], "--max-new-tokens applies to --task"),
+    (["--num-fewshot", "2"], "--num-fewshot applies to --tasks/--suite"),
+])
+def test_eval_options_checked_before_the_model_loads(capsys, tmp_path, argv, needle):
+    """The model does not exist: an option error first proves nothing slow ran before it."""
+    code, _, err = run(["eval", "--model", str(tmp_path / "no-model"), *argv], capsys)
+    assert_clean_error(code, err, needle)
+
+
+@pytest.mark.parametrize("mode", [[], ["--tasks", "copa"]])
+def test_eval_out_that_is_a_file_fails_before_the_model_loads(capsys, tmp_path, mode):
+    out = tmp_path / "out.json"
+    out.write_text("keep me")
+    code, _, err = run(["eval", "--model", str(tmp_path / "no-model"), "--out", str(out), *mode], capsys)
+    assert_clean_error(code, err, f"--out {out}: is a file, not a directory")
+    assert out.read_text() == "keep me"
+    code, _, err = run(["eval", "--model", str(tmp_path / "no-model"), "--out", str(out / "sub"), *mode], capsys)
+    assert_clean_error(code, err, f"--out {out / 'sub'}: {out} is a file, not a directory")
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--train-examples", "0"], "--train-examples must be at least 1, got 0"),
+    (["--train-examples", "-5"], "--train-examples must be at least 1, got -5"),
+    (["--eval-examples", "0"], "--eval-examples must be at least 1, got 0"),
+])
+def test_demo_budgets_checked(capsys, tmp_path, argv, needle):
+    code, _, err = run(["demo", "--model", str(tmp_path / "no-model"), *argv], capsys)
+    assert_clean_error(code, err, needle)
+
+
+def test_sigint_prints_interrupted_and_exits_130(tmp_path, tiny_llama_dir, tiny_data_dir):
+    """A real Ctrl-C in the middle of generation: typer turns KeyboardInterrupt into a silent exit 130."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import sys, time
+        import tuneval.evaluate.run as run
+
+        def generate_forever(*args, **kwargs):  # a generation long enough to interrupt
+            print("generating", flush=True)
+            while True:
+                time.sleep(0.05)
+
+        run.generate = generate_forever
+        from tuneval.cli import main
+        main(sys.argv[1:])
+    """)
+    argv = ["eval", "--model", str(tiny_llama_dir), "--data-dir", str(tiny_data_dir), "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen([sys.executable, "-c", script, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "generating", proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1:] == ["interrupted"], err
+    assert not (tmp_path / "out").exists()

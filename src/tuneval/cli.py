@@ -11,21 +11,88 @@ from rich.console import Console
 
 from tuneval.errors import TunevalError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+class _Interrupted(BaseException):
+    """Ctrl-C on its way to main(): typer turns a KeyboardInterrupt into a silent exit 130."""
+
+
+class _Group(typer.core.TyperGroup):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted() from None
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Instruction fine-tune and evaluate language models.")
 console = Console()
 err = Console(stderr=True)
+PRECISION_HELP = "auto (bf16 where the hardware computes it natively, else fp32), bf16 or fp32."
+
+
+def _precision_option(default: Optional[str] = "auto"):
+    return typer.Option(default, "--precision", help=PRECISION_HELP + (" Default: the recipe's." if default is None else ""))
+
+
+VERBOSE = False  # --verbose: third-party warnings and logs stay visible
 
 
 def _quiet_libraries() -> None:
+    """Normal output is tuneval's own: no third-party warnings, logs or load bars (see --verbose).
+
+    Called again by each command after its imports, since transformers resets its verbosity
+    when first imported.
+    """
+    if VERBOSE:
+        return
+    import logging
     import warnings
 
+    warnings.simplefilter("ignore")  # library deprecations and "proceed at your own risk" notes
+    # bitsandbytes logs a WARNING at import on bf16 CPUs when its optional hub kernel package is missing.
+    for name in ("bitsandbytes", "accelerate", "peft", "torch.distributed"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     import transformers
 
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*generation flags are not valid.*")
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+
+
+@app.callback()
+def _options(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show third-party warnings and logs.")):
+    """Instruction fine-tune and evaluate language models."""
+    global VERBOSE
+    VERBOSE = verbose
+    _quiet_libraries()
+
+
+def _check_out_dir(out: Path, flag: str = "--out") -> None:
+    """Results are written at the end: a path that cannot become a directory must fail before the slow part."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise TunevalError(f"{flag} {out}: {'is' if p == out else f'{p} is'} a file, not a directory")
+            return
+
+
+def _check_eval_options(bench: bool, *, task, split, template, max_new_tokens, num_fewshot, tasks_dir, limit,
+                        batch_size) -> None:
+    """`eval` has two modes; an option of the other mode would be silently ignored, so it is refused.
+
+    Benchmark tasks (lm-eval style) name their own split, prompts and generation lengths."""
+    from tuneval.config import EvalConfig, check_option
+
+    generation_only = {"--task": task, "--split": split, "--template": template, "--max-new-tokens": max_new_tokens}
+    bench_only = {"--num-fewshot": num_fewshot, "--tasks-dir": tasks_dir}
+    for flag, value in (generation_only if bench else bench_only).items():
+        if value is not None:
+            raise TunevalError(f"{flag} applies to --task (generation scored with ROUGE/BLEU), not to --tasks/--suite, "
+                               "whose tasks set their own split, prompts and lengths" if bench else
+                               f"{flag} applies to --tasks/--suite (benchmark tasks), not to --task")
+    for flag, value, key in (("--limit", limit, "limit"), ("--batch-size", batch_size, "batch_size"),
+                             ("--max-new-tokens", max_new_tokens, "max_new_tokens"), ("--template", template, "template")):
+        check_option(flag, value, EvalConfig, key)
 
 
 @app.command()
@@ -35,13 +102,15 @@ def train(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Local data directory (else $TUNEVAL_DATA_DIR, else the hub)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
+    precision: Optional[str] = _precision_option(None),
 ):
     """Fine-tune a model as a recipe says; write a run directory."""
     from tuneval.config import load_recipe
     from tuneval.train.trainer import train as run_train
 
     _quiet_libraries()
-    overrides = list(set_) + ([f"data.data_dir={data_dir}"] if data_dir else [])
+    overrides = list(set_) + ([f"data.data_dir={data_dir}"] if data_dir else []) + (
+        [f"precision={precision}"] if precision else [])
     r = load_recipe(recipe, overrides)
     metrics, _, _ = run_train(r, resume=resume, overwrite=overwrite)
     console.print(
@@ -55,15 +124,15 @@ def train(
 def eval_(
     model: str = typer.Option("smollm2-135m-instruct", "--model", help="Embedded name, local directory or hub id."),
     adapter: Optional[Path] = typer.Option(None, "--adapter", help="PEFT adapter directory (or a run directory)."),
-    task: str = typer.Option("dialogsum", "--task"),
-    split: str = typer.Option("validation", "--split"),
+    task: Optional[str] = typer.Option(None, "--task", help="Generation task scored with ROUGE/BLEU (default dialogsum)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split of --task (default validation)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="First N examples of the split (default 50 with --task; "
                                         "with --tasks/--suite: the suite's per-task limit, else all)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where results.json and report.md go."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir"),
     template: Optional[int] = typer.Option(None, "--template", help="Template index (default: the task's eval template)."),
     batch_size: int = typer.Option(16, "--batch-size"),
-    max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Generation length for --task (default 64)."),
     chat_template: bool = typer.Option(True, "--chat-template/--no-chat-template"),
     tasks: Optional[str] = typer.Option(None, "--tasks", help="Benchmark tasks or groups, comma-separated (e.g. copa,sst2,mmlu)."),
     suite: Optional[str] = typer.Option(None, "--suite", help="A benchmark suite: glue, superglue, mmlu, forgetting."),
@@ -71,29 +140,34 @@ def eval_(
     tasks_dir: Optional[Path] = typer.Option(None, "--tasks-dir", help="Directory of extra task/suite YAML files."),
     seed: int = typer.Option(1234, "--seed", help="Few-shot sampling and bootstrap seed."),
     bootstrap_iters: int = typer.Option(1000, "--bootstrap-iters", help="Bootstrap resamples for the 95% intervals."),
+    precision: str = _precision_option(),
 ):
     """Score a model on benchmark tasks (--tasks/--suite), or generate on one --task and score ROUGE/BLEU."""
+    _check_eval_options(bool(tasks or suite), task=task, split=split, template=template, max_new_tokens=max_new_tokens,
+                        num_fewshot=num_fewshot, tasks_dir=tasks_dir, limit=limit, batch_size=batch_size)
     if tasks or suite:
         _quiet_libraries()
         _benchmarks(model, adapter, tasks=tasks, suite=suite, limit=limit, num_fewshot=num_fewshot, tasks_dir=tasks_dir,
                     data_dir=data_dir, out=out, batch_size=batch_size, seed=seed, bootstrap_iters=bootstrap_iters,
-                    chat_template=chat_template)
+                    chat_template=chat_template, precision=precision)
         return
     limit = 50 if limit is None else limit
+    task, split = task or "dialogsum", split or "validation"
+    max_new_tokens = 64 if max_new_tokens is None else max_new_tokens
     from tuneval.data.tasks import load_task
     from tuneval.evaluate.run import evaluate_generation
-    from tuneval.models import load_adapter, load_model
+    from tuneval.models import load_result
 
-    _quiet_libraries()
-    spec = load_task(task)
-    loaded = load_model(model)
-    net = load_adapter(loaded, adapter) if adapter else loaded.model
     label = f"{model}+{adapter.name}" if adapter else model
     out = out or Path("runs") / "eval" / f"{Path(label).name}-{task}"
+    _check_out_dir(out)  # results are written after the whole generation: a bad --out must fail now
+    _quiet_libraries()
+    spec = load_task(task)
+    loaded, net = load_result(model, adapter, precision=precision)
     results = evaluate_generation(
         net, loaded.tokenizer, loaded.arch, spec, split=split, limit=limit, data_dir=data_dir, template=template,
         batch_size=batch_size, max_new_tokens=max_new_tokens, chat_template=chat_template, label=label,
-        meta={"model": model, "adapter": str(adapter) if adapter else None}, out_dir=out,
+        meta={"model": model, "adapter": str(adapter) if adapter else None, "precision": loaded.precision}, out_dir=out,
     )
     m = results["metrics"]
     console.print(" ".join(f"{k}={m[k]:.4f}" for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")) + f" bleu={m['bleu']:.2f}")
@@ -123,19 +197,25 @@ def params(
 
 @app.command()
 def demo(
-    train_examples: int = typer.Option(None, "--train-examples", help="Training examples per method."),
-    eval_examples: int = typer.Option(None, "--eval-examples", help="Validation examples scored per model."),
+    train_examples: Optional[int] = typer.Option(None, "--train-examples", help="Training examples per method (default 96)."),
+    eval_examples: Optional[int] = typer.Option(None, "--eval-examples", help="Validation examples scored per model (default 32)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir"),
     out: Path = typer.Option(Path("runs/demo"), "--out"),
     model: str = typer.Option("smollm2-135m-instruct", "--model"),
+    precision: str = _precision_option(),
 ):
     """The main job: base vs full vs LoRA on DialogSum, one comparison table."""
+    from tuneval.config import DataConfig, EvalConfig, check_option
     from tuneval.demo import DEFAULT_EVAL_EXAMPLES, DEFAULT_TRAIN_EXAMPLES, run_demo
 
+    # checked here: the demo scores the base model before it builds the first recipe
+    check_option("--train-examples", train_examples, DataConfig, "train_examples")
+    check_option("--eval-examples", eval_examples, EvalConfig, "limit")
+    _check_out_dir(out)
     _quiet_libraries()
-    run_demo(model=model, data_dir=data_dir, out=out,
-             train_examples=train_examples or DEFAULT_TRAIN_EXAMPLES,
-             eval_examples=eval_examples or DEFAULT_EVAL_EXAMPLES, console=console)
+    run_demo(model=model, data_dir=data_dir, out=out, precision=precision,
+             train_examples=DEFAULT_TRAIN_EXAMPLES if train_examples is None else train_examples,
+             eval_examples=DEFAULT_EVAL_EXAMPLES if eval_examples is None else eval_examples, console=console)
 
 
 @app.command()
@@ -144,13 +224,14 @@ def merge(
     out: Path = typer.Option(..., "--out", help="Where the merged model (safetensors) goes."),
     model: Optional[str] = typer.Option(None, "--model", help="Base model (default: the run's recipe)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
+    precision: str = _precision_option(),
 ):
     """Fold an adapter into its base: a full model that plain transformers loads."""
     from tuneval.serve.merge import merge_run
 
     _quiet_libraries()
-    info = merge_run(run, out, model=model, overwrite=overwrite)
-    console.print(f"merged {info['peft_type']} adapter into {info['base']} ({info['params']:,d} params) -> {info['out']}")
+    info = merge_run(run, out, model=model, overwrite=overwrite, precision=precision)
+    console.print(f"merged {info['peft_type']} adapter into {info['base']} ({info['params']:,d} params) ({info['precision']}) -> {info['out']}")
 
 
 @app.command()
@@ -165,26 +246,33 @@ def serve(
     batch_window_ms: float = typer.Option(5.0, "--batch-window-ms", help="Wait this long to gather a batch."),
     max_prompt_tokens: int = typer.Option(1024, "--max-prompt-tokens"),
     max_tokens: int = typer.Option(256, "--max-tokens", help="Largest max_tokens a request may ask for."),
-    log_level: str = typer.Option("info", "--log-level"),
+    max_queue: int = typer.Option(256, "--max-queue", help="Rows waiting for a batch; beyond it: 503 + Retry-After."),
+    request_timeout: float = typer.Option(300.0, "--request-timeout", help="Seconds a request may take; then 504."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="TUNEVAL_API_KEY", show_envvar=True,
+                                          help="Require 'Authorization: Bearer KEY' (all but /health); "
+                                               "needed off loopback."),
+    log_level: str = typer.Option("info", "--log-level", help="critical, error, warning, info, debug or trace."),
+    precision: str = _precision_option(),
 ):
     """OpenAI-compatible server: one base, many adapters, mixed-adapter batches."""
     from tuneval.serve.api import ServeSettings
-    from tuneval.serve.server import is_loopback, parse_adapter_specs
+    from tuneval.serve.server import check_options, is_loopback, parse_adapter_specs
     from tuneval.serve.server import serve as run_server
 
-    _quiet_libraries()
     adapters = parse_adapter_specs(adapter)
-    if max_batch_size < 1 or max_prompt_tokens < 1 or max_tokens < 1 or batch_window_ms < 0:
-        raise TunevalError("--max-batch-size, --max-prompt-tokens and --max-tokens must be >= 1, --batch-window-ms >= 0")
     settings = ServeSettings(adapters_root=adapters_root, max_batch_size=max_batch_size, batch_window_ms=batch_window_ms,
-                             max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens)
+                             max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens, max_queue=max_queue,
+                             request_timeout=request_timeout, api_key=api_key, precision=precision)
+    log_level = check_options(host, port, log_level, settings)  # before anything slow
+    _quiet_libraries()
     if not is_loopback(host):
-        err.print(f"[yellow]warning:[/yellow] binding to {host}: anyone who can reach this port can use the model"
-                  + (" and load adapters from --adapters-root" if adapters_root else ""))
+        err.print(f"[yellow]warning:[/yellow] binding to {host}: plain HTTP, so the API key and prompts cross the "
+                  "network unencrypted; put a TLS proxy in front", soft_wrap=True)
 
     def ready(app, host, port):
         names = ", ".join(a.name for a in app.state.bank.catalogue()) or "none"
-        console.print(f"serving {model} (adapters: {names}) on http://{host}:{port}/v1")
+        auth = "; API key required" if api_key is not None else ""
+        console.print(f"serving {model} (adapters: {names}{auth}) on http://{host}:{port}/v1")
 
     run_server(model, adapters, host=host, port=port, settings=settings, log_level=log_level, on_ready=ready)
 
@@ -276,12 +364,14 @@ def sweep(
     data_dir: Optional[str] = typer.Option(None, "--data-dir"),
     out: Optional[Path] = typer.Option(None, "--out", help="Sweep directory (default runs/sweep-RECIPE)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Retrain points that finished before."),
+    precision: Optional[str] = _precision_option(None),
 ):
     """Train every point of a grid; write one table (Markdown, CSV) and a plot of scores against the first key."""
     from tuneval.evaluate.sweep import run_sweep
 
     _quiet_libraries()
-    overrides = list(set_) + ([f"data.data_dir={data_dir}"] if data_dir else [])
+    overrides = list(set_) + ([f"data.data_dir={data_dir}"] if data_dir else []) + (
+        [f"precision={precision}"] if precision else [])
     result = run_sweep(recipe, grid, overrides, out=out, overwrite=overwrite, console=console)
     console.print(result["markdown"])
     console.print(f"saved: {result['out'] / 'sweep.md'}, sweep.csv, sweep.json, sweep.png")
@@ -306,6 +396,7 @@ def _benchmarks(model, adapter, *, tasks, suite, out, **kw) -> None:
 
     label = f"{Path(model).name}+{Path(adapter).name}" if adapter else Path(model).name
     out = out or Path("runs") / "eval" / f"{label}-{suite or tasks.replace(',', '-')[:60]}"
+    _check_out_dir(out)
     summary = evaluate_suite(model, adapter, tasks=tasks, suite=suite, out=out, on_task=_print_task, **kw)
     console.print(Markdown(summary_markdown(summary)))
     console.print(f"saved: {out / 'summary.md'}, {out / 'summary.json'}, {out}/<task>/results.json")
@@ -328,10 +419,12 @@ def forgetting(
     seed: int = typer.Option(1234, "--seed"),
     bootstrap_iters: int = typer.Option(1000, "--bootstrap-iters"),
     chat_template: bool = typer.Option(True, "--chat-template/--no-chat-template", help="For generate tasks."),
+    precision: str = _precision_option(),
 ):
     """Before/after fine-tuning on a task suite: per-task delta and a paired-bootstrap verdict (improved/unchanged/forgot)."""
     from rich.markdown import Markdown
 
+    from tuneval.config import EvalConfig, check_option
     from tuneval.evaluate.forgetting import forgetting_markdown
     from tuneval.evaluate.suite import compare_dirs, run_forgetting
 
@@ -347,9 +440,12 @@ def forgetting(
         if adapter is None:
             raise TunevalError("give --adapter RUN (the fine-tuned result to check) or --before DIR --after DIR")
         out = out or Path("runs") / "forgetting" / adapter.resolve().name
+        check_option("--batch-size", batch_size, EvalConfig, "batch_size")
+        _check_out_dir(out)
         result = run_forgetting(model, adapter, tasks=tasks, suite=suite, limit=limit, num_fewshot=num_fewshot,
                                 tasks_dir=tasks_dir, data_dir=data_dir, out=out, batch_size=batch_size, seed=seed,
-                                bootstrap_iters=bootstrap_iters, chat_template=chat_template, on_task=_print_task)
+                                bootstrap_iters=bootstrap_iters, chat_template=chat_template, on_task=_print_task,
+                                precision=precision)
     console.print(Markdown(forgetting_markdown(result, result["before_label"], result["after_label"])))
     console.print(f"saved: {out / 'forgetting.md'}, {out / 'forgetting.json'}, {out / 'forgetting.png'}")
 
@@ -360,7 +456,7 @@ def main(argv: list[str] | None = None) -> None:
     except TunevalError as e:
         err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Interrupted):  # the first while typer parses, the second from a command
         err.print("interrupted")
         sys.exit(130)
 

@@ -9,15 +9,78 @@ in every run directory, so a run can be repeated from it and its seed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
 from tuneval.errors import TunevalError
+
+
+# -- value checks ---------------------------------------------------------------------------------
+# A value of the right type can still be nonsense (a negative batch size, a learning rate of 0),
+# and the trainer would take it and run for minutes, or write an untrained adapter. So each
+# field says what it may be (`checked`), a section's dataclass may add what one field cannot say
+# (`check(self)`, yielding (key, problem)), and build_dataclass applies both when a recipe (or a
+# method's settings) is built: before any model loads. Method settings classes use the same two.
+
+def checked(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING, ge: Any = None,
+            gt: Any = None, le: Any = None, lt: Any = None, choices: tuple | None = None, null: str | None = None) -> Any:
+    """A dataclass field with the values it may take; `null` says what None means where None is allowed.
+
+    A list field's bounds apply to each item."""
+    rule = {k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices, null=null).items() if v is not None}
+    return field(default=default, default_factory=default_factory, metadata={"check": rule})
+
+
+def _describe(rule: dict[str, Any], with_null: bool = True) -> str:
+    if "choices" in rule:
+        text = "one of " + ", ".join(map(str, rule["choices"]))
+    else:
+        low = ("[", rule["ge"]) if "ge" in rule else ("(", rule["gt"]) if "gt" in rule else None
+        high = (rule["le"], "]") if "le" in rule else (rule["lt"], ")") if "lt" in rule else None
+        if low and high:
+            text = f"in {low[0]}{low[1]}, {high[0]}{high[1]}"
+        elif low:
+            text = f"at least {low[1]}" if low[0] == "[" else f"> {low[1]}"
+        else:
+            text = f"at most {high[0]}" if high[1] == "]" else f"< {high[0]}"
+    return text + (f" (or null: {rule['null']})" if with_null and "null" in rule else "")
+
+
+def _violates(rule: dict[str, Any], v: Any) -> bool:
+    if "choices" in rule:
+        return v not in rule["choices"]
+    return (("ge" in rule and v < rule["ge"]) or ("gt" in rule and not v > rule["gt"])
+            or ("le" in rule and v > rule["le"]) or ("lt" in rule and not v < rule["lt"]))
+
+
+def value_problems(obj: Any) -> Iterator[tuple[str, str]]:
+    """(key, problem) for each value of a dataclass instance outside what its fields allow, then its own check()."""
+    for f in dataclasses.fields(obj):
+        rule, value = f.metadata.get("check"), getattr(obj, f.name)
+        if rule is None or value is None:
+            continue
+        for i, v in (enumerate(value) if isinstance(value, list) else [(None, value)]):
+            if _violates(rule, v):
+                yield (f.name if i is None else f"{f.name}[{i}]"), f"must be {_describe(rule, i is None)}, got {v!r}"
+    yield from getattr(obj, "check", lambda: ())()
+
+
+def check_values(obj: Any, source: str, prefix: str = "") -> None:
+    for key, problem in value_problems(obj):
+        raise TunevalError(f"{source}: '{prefix}{key}' {problem}")
+
+
+def check_option(flag: str, value: Any, cls: type, name: str) -> None:
+    """A command-line option that stands for a recipe key gets that key's check, in the option's words."""
+    rule = next(f for f in dataclasses.fields(cls) if f.name == name).metadata["check"]
+    if value is not None and _violates(rule, value):
+        raise TunevalError(f"{flag} must be {_describe(rule, with_null=False)}, got {value!r}")
 
 
 @dataclass
@@ -26,20 +89,24 @@ class ReplayConfig:
 
     task: str = "self_instruct"
     fraction: float = 0.1  # share of the run's training examples drawn from this task
-    max_examples: int | None = None  # the task's pool: first N of its seeded shuffle; None = all
+    max_examples: int | None = checked(None, ge=1, null="all")  # the task's pool: first N of its seeded shuffle
 
 
 @dataclass
 class DataConfig:
     data_dir: str | None = None  # None: $TUNEVAL_DATA_DIR, else the task's hub dataset
     train_split: str = "train"
-    train_examples: int | None = None  # first N of a seeded shuffle; None = all
-    max_seq_len: int = 1024  # prompt + response tokens; the longest input field is cut to fit
-    max_target_tokens: int = 128
+    train_examples: int | None = checked(None, ge=1, null="all")  # first N of a seeded shuffle
+    max_seq_len: int = checked(1024, ge=8)  # prompt + response tokens; the longest input field is cut to fit
+    max_target_tokens: int = checked(128, ge=1)
     chat_template: bool = True  # wrap prompts in the tokenizer's chat template when it has one
-    template: int | None = None  # None: draw one template per example (seeded); N: always template N
-    holdout_templates: list[int] = field(default_factory=list)  # phrasings of `task` never trained on
+    template: int | None = checked(None, ge=0, null="drawn per example")  # N: always template N (seeded draw if None)
+    holdout_templates: list[int] = checked(default_factory=list, ge=0)  # phrasings of `task` never trained on
     replay: ReplayConfig | None = None  # e.g. {task: self_instruct, fraction: 0.1}
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.max_seq_len <= self.max_target_tokens:  # the prompt would be cut away entirely
+            yield "max_seq_len", f"must be greater than data.max_target_tokens ({self.max_target_tokens}), got {self.max_seq_len}"
 
 
 # train.logits_to_keep: "labels" (lm_head + loss only where a next-token label is) or "all".
@@ -57,33 +124,43 @@ def check_logits_to_keep(value: str, where: str = "train.logits_to_keep") -> str
 class TrainConfig:
     """Names follow transformers.TrainingArguments."""
 
-    learning_rate: float = 2e-4
-    num_train_epochs: float = 1.0
-    max_steps: int = -1
-    per_device_train_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    warmup_steps: float = 0.0  # an int is steps, a float < 1 a share of the run
-    weight_decay: float = 0.0
-    lr_scheduler_type: str = "linear"
-    logging_steps: int = 5
-    save_steps: int = 50
-    save_total_limit: int = 2
-    bf16: str = "auto"  # auto: on where the CPU has native bf16 (AVX512-BF16/AMX) or on CUDA
+    learning_rate: float = checked(2e-4, gt=0)
+    num_train_epochs: float = 1.0  # > 0 unless max_steps decides (see check)
+    max_steps: int = -1  # -1: num_train_epochs decides
+    per_device_train_batch_size: int = checked(8, ge=1)
+    gradient_accumulation_steps: int = checked(1, ge=1)
+    warmup_steps: float = checked(0.0, ge=0)  # an int is steps, a float < 1 a share of the run
+    weight_decay: float = checked(0.0, ge=0)
+    lr_scheduler_type: str = "linear"  # one of transformers' SchedulerType values (see check)
+    logging_steps: int = checked(5, ge=1)
+    save_steps: int = checked(50, ge=1)
+    save_total_limit: int | None = checked(2, ge=1, null="keep all")
     group_by_length: bool = True
     gradient_checkpointing: bool = False
     # Speed levers (train/loss.py; measured in bench/README-speed.md). Each is exact; turn one off to compare.
     logits_to_keep: str = "labels"  # one of LOGITS_TO_KEEP
     drop_padding_mask: bool = True  # right padding is invisible to causal attention: let SDPA run is_causal
-    pad_to_multiple_of: int | None = None  # pad each batch's length up to a multiple (fewer shapes, more pads)
+    pad_to_multiple_of: int | None = checked(None, ge=1, null="off")  # pad each batch's length up to a multiple
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.max_steps != -1 and self.max_steps < 1:
+            yield "max_steps", f"must be -1 (train num_train_epochs) or at least 1, got {self.max_steps}"
+        if self.max_steps == -1 and not self.num_train_epochs > 0:
+            yield "num_train_epochs", f"must be > 0 when train.max_steps is -1, got {self.num_train_epochs}"
+        from transformers.trainer_utils import SchedulerType  # torch is loaded by now (methods import it)
+
+        schedulers = [s.value for s in SchedulerType]
+        if self.lr_scheduler_type not in schedulers:
+            yield "lr_scheduler_type", f"must be one of {', '.join(schedulers)}, got {self.lr_scheduler_type!r}"
 
 
 @dataclass
 class EvalConfig:
     split: str = "validation"
-    limit: int | None = 50  # the first N examples of the split, always the same ones
-    batch_size: int = 16
-    max_new_tokens: int = 64
-    template: int | None = None  # None: the task's fixed evaluation template
+    limit: int | None = checked(50, ge=1, null="all")  # the first N examples of the split, always the same ones
+    batch_size: int = checked(16, ge=1)
+    max_new_tokens: int = checked(64, ge=1)
+    template: int | None = checked(None, ge=0, null="the task's evaluation template")
 
 
 @dataclass
@@ -91,8 +168,8 @@ class MixtureTask:
     task: str = ""
     weight: float = 1.0  # strategy rates: the task's rate; proportional/temperature: multiplies min(n, cap)
     max_examples: int | None = None  # the task's pool: first N of its seeded shuffle; None = all
-    templates: list[int] | None = None  # phrasings to train on; None = all not held out
-    holdout_templates: list[int] = field(default_factory=list)  # phrasings never trained on
+    templates: list[int] | None = checked(None, ge=0, null="all not held out")  # phrasings to train on
+    holdout_templates: list[int] = checked(default_factory=list, ge=0)  # phrasings never trained on
     split: str | None = None  # None: data.train_split
 
 
@@ -114,7 +191,9 @@ class Recipe:
     model: str = "smollm2-135m-instruct"
     task: str = "dialogsum"
     method: str = "lora"
-    seed: int = 42
+    seed: int = checked(42, ge=0, le=2**32 - 1)  # numpy's seed range
+    # auto | bf16 | fp32 (precision.py): training autocast, and the dtype the recipe's evaluation loads
+    precision: str = "auto"
     output_dir: str = "runs/{task}-{method}"
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -182,9 +261,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, bool):
             raise TunevalError(f"{where}: expected a number, got {value!r}")
         try:
-            return float(value)  # YAML reads 1e-3 as a string
+            number = float(value)  # YAML reads 1e-3 as a string
         except (TypeError, ValueError):
             raise TunevalError(f"{where}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):  # no setting means anything at nan or inf, and no range check catches nan
+            raise TunevalError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, (dict, list)) or value is None:
             raise TunevalError(f"{where}: expected a string, got {value!r}")
@@ -222,13 +304,15 @@ def build_dataclass(cls: type, values: dict[str, Any], source: str, prefix: str 
                 f"{source}: unknown key '{prefix}{key}' (known: {', '.join(sorted(known)) or 'none'})"
             )
         kwargs[key] = _typed(value, hints[key], source, f"{prefix}{key}")
-    return cls(**kwargs)
+    obj = cls(**kwargs)
+    check_values(obj, source, prefix)
+    return obj
 
 
 def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> Recipe:
     from tuneval.methods import get_method  # the registry knows each method's options
 
-    raw = dict(raw or {})
+    raw = _legacy_bf16(dict(raw or {}), source)
     top = {f.name for f in dataclasses.fields(Recipe)} - {"method_args"} - set(SECTIONS)
     method = str(raw.get("method", Recipe.method))
     spec = get_method(method)
@@ -254,13 +338,27 @@ def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> Recipe:
     train = kwargs.get("train")
     if train is not None:  # checked here, not when training starts: a bad value fails before the model loads
         check_logits_to_keep(train.logits_to_keep, f"{source}: train.logits_to_keep")
-        if train.pad_to_multiple_of is not None and train.pad_to_multiple_of < 1:
-            raise TunevalError(f"{source}: train.pad_to_multiple_of: expected a positive integer or null, "
-                               f"got {train.pad_to_multiple_of}")
     replay = kwargs["data"].replay if "data" in kwargs else None
     if replay is not None and not 0 < replay.fraction < 1:
         raise TunevalError(f"{source}: 'data.replay.fraction' must be between 0 and 1 (exclusive), got {replay.fraction}")
-    return Recipe(**kwargs)
+    recipe = Recipe(**kwargs)
+    check_values(recipe, source)  # the top-level keys (sections were checked as they were built)
+    return recipe
+
+
+def _legacy_bf16(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """Runs saved before the precision policy say `train.bf16: auto|true|false`; read it as `precision`."""
+    train = raw.get("train")
+    if isinstance(train, dict) and "bf16" in train:
+        if "precision" in raw:
+            raise TunevalError(f"{source}: give 'precision' alone ('train.bf16' is its old name)")
+        train = dict(train)
+        raw = {**raw, "train": train, "precision": train.pop("bf16")}
+    if "precision" in raw:
+        from tuneval.precision import check_precision
+
+        raw["precision"] = check_precision(raw["precision"], f"{source}: 'precision'")
+    return raw
 
 
 def _check_mixture(m: MixtureConfig, source: str) -> None:
@@ -318,6 +416,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
+    from tuneval.data.sources import read_text  # a binary file given as the recipe: one line, not a traceback
+
     raw: dict[str, Any] = {}
     source = "recipe"
     if path is not None:
@@ -326,7 +426,7 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not path.is_file():
             raise TunevalError(f"{path}: recipe file not found")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = yaml.safe_load(read_text(path)) or {}
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark else str(path)

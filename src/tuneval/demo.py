@@ -20,7 +20,8 @@ from tuneval.data.tasks import load_task
 from tuneval.evaluate.report import comparison_table, samples_table
 from tuneval.evaluate.run import evaluate_generation
 from tuneval.io import atomic_write_json, atomic_write_text
-from tuneval.models import load_model
+from tuneval.models import load_result
+from tuneval.precision import resolve_precision
 from tuneval.train.trainer import train
 
 DEFAULT_TRAIN_EXAMPLES = 96
@@ -48,39 +49,47 @@ def machine() -> str:
 
 
 def run_demo(*, model: str, data_dir: str | None, out: Path, train_examples: int, eval_examples: int,
-             console: Console, seed: int = 42) -> dict[str, Any]:
+             console: Console, seed: int = 42, precision: str = "auto") -> dict[str, Any]:
+    """Each model is scored as `tuneval eval` would score it: trained results are reloaded from their
+    run directories at the demo's precision, so every row can be reproduced from what was saved."""
+    precision = resolve_precision(precision)
     task = load_task("dialogsum")
     eval_kw = dict(split="validation", limit=eval_examples, data_dir=data_dir, batch_size=16, max_new_tokens=64)
     console.rule(f"[bold]tuneval demo[/bold]: {model} on DialogSum, {train_examples} training / {eval_examples} eval examples")
 
-    base = load_model(model)
-    rows = [evaluate_generation(base.model, base.tokenizer, base.arch, task, label="original",
-                                out_dir=out / "eval-original", **eval_kw)]
+    base, net = load_result(model, precision=precision)
+    rows = [evaluate_generation(net, base.tokenizer, base.arch, task, label="original", out_dir=out / "eval-original",
+                                meta={"model": model, "adapter": None, "precision": precision}, **eval_kw)]
+    del base, net
     rows[0]["method"] = "none"
     console.print(f"original: rouge1={rows[0]['metrics']['rouge1']:.4f}")
 
     for method in ("full", "lora"):
         raw = {"model": model, "task": "dialogsum", "method": method, "seed": seed, "output_dir": str(out / method),
-               "data": {"data_dir": data_dir, "train_examples": train_examples}, **METHOD_SETTINGS[method]}
+               "precision": precision, "data": {"data_dir": data_dir, "train_examples": train_examples},
+               **METHOD_SETTINGS[method]}
         recipe = recipe_from_dict(raw, f"demo:{method}")
-        loaded = base if method == "full" else load_model(model)  # full FT changes the weights in place
-        metrics, net, _ = train(recipe, overwrite=True, loaded=loaded)
+        metrics, net, _ = train(recipe, overwrite=True)
+        del net  # scored from what was saved, as `tuneval eval --adapter RUN` scores it
+        loaded, net = load_result(model, recipe.run_dir, precision=precision)
         result = evaluate_generation(net, loaded.tokenizer, loaded.arch, task, label=method,
-                                     out_dir=out / f"eval-{method}", **eval_kw)
+                                     out_dir=out / f"eval-{method}", meta={"model": model, "adapter": str(recipe.run_dir),
+                                                                           "precision": precision}, **eval_kw)
         result["method"], result["train"] = method, metrics
         rows.append(result)
         console.print(f"{method}: rouge1={result['metrics']['rouge1']:.4f}")
-        del net
+        del net, loaded
 
     table = comparison_table(rows)
     samples = samples_table(rows, n=3)
     header = (f"Model `{model}`, task DialogSum (validation, first {eval_examples} examples, template "
-              f"{rows[0]['template']['index']}), {train_examples} training examples per method, seed {seed}. "
-              f"Machine: {machine()}.")
+              f"{rows[0]['template']['index']}), {train_examples} training examples per method, seed {seed}, "
+              f"precision {precision}. Machine: {machine()}.")
     report = f"# tuneval demo\n\n{header}\n\n{table}\n\n## Side-by-side samples\n\n{samples}\n"
     atomic_write_text(out / "comparison.md", report)
     atomic_write_json(out / "comparison.json", {
-        "machine": machine(), "model": model, "train_examples": train_examples, "eval_examples": eval_examples,
+        "machine": machine(), "model": model, "precision": precision, "train_examples": train_examples,
+        "eval_examples": eval_examples,
         "rows": [{k: v for k, v in r.items() if k != "examples"} for r in rows],
     })
     console.print(Markdown(f"{header}\n\n{table}"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,11 +14,27 @@ from typing import Any
 import yaml
 
 
+def _create_beside(target: Path, suffix: str, create) -> tuple[Path, Any]:
+    """A new hidden temp name beside `target`, created by `create(path)` with the umask's permissions.
+
+    tempfile.mkstemp/mkdtemp create 0600/0700 whatever the umask says, so results written
+    through them could not be read by another account (a service running `tuneval serve`).
+    Opening with O_EXCL keeps what mkstemp guarantees: the name is new and ours.
+    """
+    for _ in range(100):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}{suffix}"
+        try:
+            return tmp, create(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{target}: no free temporary name beside it")
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write to a temp file in the same directory, then rename over the target."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp, fd = _create_beside(path, ".tmp", lambda p: os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -50,7 +66,7 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp dir beside `target`; on success it replaces `target`, on failure it vanishes."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp, _ = _create_beside(target, "", lambda p: os.mkdir(p, 0o777))
     try:
         yield tmp
         if target.exists():

@@ -146,3 +146,35 @@ def test_bad_rows_slice_is_an_error(tmp_path):
                              "label_names: {a: A}\n" + BASE)
     with pytest.raises(TunevalError, match=r"topic.yaml: files.train: rows must be a slice like '1600:'"):
         load_split(load_task("topic", d), "train", root)
+
+
+@pytest.mark.parametrize("name,fmt", [("train.jsonl", None), ("train.csv", None), ("train.tsv", None),
+                                      ("train.txt", "label_text"), ("train.txt", "trec")])
+@pytest.mark.parametrize("bad,what", [(b"caf\xe9 ok", "byte 0xe9"), (b"\x00\x00\x01\x02", "a NUL byte"),
+                                      (b"\x89PNG\r\n\x1a\n", "byte 0x89")])
+def test_binary_or_non_utf8_file_names_file_and_line(tmp_path, name, fmt, bad, what):
+    """Every reader (training and benchmark) fails in one line naming file:line, not with a UnicodeDecodeError."""
+    p = tmp_path / name
+    p.write_bytes(b"a,b\n1,2\n" + bad + b"\n")
+    with pytest.raises(TunevalError, match=rf"{name}:3: not UTF-8 text \({what}\)"):
+        read_file(p, format=fmt)
+
+
+def test_benchmark_readers_refuse_binary_files(tmp_path):
+    from types import SimpleNamespace
+
+    from tuneval.evaluate.bench_data import _read_parallel, read_path
+
+    task = SimpleNamespace(line_pattern=r"^(?P<text>.+)$", columns=None, source="t.yaml")
+    (tmp_path / "src.txt").write_bytes(b"one\ntwo\n\xff\n")
+    with pytest.raises(TunevalError, match=r"src.txt:3: not UTF-8 text \(byte 0xff\)"):
+        read_path(tmp_path / "src.txt", task)
+    (tmp_path / "ref.txt").write_text("one\ntwo\nthree\n")
+    with pytest.raises(TunevalError, match=r"src.txt:3: not UTF-8 text"):
+        _read_parallel(tmp_path, {"ref": "ref.txt", "src": "src.txt"})
+
+
+def test_utf8_bom_and_crlf_are_text(tmp_path):
+    p = tmp_path / "train.csv"
+    p.write_bytes(b"\xef\xbb\xbfid,text\r\n1,caf\xc3\xa9\r\n")
+    assert [(r["id"], r["text"], r["_where"]) for r in read_file(p)] == [("1", "café", f"{p}:2")]

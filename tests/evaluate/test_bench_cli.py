@@ -142,3 +142,14 @@ def test_forgetting_with_an_adapter(tiny_llama_dir, bench_data_dir, tmp_path, ca
                         "--out", str(tmp_path / "again"), "--bootstrap-iters", "50"], capsys)
     assert code == 0, err
     assert json.loads((tmp_path / "again" / "forgetting.json").read_text())["tasks"] == result["tasks"]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_benchmark_and_forgetting_results_record_precision(tiny_llama_dir, bench_data_dir, tmp_path, capsys, precision):
+    """Log-likelihood scoring runs at the policy's dtype (bf16 emulated where not native) and says so."""
+    code, _, err = run(["eval", "--model", str(tiny_llama_dir), "--tasks", "copa", "--limit", "4", "--precision",
+                        precision, "--data-dir", str(bench_data_dir), "--out", str(tmp_path / "ev"),
+                        "--bootstrap-iters", "20"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "ev" / "copa" / "results.json").read_text())["precision"] == precision
+    assert json.loads((tmp_path / "ev" / "summary.json").read_text())["precision"] == precision

@@ -60,7 +60,10 @@ def check_trained_and_reload(model_dir, run_dir, metrics, model, loaded):
 
 
 @pytest.mark.parametrize("method", PEFT_METHODS)
-def test_peft_method_trains_only_its_adapter_and_reloads(tiny_model_dir, tiny_data_dir, tmp_path, method):
+def test_peft_method_trains_only_its_adapter_and_reloads(tiny_model_dir, tiny_data_dir, tmp_path, method, request):
+    if method == "qlora":  # the same architecture, wide enough for bitsandbytes' 4-bit CPU kernels (conftest.py)
+        wide = "tiny_wide_t5_dir" if tiny_model_dir == request.getfixturevalue("tiny_t5_dir") else "tiny_wide_llama_dir"
+        tiny_model_dir = request.getfixturevalue(wide)
     before = base_state(tiny_model_dir)
     run_dir = tmp_path / "run"
     options = {"use_gradient_checkpointing": False} if method == "qlora" else None
@@ -188,7 +191,7 @@ def test_params_command(tiny_llama_dir, capsys):
     ("freeze", {"trainable_modules": ["nonexistent_thing"]}, "'nonexistent_thing' is neither a type"),
     ("freeze", {"layers": [5]}, "out of range"),
     ("adapters", {"attention_modules": ["nope"]}, "no module of this model"),
-    ("prompt_tuning", {"prompt_tuning_init": "TEXT"}, "needs prompt_tuning.prompt_tuning_init_text"),
+    ("prompt_tuning", {"prompt_tuning_init": "TEXT"}, "'prompt_tuning_init_text' is needed when prompt_tuning_init is TEXT"),
     ("lora", {"target_modules": ["nope"]}, "lora: cannot apply"),
 ])
 def test_clear_errors(tiny_llama_dir, method, options, needle):
@@ -213,9 +216,11 @@ def test_text_initialised_prompt_reloads_without_its_tokenizer(tiny_llama_dir, t
 
 
 @pytest.mark.parametrize("method", ["adapters", "qlora"])
-def test_eval_command_reloads_any_method(tiny_llama_dir, tiny_data_dir, tmp_path, capsys, method):
+def test_eval_command_reloads_any_method(tiny_llama_dir, tiny_wide_llama_dir, tiny_data_dir, tmp_path, capsys, method):
     from tuneval.cli import main
 
+    if method == "qlora":
+        tiny_llama_dir = tiny_wide_llama_dir  # 4-bit CPU kernels need layers >= 64 wide (conftest.py)
     run_dir = tmp_path / "run"
     options = {"use_gradient_checkpointing": False} if method == "qlora" else None
     train(recipe(tiny_llama_dir, tiny_data_dir, method, run_dir, options))

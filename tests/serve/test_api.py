@@ -258,3 +258,18 @@ def test_unloaded_while_queued(served):
         bank.unload("lora_a")  # the lock is re-entrant: this thread may unload while it holds the batch back
     t.join(60)
     assert results["r"].status_code == 404 and "unloaded" in results["r"].json()["error"]["message"]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_served_base_follows_the_precision_policy(lively_llama, llama_adapters, precision):
+    """bf16 serving (emulated where not native) answers, with a LoRA adapter kept fp32 over the bf16 base."""
+    from tuneval.serve.server import build_app
+
+    app = build_app(str(lively_llama), {"lora_a": str(llama_adapters["lora_a"])}, ServeSettings(precision=precision))
+    with TestClient(app) as client:
+        health = client.get("/health").json()
+        assert health["precision"] == precision
+        r = client.post("/v1/completions", json={"model": "lora_a", "prompt": PROMPT, "max_tokens": 4})
+        assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] >= 1
+    dtype = next(app.state.bank.loaded.model.parameters()).dtype
+    assert str(dtype) == {"bf16": "torch.bfloat16", "fp32": "torch.float32"}[precision]

@@ -74,3 +74,15 @@ def test_merge_cli(lively_llama, llama_adapters, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["merge", str(tmp_path / "nope"), "--out", str(tmp_path / "m2")])
     assert e.value.code == 2 and "no such directory" in capsys.readouterr().err
+
+
+def test_merge_saves_in_the_policy_dtype(lively_llama, llama_adapters, tmp_path):
+    """Merged in fp32, saved in bf16: the weights equal the fp32 merge rounded once."""
+    run = make_run(lively_llama, llama_adapters["lora_b"], tmp_path / "run")
+    fp32 = merge_run(run, tmp_path / "m32", precision="fp32")
+    bf16 = merge_run(run, tmp_path / "m16", precision="bf16")
+    assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16")
+    w32 = AutoModelForCausalLM.from_pretrained(tmp_path / "m32", dtype="auto").state_dict()
+    w16 = AutoModelForCausalLM.from_pretrained(tmp_path / "m16", dtype="auto").state_dict()
+    assert {v.dtype for v in w16.values()} == {torch.bfloat16} and {v.dtype for v in w32.values()} == {torch.float32}
+    assert all(torch.equal(w16[k], w32[k].to(torch.bfloat16)) for k in w32)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import select
 import socket
 import subprocess
 import sys
@@ -12,11 +14,50 @@ import pytest
 
 from tuneval.cli import main
 
+KEY = "process-test-key_0123456789"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def post_chunked(port: int, path: str, total: int, headers: dict[str, str]) -> tuple[int | None, int]:
+    """POST ~`total` bytes of JSON as a chunked body over a raw socket (no Content-Length).
+
+    Stops sending as soon as the server answers; returns (status or None, bytes sent). A raw
+    socket because HTTP clients send the whole body before they read the answer.
+    """
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Type: application/json",
+            "Transfer-Encoding: chunked", *(f"{k}: {v}" for k, v in headers.items())]
+    filler, sent = b"hello " * 10_000, 0
+    try:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        try:
+            for part in [b'{"model": "m", "prompt": "'] + [filler] * (total // len(filler)) + [b'"}']:
+                if select.select([sock], [], [], 0)[0]:
+                    break  # the server answered already
+                sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+                sent += len(part)
+            else:
+                sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed: read the answer
+        reply = b""
+        try:
+            while b"\r\n" not in reply:
+                more = sock.recv(65536)
+                if not more:
+                    break
+                reply += more
+        except (ConnectionResetError, socket.timeout):
+            pass
+        return (int(reply.split(b" ", 2)[1]) if reply.startswith(b"HTTP/") else None), sent
+    finally:
+        sock.close()
 
 
 def test_server_process_answers(lively_llama, llama_adapters, tmp_path):
@@ -25,7 +66,7 @@ def test_server_process_answers(lively_llama, llama_adapters, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "tuneval.cli", "serve", "--model", str(lively_llama), "--adapter",
          f"a={llama_adapters['lora_a']}", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        stdout=log, stderr=subprocess.STDOUT,
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TUNEVAL_API_KEY": KEY},  # the key from the env
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -38,13 +79,25 @@ def test_server_process_answers(lively_llama, llama_adapters, tmp_path):
                     break
             except httpx.TransportError:
                 time.sleep(0.3)
-        assert [m["id"] for m in httpx.get(f"{url}/v1/models", timeout=10).json()["data"]] == [str(lively_llama), "a"]
-        r = httpx.post(f"{url}/v1/completions", timeout=60,
-                       json={"model": "a", "prompt": "hello how are you", "max_tokens": 4, "temperature": 0})
+        assert httpx.get(f"{url}/v1/models", timeout=10).status_code == 401
+        r = httpx.get(f"{url}/v1/models", timeout=10, headers={"Authorization": "Bearer nope"})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+        assert [m["id"] for m in httpx.get(f"{url}/v1/models", timeout=10, headers=AUTH).json()["data"]] == [
+            str(lively_llama), "a"]
+        body = {"model": "a", "prompt": "hello how are you", "max_tokens": 4, "temperature": 0}
+        r = httpx.post(f"{url}/v1/completions", timeout=60, json=body, headers=AUTH)
         assert r.status_code == 200, r.text
         assert r.json()["usage"]["completion_tokens"] == 4 and r.json()["choices"][0]["text"]
-        r = httpx.post(f"{url}/v1/completions", timeout=10, content=b"{nope", headers={"content-type": "application/json"})
+        r = httpx.post(f"{url}/v1/completions", timeout=10, content=b"{nope",
+                       headers={"content-type": "application/json", **AUTH})
         assert r.status_code == 400 and "malformed JSON" in r.json()["error"]["message"]
+        # 20 MB chunked (no Content-Length): refused at the 1 MB mark, and the server carries on
+        t0 = time.monotonic()
+        status, sent = post_chunked(port, "/v1/completions", 20_000_000, AUTH)
+        assert status == 413, (status, sent)
+        assert time.monotonic() - t0 < 30
+        assert httpx.get(f"{url}/health", timeout=5).status_code == 200  # open without the key
+        assert httpx.post(f"{url}/v1/completions", timeout=60, json=body, headers=AUTH).json()["choices"][0]["text"]
     finally:
         proc.terminate()
         try:
@@ -61,8 +114,32 @@ def test_server_process_answers(lively_llama, llama_adapters, tmp_path):
     (["--adapter", "no-equals-sign"], "expected NAME=RUN"),
     (["--adapter", "a=x", "--adapter", "a=y"], "given twice"),
     (["--max-batch-size", "0"], "must be >= 1"),
+    (["--log-level", "bogus"], "--log-level 'bogus': use one of critical, error, warning, info, debug, trace"),
+    (["--host", "0.0.0.0"], "is not a loopback address"),
+    (["--host", "0.0.0.0", "--adapters-root", "."], "load adapters from --adapters-root; set --api-key"),
+    (["--max-queue", "0"], "--max-queue must be >= 1"),
+    (["--request-timeout", "0"], "--request-timeout 0.0: must be > 0"),
 ])
-def test_serve_cli_errors(args, words, capsys):
+def test_serve_cli_errors(args, words, capsys, monkeypatch):
+    def never(*a, **k):
+        raise AssertionError("the model was loaded before the options were checked")
+
+    monkeypatch.setattr("tuneval.models.load_model", never)
+    monkeypatch.delenv("TUNEVAL_API_KEY", raising=False)
     with pytest.raises(SystemExit) as e:
         main(["serve", "--model", "unused", *args])
-    assert e.value.code == 2 and words in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and words in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+
+
+def test_serve_cli_takes_the_key_from_the_env(monkeypatch):
+    calls = {}
+    monkeypatch.setenv("TUNEVAL_API_KEY", "from-env-key")
+    monkeypatch.setattr("tuneval.serve.server.serve", lambda model, adapters, **kw: calls.update(kw))
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--model", "unused", "--host", "0.0.0.0", "--max-queue", "8", "--request-timeout", "2.5",
+              "--log-level", "WARNING"])
+    assert e.value.code == 0
+    s = calls["settings"]
+    assert (s.api_key, s.max_queue, s.request_timeout, calls["log_level"]) == ("from-env-key", 8, 2.5, "warning")

@@ -12,9 +12,10 @@ from tuneval.models import load_model
 from tuneval.train.trainer import train
 
 
-def recipe(model_dir, data_dir, method, out, **train):
+def recipe(model_dir, data_dir, method, out, precision="auto", **train):
     return recipe_from_dict({
         "model": str(model_dir), "task": "dialogsum", "method": method, "seed": 7, "output_dir": str(out),
+        "precision": precision,
         "data": {"data_dir": str(data_dir), "train_examples": 16, "max_seq_len": 256},
         "train": {"max_steps": 3, "per_device_train_batch_size": 4, "learning_rate": 1e-2, "logging_steps": 1,
                   "save_steps": 2, **train},
@@ -29,10 +30,14 @@ def probe(model, arch):
         return model(input_ids=ids).logits
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("method", ["full", "lora"])
-def test_method_trains_saves_and_reloads(tiny_model_dir, tiny_data_dir, tmp_path, method):
+def test_method_trains_saves_and_reloads(tiny_model_dir, tiny_data_dir, tmp_path, method, precision):
+    """bf16 trains under autocast (emulated where not native); the returned model is plain fp32 either way."""
     before = {k: v.clone() for k, v in load_model(str(tiny_model_dir)).model.state_dict().items()}
-    metrics, model, loaded = train(recipe(tiny_model_dir, tiny_data_dir, method, tmp_path / "run"))
+    metrics, model, loaded = train(recipe(tiny_model_dir, tiny_data_dir, method, tmp_path / "run", precision))
+    assert metrics["precision"] == precision
+    assert "_original_forward" not in model.__dict__ and "forward" not in model.__dict__  # no autocast wrapper left
     assert metrics["global_step"] == 3 and torch.isfinite(torch.tensor(metrics["train_loss"]))
     assert metrics["train_tokens"] > 0 and metrics["peak_memory_mb"] > 0 and metrics["checkpoint_mb"] > 0
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]

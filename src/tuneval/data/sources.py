@@ -5,7 +5,9 @@ Every row remembers where it came from, so a bad value is reported as file:line:
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import re
 from pathlib import Path
@@ -14,20 +16,37 @@ from typing import Any
 from tuneval.errors import TunevalError
 
 
+def read_text(path: Path) -> str:
+    """A text file's contents, newlines as in text mode; a binary or non-UTF-8 file is one line naming
+    the file and line, where `open(encoding="utf-8")` would raise a traceback mid-read."""
+    data = path.read_bytes()
+    if data.startswith(codecs.BOM_UTF8):  # Excel and Notepad write one; it is not part of the first field
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        text = data.decode("utf-8")
+        bad, what = data.find(b"\0"), "a NUL byte"  # valid UTF-8, but no text file has one
+    except UnicodeDecodeError as e:
+        bad, what = e.start, f"byte 0x{data[e.start]:02x}"
+    if bad >= 0:
+        line = data[:bad].replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
+        raise TunevalError(f"{path}:{line}: not UTF-8 text ({what}); a binary file, or saved in another encoding?")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TunevalError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise TunevalError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            row["_where"] = f"{path}:{lineno}"
-            rows.append(row)
+    for lineno, line in enumerate(read_text(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            # json's own wording sometimes ends in "at" ("Unterminated string starting at")
+            raise TunevalError(f"{path}:{lineno}: not valid JSON ({e.msg.removesuffix(' at')} at column {e.colno})") from None
+        if not isinstance(row, dict):
+            raise TunevalError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        row["_where"] = f"{path}:{lineno}"
+        rows.append(row)
     return rows
 
 
@@ -37,10 +56,10 @@ def read_delimited(path: Path, delimiter: str, columns: list[str] | None) -> lis
     Tab-separated files are read unquoted (as GLUE's are): a sentence may start with a quote
     mark that is part of the text, not a quoted field."""
     rows = []
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
-        header = columns
+    quoting, kind = (csv.QUOTE_NONE, "TSV") if delimiter == "\t" else (csv.QUOTE_MINIMAL, "CSV")
+    reader = csv.reader(io.StringIO(read_text(path), newline=""), delimiter=delimiter, quoting=quoting)
+    header = columns
+    try:
         for lineno, values in enumerate(reader, 1):
             if header is None:
                 header = values
@@ -52,6 +71,8 @@ def read_delimited(path: Path, delimiter: str, columns: list[str] | None) -> lis
             row: dict[str, Any] = dict(zip(header, values))
             row["_where"] = f"{path}:{lineno}"
             rows.append(row)
+    except csv.Error as e:  # e.g. a quoted field that never ends
+        raise TunevalError(f"{path}:{reader.line_num}: not valid {kind} ({e})") from None
     return rows
 
 
@@ -64,16 +85,14 @@ def read_lines(path: Path, pattern: str, expected: str | None = None) -> list[di
     """
     regex = re.compile(pattern)
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            m = regex.match(line)
-            if m is None:
-                want = expected or f"a line matching line_pattern {pattern!r}"
-                raise TunevalError(f"{path}:{lineno}: expected {want}, got {line[:60]!r}")
-            rows.append({**m.groupdict(), "_where": f"{path}:{lineno}"})
+    for lineno, line in enumerate(read_text(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        m = regex.match(line)
+        if m is None:
+            want = expected or f"a line matching line_pattern {pattern!r}"
+            raise TunevalError(f"{path}:{lineno}: expected {want}, got {line[:60]!r}")
+        rows.append({**m.groupdict(), "_where": f"{path}:{lineno}"})
     return rows
 
 

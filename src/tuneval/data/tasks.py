@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from tuneval.data.sources import check_fields, explode, read_file, read_hub, slice_rows
+from tuneval.data.sources import check_fields, explode, read_file, read_hub, read_text, slice_rows
 from tuneval.data.templates import TemplateSet, placeholders
 from tuneval.errors import TunevalError
 
@@ -108,7 +108,7 @@ def load_task(name: str, tasks_dir: str | Path | None = None) -> TaskSpec:
     if path is None:
         raise TunevalError(f"unknown task '{name}' (known: {', '.join(available_tasks(tasks_dir))})")
     try:
-        raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw: dict[str, Any] = yaml.safe_load(read_text(path)) or {}
     except yaml.YAMLError as e:
         raise TunevalError(f"{path}: not valid YAML ({e})") from None
     unknown = set(raw) - KNOWN_KEYS

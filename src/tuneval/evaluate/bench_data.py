@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tuneval.data.sources import read_delimited, read_jsonl, read_lines
+from tuneval.data.sources import read_delimited, read_jsonl, read_lines, read_text
 from tuneval.data.tasks import DATA_DIR_ENV, resolve_data_dir
 from tuneval.errors import TunevalError
 
@@ -33,7 +33,7 @@ def _read_parallel(root: Path, fields: dict[str, str]) -> list[Doc]:
         path = root / rel
         if not path.is_file():
             raise TunevalError(f"{path}: data file not found")
-        columns[name] = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+        columns[name] = read_text(path).rstrip("\n").split("\n")
     lengths = {name: len(v) for name, v in columns.items()}
     if len(set(lengths.values())) != 1:
         raise TunevalError(f"parallel files differ in line count: {', '.join(f'{root / fields[k]}={n}' for k, n in lengths.items())}")

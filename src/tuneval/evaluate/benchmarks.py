@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from tuneval.data.sources import read_text
 from tuneval.errors import TunevalError
 from tuneval.evaluate.task_metrics import GEN_METRICS, MC_METRICS
 from tuneval.evaluate.templating import render_string
@@ -99,7 +100,7 @@ class Suite:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_text(path))
     except yaml.YAMLError as e:
         raise TunevalError(f"{path}: not valid YAML ({e})") from None
     except OSError as e:

@@ -114,12 +114,19 @@ def validation_loss(model, tokenizer, arch: str, recipe, batch_size: int | None 
 
 
 def train_and_score(recipe, *, loaded=None, console=None, label: str | None = None) -> dict[str, Any]:
-    """Train a recipe, then score it on its eval examples; the row is also saved as RUN/score.json."""
+    """Train a recipe, then score it on its eval examples; the row is also saved as RUN/score.json.
+
+    The score is taken on the saved result reloaded at the recipe's precision, exactly as
+    `tuneval eval --adapter RUN --precision P` takes it.
+    """
     from tuneval.data.tasks import load_task
     from tuneval.evaluate.run import evaluate_generation
+    from tuneval.models import load_result
     from tuneval.train.trainer import train
 
     metrics, net, loaded = train(recipe, overwrite=True, loaded=loaded)
+    del net, loaded
+    loaded, net = load_result(recipe.model, recipe.run_dir, precision=recipe.precision)
     net.eval()
     vloss = validation_loss(net, loaded.tokenizer, loaded.arch, recipe)
     e = recipe.eval
@@ -127,7 +134,8 @@ def train_and_score(recipe, *, loaded=None, console=None, label: str | None = No
         net, loaded.tokenizer, loaded.arch, load_task(recipe.task), split=e.split, limit=e.limit,
         data_dir=recipe.data.data_dir, template=e.template, batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
         max_seq_len=recipe.data.max_seq_len, chat_template=recipe.data.chat_template, label=label or recipe.method,
-        meta={"model": recipe.model, "run": str(recipe.run_dir)}, out_dir=recipe.run_dir / "eval",
+        meta={"model": recipe.model, "run": str(recipe.run_dir), "precision": loaded.precision},
+        out_dir=recipe.run_dir / "eval",
     )
     m = results["metrics"]
     row = {
@@ -140,6 +148,7 @@ def train_and_score(recipe, *, loaded=None, console=None, label: str | None = No
         "val_loss": vloss,
         **{k: m[k] for k in ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu")},
         "eval_examples": results["num_examples"],
+        "precision": loaded.precision,
     }
     atomic_write_json(recipe.run_dir / SCORE_FILE, row)
     if console is not None:

@@ -17,10 +17,12 @@ adapter tensors; reloading adds the same adapters to a fresh base and loads them
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 from torch import nn
 
+from tuneval.config import checked
 from tuneval.errors import TunevalError
 from tuneval.methods import MethodSpec, register
 from tuneval.methods.common import freeze_all, load_trained_tensors, save_trained_tensors
@@ -38,12 +40,16 @@ LAYOUTS = {
 
 @dataclass
 class AdapterSettings:
-    reduction_factor: int = 16
-    non_linearity: str = "swish"  # relu | swish | gelu | tanh
+    reduction_factor: int = checked(16, ge=1)
+    non_linearity: str = checked("swish", choices=tuple(ACTIVATIONS))
     mh_adapter: bool = True  # after attention
     output_adapter: bool = True  # after the feed-forward block
     attention_modules: list[str] | None = None  # override: name suffixes of attention output projections
     ffn_modules: list[str] | None = None  # override: name suffixes of feed-forward output projections
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not (self.mh_adapter or self.output_adapter):
+            yield "output_adapter", "and adapters.mh_adapter are both false, so there would be no adapter"
 
 
 class Bottleneck(nn.Module):
@@ -92,12 +98,6 @@ def _targets(model: nn.Module, s: AdapterSettings) -> list[tuple[str, nn.Module]
 
 
 def apply(model: nn.Module, s: AdapterSettings, arch: str) -> nn.Module:
-    if s.non_linearity not in ACTIVATIONS:
-        raise TunevalError(f"adapters.non_linearity: expected one of {', '.join(ACTIVATIONS)}, got '{s.non_linearity}'")
-    if s.reduction_factor < 1:
-        raise TunevalError(f"adapters.reduction_factor must be at least 1, got {s.reduction_factor}")
-    if not (s.mh_adapter or s.output_adapter):
-        raise TunevalError("adapters: mh_adapter and output_adapter are both false, so there is no adapter")
     found = _targets(model, s)
     freeze_all(model)
     for name, module in found:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import torch
 
@@ -37,6 +38,15 @@ class FreezeSettings:
     layers: list[int] | None = None
     trainable_modules: list[str] = field(default_factory=lambda: ["all"])
     patterns: list[str] | None = None
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not self.trainable_modules:
+            yield "trainable_modules", "must name at least one type or name fragment ([all]: every parameter)"
+        for i, p in enumerate(self.patterns or []):
+            try:
+                re.compile(p)
+            except re.error as e:
+                yield f"patterns[{i}]", f"{p!r} is not a valid regular expression ({e})"
 
 
 def blocks(model: torch.nn.Module) -> dict[str, int]:

@@ -8,11 +8,11 @@ Feed-forward targets are scaled on their input, the others on their output.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import peft
 import torch
 
-from tuneval.errors import TunevalError
 from tuneval.methods import MethodSpec, register
 from tuneval.methods.common import peft_task_type, targets, wrap_peft
 
@@ -23,10 +23,12 @@ class IA3Settings:
     feedforward_modules: list[str] | None = None
     init_ia3_weights: bool = True  # ones: the model starts unchanged
 
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.feedforward_modules is not None and self.target_modules is None:
+            yield "feedforward_modules", "needs ia3.target_modules too (it must be a subset of them)"
+
 
 def apply(model: torch.nn.Module, s: IA3Settings, arch: str) -> torch.nn.Module:
-    if s.feedforward_modules is not None and s.target_modules is None:
-        raise TunevalError("ia3.feedforward_modules needs ia3.target_modules too (it must be a subset of them)")
     config = peft.IA3Config(task_type=peft_task_type(arch), target_modules=targets(s.target_modules),
                             feedforward_modules=s.feedforward_modules, init_ia3_weights=s.init_ia3_weights)
     return wrap_peft("ia3", model, config)

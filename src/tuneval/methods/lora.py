@@ -11,11 +11,12 @@ splits each weight into magnitude and direction (Liu et al. 2024); `bias` is PEF
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import peft
 import torch
 
-from tuneval.errors import TunevalError
+from tuneval.config import checked
 from tuneval.methods import MethodSpec, register
 from tuneval.methods.common import peft_task_type, targets, wrap_peft
 
@@ -26,20 +27,20 @@ BIAS = ("none", "all", "lora_only")
 
 @dataclass
 class LoraSettings:
-    r: int = 32
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
+    r: int = checked(32, ge=1)
+    lora_alpha: int = checked(32, gt=0)
+    lora_dropout: float = checked(0.05, ge=0, lt=1)
     target_modules: list[str] | None = None
-    bias: str = "none"
+    bias: str = checked("none", choices=BIAS)
     use_rslora: bool = False
     use_dora: bool = False
 
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.target_modules == []:  # PEFT would fail only once the model is loaded
+            yield "target_modules", "must name at least one module (or be null: PEFT's default for the architecture)"
 
-def lora_config(s: LoraSettings, arch: str, method: str = "lora") -> peft.LoraConfig:
-    if s.r < 1:
-        raise TunevalError(f"{method}.r: the rank must be at least 1, got {s.r}")
-    if s.bias not in BIAS:
-        raise TunevalError(f"{method}.bias: expected one of {', '.join(BIAS)}, got '{s.bias}'")
+
+def lora_config(s: LoraSettings, arch: str) -> peft.LoraConfig:
     return peft.LoraConfig(
         task_type=peft_task_type(arch),
         r=s.r,

@@ -13,21 +13,19 @@ from dataclasses import dataclass
 import peft
 import torch
 
-from tuneval.errors import TunevalError
+from tuneval.config import checked
 from tuneval.methods import MethodSpec, register
 from tuneval.methods.common import peft_task_type, wrap_peft
 
 
 @dataclass
 class PrefixTuningSettings:
-    num_virtual_tokens: int = 20
+    num_virtual_tokens: int = checked(20, ge=1)
     prefix_projection: bool = False
-    encoder_hidden_size: int | None = None  # the projection MLP's width; None: the model's hidden size
+    encoder_hidden_size: int | None = checked(None, ge=1, null="the model's hidden size")  # the projection MLP's width
 
 
 def apply(model: torch.nn.Module, s: PrefixTuningSettings, arch: str) -> torch.nn.Module:
-    if s.num_virtual_tokens < 1:
-        raise TunevalError(f"prefix_tuning.num_virtual_tokens must be at least 1, got {s.num_virtual_tokens}")
     kwargs = {"encoder_hidden_size": s.encoder_hidden_size} if s.encoder_hidden_size else {}
     if s.prefix_projection and not kwargs:
         kwargs["encoder_hidden_size"] = model.config.get_text_config().hidden_size

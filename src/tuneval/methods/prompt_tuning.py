@@ -11,11 +11,12 @@ in PEFT. `tuneval inspect RUN` shows what the trained vectors are near in the vo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import peft
 import torch
 
-from tuneval.errors import TunevalError
+from tuneval.config import checked
 from tuneval.methods import MethodSpec, register
 from tuneval.methods.common import peft_task_type, wrap_peft
 
@@ -24,19 +25,20 @@ INITS = ("RANDOM", "TEXT", "SAMPLE_VOCAB")
 
 @dataclass
 class PromptTuningSettings:
-    num_virtual_tokens: int = 20
-    prompt_tuning_init: str = "RANDOM"  # RANDOM | TEXT | SAMPLE_VOCAB
+    num_virtual_tokens: int = checked(20, ge=1)
+    prompt_tuning_init: str = "RANDOM"  # RANDOM | TEXT | SAMPLE_VOCAB, any case
     prompt_tuning_init_text: str | None = None
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        init = self.prompt_tuning_init.upper()
+        if init not in INITS:
+            yield "prompt_tuning_init", f"must be one of {', '.join(INITS)}, got {self.prompt_tuning_init!r}"
+        if init == "TEXT" and not (self.prompt_tuning_init_text or "").strip():
+            yield "prompt_tuning_init_text", "is needed when prompt_tuning_init is TEXT (the words the prompt starts as)"
 
 
 def config_for(model: torch.nn.Module, s: PromptTuningSettings, arch: str) -> peft.PromptTuningConfig:
     init = s.prompt_tuning_init.upper()
-    if init not in INITS:
-        raise TunevalError(f"prompt_tuning.prompt_tuning_init: expected one of {', '.join(INITS)}, got '{s.prompt_tuning_init}'")
-    if s.num_virtual_tokens < 1:
-        raise TunevalError(f"prompt_tuning.num_virtual_tokens must be at least 1, got {s.num_virtual_tokens}")
-    if init == "TEXT" and not (s.prompt_tuning_init_text or "").strip():
-        raise TunevalError("prompt_tuning.prompt_tuning_init: TEXT needs prompt_tuning.prompt_tuning_init_text")
     extra = {}
     if init == "TEXT":
         extra = {"prompt_tuning_init_text": s.prompt_tuning_init_text, "tokenizer_name_or_path": model.name_or_path}

@@ -18,17 +18,19 @@ from typing import Any
 import peft
 import torch
 
+from tuneval.config import checked
 from tuneval.methods import MethodSpec, register
 from tuneval.methods.common import wrap_peft
 from tuneval.methods.lora import LoraSettings, lora_config
-from tuneval.models.quantize import quantize_4bit
+from tuneval.models.quantize import DTYPES, QUANT_TYPES, quantize_4bit
 
 
 @dataclass
 class QLoraSettings(LoraSettings):
-    bnb_4bit_quant_type: str = "nf4"  # nf4 | fp4
+    bnb_4bit_quant_type: str = checked("nf4", choices=QUANT_TYPES)
     bnb_4bit_use_double_quant: bool = True
-    bnb_4bit_compute_dtype: str = "float32"  # bfloat16 pays off only where the CPU/GPU has native bf16
+    # bfloat16 pays off only where the CPU/GPU has native bf16
+    bnb_4bit_compute_dtype: str = checked("float32", choices=tuple(DTYPES))
     use_gradient_checkpointing: bool = True  # prepare_model_for_kbit_training's default
 
 
@@ -42,7 +44,7 @@ def quantize(model: torch.nn.Module, s: QLoraSettings) -> torch.nn.Module:
 
 
 def apply(model: torch.nn.Module, s: QLoraSettings, arch: str) -> torch.nn.Module:
-    config = lora_config(lora_part(s), arch, method="qlora")  # validate options before the slow part
+    config = lora_config(lora_part(s), arch)
     model = quantize(model, s)
     model = peft.prepare_model_for_kbit_training(
         model, use_gradient_checkpointing=s.use_gradient_checkpointing,

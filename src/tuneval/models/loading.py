@@ -31,6 +31,7 @@ class LoadedModel:
     arch: str  # "causal" or "seq2seq"
     name: str  # what the user asked for
     path: str  # where the weights came from
+    precision: str = "fp32"  # "bf16" or "fp32": the dtype the weights were loaded in (see precision.py)
 
 
 def _resolve(name_or_path: str) -> tuple[str, dict]:
@@ -77,12 +78,16 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_model(name_or_path: str, dtype: torch.dtype = torch.float32, device: str | None = None) -> LoadedModel:
-    """Load weights and tokenizer; `device` None means `default_device()`.
+def load_model(name_or_path: str, precision: str = "auto", device: str | None = None) -> LoadedModel:
+    """Load weights and tokenizer in the precision policy's dtype; `device` None means `default_device()`.
 
-    Training passes device="cpu": the Trainer (or accelerate, one GPU per process) places the
-    model itself, and loading every rank's copy onto cuda:0 first would crowd one card.
+    Training passes precision="fp32" (master weights; bf16 training is autocast over them) and
+    device="cpu": the Trainer (or accelerate, one GPU per process) places the model itself,
+    and loading every rank's copy onto cuda:0 first would crowd one card.
     """
+    from tuneval.precision import DTYPES, resolve_precision
+
+    precision = resolve_precision(precision)  # a bad value fails before anything loads
     config, arch, path, extra = load_config(name_or_path)
     auto = AutoModelForSeq2SeqLM if arch == "seq2seq" else AutoModelForCausalLM
     tokenizer = AutoTokenizer.from_pretrained(path, **extra)  # first: a bad tokenizer fails before the weights load
@@ -91,10 +96,10 @@ def load_model(name_or_path: str, dtype: torch.dtype = torch.float32, device: st
             raise TunevalError(f"model '{name_or_path}': its tokenizer has neither a pad nor an eos token "
                                f"(is tokenizer_config.json missing from {path}?)")
         tokenizer.pad_token = tokenizer.eos_token
-    model = auto.from_pretrained(path, dtype=dtype, **extra).to(device or default_device())
+    model = auto.from_pretrained(path, dtype=DTYPES[precision], **extra).to(device or default_device())
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return LoadedModel(model=model, tokenizer=tokenizer, arch=arch, name=name_or_path, path=path)
+    return LoadedModel(model=model, tokenizer=tokenizer, arch=arch, name=name_or_path, path=path, precision=precision)
 
 
 def load_adapter(loaded: LoadedModel, adapter_dir: str | Path) -> torch.nn.Module:
@@ -120,3 +125,19 @@ def load_adapter(loaded: LoadedModel, adapter_dir: str | Path) -> torch.nn.Modul
             raise TunevalError(f"adapter '{adapter_dir}': this run saved a whole model; pass --model {adapter_dir / 'model'}")
         raise TunevalError(f"adapter '{adapter_dir}': no adapter_config.json or {MARKER} there")
     return PeftModel.from_pretrained(loaded.model, str(adapter_dir))
+
+
+def load_result(model: str, adapter: str | Path | None = None, precision: str = "auto",
+                device: str | None = None) -> tuple[LoadedModel, torch.nn.Module]:
+    """(loaded base, model to score) for `model` with an optional trained result over it.
+
+    The one path from saved weights to a scored model: `tuneval eval`, the forgetting suite,
+    and the demo and sweep after training all come through here, so a score taken right
+    after training is the score `tuneval eval` gives on the saved run at the same precision.
+    A run directory of full fine-tuning (it holds model/) stands for its own weights.
+    """
+    if adapter is not None and (Path(adapter) / "model" / "config.json").is_file():
+        loaded = load_model(str(Path(adapter) / "model"), precision=precision, device=device)
+        return loaded, loaded.model
+    loaded = load_model(model, precision=precision, device=device)
+    return loaded, (load_adapter(loaded, adapter) if adapter is not None else loaded.model)

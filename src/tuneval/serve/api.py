@@ -10,8 +10,15 @@
 
 Handlers never take the bank's lock on the event loop (a batch holds it while it
 generates): they read lock-free snapshots, and loads/unloads run in a worker thread.
-Every error is JSON, {"error": {"message", "type", "param", "code"}}, with a 4xx status
-for anything the client can fix.
+Tokenisation and chat-template rendering run in worker threads too: a 1 MB prompt takes
+a noticeable time to tokenise, and on the event loop it would stall every other client
+(and /health) meanwhile.
+
+Limits, so one client cannot take the server down: bodies over `max_body_bytes` (413,
+counted as they arrive, see guards.py), a bounded batch queue (503 + Retry-After), a
+per-request deadline (504), and with `api_key` a bearer key on every route but /health
+(401). Every error is JSON, {"error": {"message", "type", "param", "code"}}, with a 4xx
+status for anything the client can fix.
 """
 
 from __future__ import annotations
@@ -33,8 +40,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tuneval.errors import TunevalError
+from tuneval.serve.adapters import check_name
 from tuneval.serve.bank import AdapterBank, Output, Row, UnknownAdapter
-from tuneval.serve.batcher import Batcher
+from tuneval.serve.batcher import Batcher, QueueFull
+from tuneval.serve.guards import BearerAuth, BodyLimit
 from tuneval.serve.schemas import (
     AdapterLoadRequest,
     ApiError,
@@ -55,28 +64,20 @@ class ServeSettings:
     batch_window_ms: float = 5.0
     max_rows_per_request: int = 16  # prompts x n
     max_body_bytes: int = 1_000_000
-
-
-class BodyLimit:
-    """Refuse bodies over the limit before they are read (by Content-Length)."""
-
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            length = dict(scope.get("headers") or []).get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.limit):
-                err = ApiError(413, f"request body over {self.limit} bytes", "body_too_large")
-                await JSONResponse(err.body(), status_code=413)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    max_queue: int = 256  # rows waiting for a batch; more: 503 + Retry-After
+    request_timeout: float = 300.0  # seconds from arrival to the last token; then 504
+    api_key: str | None = None  # None: no key asked (loopback only; server.check_options)
+    precision: str = "auto"  # the base model's dtype (precision.py); adapters stay fp32 over it
 
 
 def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> FastAPI:
     settings = settings or ServeSettings()
-    batcher = Batcher(bank, settings.max_batch_size, settings.batch_window_ms / 1000)
+    batcher = Batcher(bank, settings.max_batch_size, settings.batch_window_ms / 1000, settings.max_queue)
     started = int(time.time())
+    # Handlers tokenise in worker threads, concurrently. A fast tokenizer is safe to share as
+    # long as no call changes its padding/truncation state; the first plain call may reset a
+    # state saved with the tokenizer, so make it here, before any thread exists.
+    bank.tokenizer("warm-up")
     context = getattr(bank.base.config, "max_position_embeddings", None) if bank.arch == "causal" else None
 
     @asynccontextmanager
@@ -90,10 +91,12 @@ def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> Fast
     app = FastAPI(title="tuneval serve", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.bank, app.state.batcher, app.state.settings = bank, batcher, settings
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if settings.api_key is not None:  # added last: runs first, before any body is read
+        app.add_middleware(BearerAuth, key=settings.api_key)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, e: ApiError):
-        return JSONResponse(e.body(), status_code=e.status)
+        return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, e: RequestValidationError):
@@ -141,10 +144,26 @@ def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> Fast
                     top_p=req.top_p, stop=list(req.stop or []), cancelled=threading.Event())
                 for ids in prompts for _ in range(req.n)]
 
-    async def run(rows: list[Row]) -> list[Output]:
-        futures = batcher.submit(rows)
+    def encode(texts: list[str]) -> list[list[int]]:
+        return [bank.tokenizer(t)["input_ids"] for t in texts]
+
+    def submit(rows: list[Row]):
         try:
-            return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
+            return batcher.submit(rows)
+        except QueueFull as e:
+            raise ApiError(503, str(e), "server_overloaded", headers={"Retry-After": str(e.retry_after)}) from None
+
+    def timed_out() -> ApiError:
+        return ApiError(504, f"the request did not finish within this server's limit of {settings.request_timeout:g} s "
+                             "(--request-timeout); ask for fewer tokens or retry later", "timeout")
+
+    async def run(rows: list[Row], deadline: float) -> list[Output]:
+        futures = submit(rows)
+        try:
+            gathered = asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+            return list(await asyncio.wait_for(gathered, max(0.0, deadline - time.monotonic())))
+        except asyncio.TimeoutError:
+            raise timed_out() from None
         except UnknownAdapter as e:
             raise ApiError(404, str(e), "model_not_found", "model") from None
         except TunevalError as e:
@@ -155,12 +174,13 @@ def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> Fast
                 r.cancelled.set()  # a client that went away stops its rows
 
     def stream(rows: list[Row], chunk: Callable[[int, str], dict], final: Callable[[int, Output], dict],
-               opening: list[dict]) -> StreamingResponse:
+               opening: list[dict], deadline: float) -> StreamingResponse:
+        """Server-sent events; past the deadline an error event (code "timeout") ends the stream."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         for i, r in enumerate(rows):
             r.on_text = lambda text, i=i: loop.call_soon_threadsafe(queue.put_nowait, (i, text))
-        futures = batcher.submit(rows)
+        futures = submit(rows)
         for i, f in enumerate(futures):  # done callbacks come after the row's last text: same FIFO
             f.add_done_callback(lambda f, i=i: loop.call_soon_threadsafe(queue.put_nowait, (i, f)))
 
@@ -170,7 +190,11 @@ def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> Fast
                 for c in opening:
                     yield _sse(c)
                 while remaining:
-                    i, item = await queue.get()
+                    try:
+                        i, item = await asyncio.wait_for(queue.get(), max(0.0, deadline - time.monotonic()))
+                    except asyncio.TimeoutError:
+                        yield _sse(timed_out().body())
+                        break
                     if isinstance(item, str):
                         yield _sse(chunk(i, item))
                         continue
@@ -203,13 +227,14 @@ def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> Fast
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "model": bank.base_name, "adapters": len(bank.catalogue())}
+        return {"status": "ok", "model": bank.base_name, "adapters": len(bank.catalogue()),
+                "precision": bank.loaded.precision}
 
     @app.get("/stats")
     async def stats():
         n = batcher.batches
         return {"batches": n, "rows": batcher.rows_done, "mean_batch": batcher.rows_done / n if n else 0.0,
-                "queued": batcher.pending()}
+                "queued": batcher.pending(), "max_queue": batcher.max_queue, "rejected": batcher.rejected}
 
     @app.get("/v1/models")
     async def models():
@@ -223,10 +248,11 @@ def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> Fast
 
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest):
+        deadline = time.monotonic() + settings.request_timeout
         unsupported(req)
         adapter = resolve(req.model)
         texts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
-        prompts = [bank.tokenizer(t)["input_ids"] for t in texts]
+        prompts = await asyncio.to_thread(encode, texts)
         max_tokens = req.max_tokens or settings.default_max_tokens
         budget(req, prompts, max_tokens, "prompt")
         rows = rows_for(req, adapter, prompts, max_tokens)
@@ -238,17 +264,18 @@ def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> Fast
                 lambda i, text: {**head, "choices": [{"index": i, "text": text, "logprobs": None, "finish_reason": None}]},
                 lambda i, o: {**head, "choices": [{"index": i, "text": "", "logprobs": None,
                                                    "finish_reason": _reason(o)}]},
-                [],
+                [], deadline,
             )
-        outs = await run(rows)
+        outs = await run(rows, deadline)
         choices = [{"index": i, "text": o.text, "logprobs": None, "finish_reason": _reason(o)} for i, o in enumerate(outs)]
         return {**head, "choices": choices, "usage": usage(prompts, outs)}
 
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest):
+        deadline = time.monotonic() + settings.request_timeout
         unsupported(req)
         adapter = resolve(req.model)
-        prompts = [render_chat(bank, req)]
+        prompts = [await asyncio.to_thread(render_chat, bank, req)]
         max_tokens = req.max_completion_tokens or req.max_tokens or min(settings.default_chat_max_tokens, settings.max_tokens)
         budget(req, prompts, max_tokens, "messages")
         rows = rows_for(req, adapter, prompts, max_tokens)
@@ -261,9 +288,9 @@ def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> Fast
                 lambda i, text: {**chunk, "choices": [{"index": i, "delta": {"content": text}, "finish_reason": None}]},
                 lambda i, o: {**chunk, "choices": [{"index": i, "delta": {}, "finish_reason": _reason(o)}]},
                 [{**chunk, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
-                                       for i in range(len(rows))]}],
+                                       for i in range(len(rows))]}], deadline,
             )
-        outs = await run(rows)
+        outs = await run(rows, deadline)
         choices = [{"index": i, "message": {"role": "assistant", "content": o.text}, "finish_reason": _reason(o)}
                    for i, o in enumerate(outs)]
         return {**head, "object": "chat.completion", "choices": choices, "usage": usage(prompts, outs)}
@@ -274,13 +301,19 @@ def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> Fast
         if root is None:
             raise ApiError(403, "loading adapters over HTTP is off: start the server with --adapters-root DIR",
                            "adapter_loading_disabled")
+        try:
+            check_name(req.name)  # here, so the error names the field at fault ("name", not "path")
+        except TunevalError as e:
+            raise ApiError(400, str(e), "invalid_adapter_name", "name") from None
         if req.name == bank.base_name or req.name in bank:
             raise ApiError(409, f"'{req.name}' is already served; unload it first", "adapter_exists", "name")
         try:
             info = await run_in_threadpool(bank.load, req.name, req.path, root)
         except TunevalError as e:
             message = str(e).replace(str(Path(root).resolve()) + "/", "")  # don't show the server's layout
-            raise ApiError(409 if "already loaded" in message else 400, message, "invalid_adapter", "path") from None
+            if "already loaded" in message or "taken by the base" in message:  # a race with another load
+                raise ApiError(409, message, "adapter_exists", "name") from None
+            raise ApiError(400, message, "invalid_adapter", "path") from None
         return {"id": info.name, "object": "model", "peft_type": info.peft_type, "params": info.params,
                 "mixable": info.mixable, "path": req.path}
 

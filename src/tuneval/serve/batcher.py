@@ -10,11 +10,17 @@ of each client waiting for every earlier one alone.
 The worker takes the bank's lock *before* draining the queue, so a hot load or unload
 that holds the lock delays the next batch rather than racing it, and a row whose adapter
 was unloaded while it waited fails alone with "unknown model".
+
+The queue is bounded (`max_queue` rows): past it, `submit` raises QueueFull and the server
+answers 503 with a Retry-After, so a flood of clients costs a fast refusal each instead of
+unbounded memory and latency for everyone. Rows whose caller gave up (timeout, client gone)
+are dropped from the queue before counting, so dead requests do not hold places.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -24,6 +30,14 @@ from dataclasses import dataclass
 from tuneval.serve.bank import AdapterBank, Output, Row, UnknownAdapter
 
 log = logging.getLogger("tuneval.serve")
+
+
+class QueueFull(Exception):
+    """The batch queue holds `max_queue` rows already; the server answers 503."""
+
+    def __init__(self, queued: int, limit: int, retry_after: int):
+        super().__init__(f"the server is busy: {queued} rows are queued (limit {limit}); retry in {retry_after} s")
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -42,11 +56,12 @@ class BatchRecord:
 
 
 class Batcher:
-    def __init__(self, bank: AdapterBank, max_batch_size: int = 16, window_s: float = 0.005):
-        if max_batch_size < 1:
-            raise ValueError("max_batch_size must be >= 1")
+    def __init__(self, bank: AdapterBank, max_batch_size: int = 16, window_s: float = 0.005, max_queue: int = 256):
+        if max_batch_size < 1 or max_queue < 1:
+            raise ValueError("max_batch_size and max_queue must be >= 1")
         self.bank = bank
         self.max_batch_size = max_batch_size
+        self.max_queue = max_queue
         self.window_s = window_s
         self._queue: deque[Job] = deque()
         self._cv = threading.Condition()
@@ -56,6 +71,7 @@ class Batcher:
         self.history: deque[BatchRecord] = deque(maxlen=1024)  # recent batches, for tests
         self.batches = 0  # since start, for GET /stats
         self.rows_done = 0
+        self.rejected = 0  # requests refused because the queue was full
 
     def start(self) -> None:
         with self._cv:
@@ -81,11 +97,20 @@ class Batcher:
                     job.future.set_exception(RuntimeError("the server is shutting down"))
 
     def submit(self, rows: list[Row]) -> list[Future]:
+        """Queue rows (all or none); QueueFull when they do not fit.
+
+        An empty queue takes any request, so one larger than `max_queue` is not refused forever.
+        """
         self.start()
         jobs = [Job(row, Future(), time.monotonic()) for row in rows]
         with self._cv:
             if self._stopping:
                 raise RuntimeError("the server is shutting down")
+            if any(j.future.cancelled() for j in self._queue):
+                self._queue = deque(j for j in self._queue if not j.future.cancelled())
+            if self._queue and len(self._queue) + len(jobs) > self.max_queue:
+                self.rejected += 1
+                raise QueueFull(len(self._queue), self.max_queue, self._retry_after())
             self._queue.extend(jobs)
             self._cv.notify_all()
         return [j.future for j in jobs]
@@ -93,6 +118,12 @@ class Batcher:
     def pending(self) -> int:
         with self._cv:
             return len(self._queue)
+
+    def _retry_after(self) -> int:
+        """Seconds until the queue has drained, from recent batch times: 1 to 60."""
+        recent = list(self.history)[-16:]
+        per_batch = sum(r.seconds for r in recent) / len(recent) if recent else 1.0
+        return max(1, min(60, math.ceil(per_batch * len(self._queue) / self.max_batch_size)))
 
     def _take(self) -> list[Job]:
         jobs: list[Job] = []

@@ -1,18 +1,23 @@
 """Train one recipe: data -> instructions -> method -> HF Trainer -> saved run directory.
 
 Run directory:
+  .tuneval-run       marks a tuneval run: the only kind of directory `--overwrite` deletes
   config.yaml        the resolved recipe (itself a recipe: `tuneval train RUN/config.yaml --resume`)
-  checkpoints/       Trainer checkpoints (model, optimizer, scheduler, RNG) for --resume
+  checkpoints/       Trainer checkpoints (model, optimizer, scheduler, RNG) for --resume; each
+                     gets `tuneval_complete` once fully written, and --resume skips (and
+                     removes) a newer one cut off mid-write (see train/checkpoints.py)
   adapter/ | model/  the result: a PEFT adapter, or full weights + tokenizer
   train_log.jsonl    every logged step
   metrics.json       parameters, size on disk, peak memory, tokens/s, wall time, loss
+
+The directory is created (or an old run replaced) only after the model and data have loaded,
+and a run that fails before its first complete checkpoint removes it again (train/rundir.py).
 """
 
 from __future__ import annotations
 
 import json
 import random
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -25,41 +30,20 @@ from transformers import (
     set_seed,
 )
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
-from transformers.trainer_utils import get_last_checkpoint
 
 from tuneval.config import Recipe
 from tuneval.data.collate import DataCollator, PromptFormatter
 from tuneval.data.tasks import load_split, load_task
-from tuneval.errors import TunevalError
-from tuneval.io import atomic_dir, atomic_write_json, atomic_write_text, atomic_write_yaml, dir_size_mb
+from tuneval.io import atomic_dir, atomic_write_json, atomic_write_text, dir_size_mb
 from tuneval.methods import count_parameters, get_method
 from tuneval.methods.common import save_trained
 from tuneval.models import LoadedModel, load_model
+from tuneval.precision import resolve_precision
 from tuneval.train.callbacks import PeakMemory, RichProgressCallback
+from tuneval.train.checkpoints import MarkComplete, resume_checkpoint
 from tuneval.train.distributed import is_main_process
 from tuneval.train.loss import FastCausalTrainer
-
-
-def cpu_has_bf16() -> bool:
-    """Native bf16 matmul on this CPU (AVX512-BF16 or AMX); without it bf16 is emulated and slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_bf16(setting: str) -> bool:
-    s = str(setting).lower()
-    if s in ("true", "1", "yes"):
-        return True
-    if s in ("false", "0", "no"):
-        return False
-    if s != "auto":
-        raise TunevalError(f"train.bf16: expected auto, true or false, got {setting!r}")
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    return cpu_has_bf16()
+from tuneval.train.rundir import check_run_dir, prepare_run_dir
 
 
 def build_examples(recipe: Recipe, loaded: LoadedModel) -> tuple[list[dict], dict[str, Any]]:
@@ -130,27 +114,21 @@ def training_arguments(recipe: Recipe, run_dir: Path, arch: str, bf16: bool):
     )
 
 
-def prepare_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> Path:
-    run_dir = recipe.run_dir
-    config_file = run_dir / "config.yaml"
-    if resume:
-        if not config_file.is_file():
-            raise TunevalError(f"{run_dir}: nothing to resume (no config.yaml there)")
-        import yaml
+def plain_model(trainer) -> torch.nn.Module:
+    """The trained model as a caller expects it: no autocast forward left on it.
 
-        saved = yaml.safe_load(config_file.read_text())
-        now = recipe.to_dict()
-        diffs = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
-        if diffs:
-            raise TunevalError(f"{config_file}: the recipe differs from the run being resumed in {diffs}")
-        return run_dir
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise TunevalError(f"{run_dir}: run directory is not empty; pass --resume to continue it or --overwrite")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_yaml(config_file, recipe.to_dict())
-    return run_dir
+    Under bf16 accelerate replaces `model.forward` with an autocast wrapper for training and
+    leaves it there; a caller scoring the returned model would then run bf16 while the saved
+    result reloads in the dtype it asks for, and the two would disagree.
+    """
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    original = model.__dict__.pop("_original_forward", None)
+    if original is not None:
+        if getattr(original, "__func__", None) is getattr(type(model), "forward", None):
+            model.__dict__.pop("forward", None)  # the class's own forward again
+        else:
+            model.forward = original
+    return model
 
 
 def _save_result(model, tokenizer, target: Path, full: bool, save=None) -> None:
@@ -166,42 +144,52 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
     """Run one recipe; return (metrics, trained model, loaded base record)."""
     spec = get_method(recipe.method)
     main = is_main_process()  # under torchrun/accelerate only rank 0 writes the run directory
-    run_dir = prepare_run_dir(recipe, resume, overwrite) if main else recipe.run_dir
+    run_dir = recipe.run_dir
+    if main:
+        check_run_dir(recipe, resume, overwrite)  # a bad output_dir fails now, not after loading the model
     set_seed(recipe.seed)
-    loaded = loaded or load_model(recipe.model, device="cpu")  # the Trainer places it
+    loaded = loaded or load_model(recipe.model, precision="fp32", device="cpu")  # fp32 master weights; the Trainer places it
     examples, data_summary = build_examples(recipe, loaded)
-    if "mixture" in data_summary and main:
-        atomic_write_json(run_dir / "mixture.json", data_summary["mixture"])
     set_seed(recipe.seed)  # the method's new weights (LoRA A, soft prompts) start from the seed too
     model = spec.apply(loaded.model, recipe.method_args, loaded.arch)
     model.config.use_cache = False
     trainable, total = count_parameters(model)
-    bf16 = resolve_bf16(recipe.train.bf16)
-    args = training_arguments(recipe, run_dir, loaded.arch, bf16)
+    precision = resolve_precision(recipe.precision)
+    args = training_arguments(recipe, run_dir, loaded.arch, bf16=precision == "bf16")
     t = recipe.train
     trainer_cls, levers = (Seq2SeqTrainer, {}) if loaded.arch == "seq2seq" else (
         FastCausalTrainer, {"logits_to_keep": t.logits_to_keep, "drop_padding_mask": t.drop_padding_mask})
-    trainer = trainer_cls(
-        model=model,
-        args=args,
-        train_dataset=examples,
-        data_collator=DataCollator(loaded.tokenizer.pad_token_id, pad_to_multiple_of=t.pad_to_multiple_of),
-        processing_class=loaded.tokenizer,
-        callbacks=[RichProgressCallback(f"train {recipe.method}"), *(callbacks or [])],
-        **levers,
-    )
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
-    checkpoint = get_last_checkpoint(str(run_dir / "checkpoints")) if resume and (run_dir / "checkpoints").is_dir() else None
-    tokens_before = 0
-    if checkpoint:
-        state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
-        tokens_before = state.get("num_input_tokens_seen", 0)
-    start = time.perf_counter()
-    with PeakMemory() as memory:
-        output = trainer.train(resume_from_checkpoint=checkpoint)
+    # Recipe, model and data have passed: only now is an old run replaced (see train/rundir.py).
+    run = prepare_run_dir(recipe, resume, overwrite) if main else None
+    try:
+        if "mixture" in data_summary and main:
+            atomic_write_json(run_dir / "mixture.json", data_summary["mixture"])
+        trainer = trainer_cls(
+            model=model,
+            args=args,
+            train_dataset=examples,
+            data_collator=DataCollator(loaded.tokenizer.pad_token_id, pad_to_multiple_of=t.pad_to_multiple_of),
+            processing_class=loaded.tokenizer,
+            callbacks=[RichProgressCallback(f"train {recipe.method}"), MarkComplete(), *(callbacks or [])],
+            **levers,
+        )
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        checkpoint = resume_checkpoint(run_dir / "checkpoints", main) if resume else None
+        tokens_before = 0
+        if checkpoint:
+            state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+            tokens_before = state.get("num_input_tokens_seen", 0)
+        start = time.perf_counter()
+        with PeakMemory() as memory:
+            output = trainer.train(resume_from_checkpoint=checkpoint)
+    except BaseException:
+        if run is not None:
+            run.discard()  # nothing half-made stays, unless a complete checkpoint makes it resumable
+        raise
     seconds = time.perf_counter() - start
-    model.config.use_cache = True
+    trained = plain_model(trainer)
+    trained.config.use_cache = True
     result_dir = run_dir / ("adapter" if spec.saves == "adapter" else "model")
     if main:
         _save_result(trainer.model, loaded.tokenizer, result_dir, full=spec.saves == "model",
@@ -226,7 +214,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
         "train_examples": len(examples),
         "global_step": trainer.state.global_step,
         "resumed_from": checkpoint,
-        "bf16": bf16,
+        "precision": precision,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "torch_threads": torch.get_num_threads(),
         "data": data_summary,
@@ -234,4 +222,4 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
     if main:
         atomic_write_text(run_dir / "train_log.jsonl", "".join(json.dumps(r) + "\n" for r in trainer.state.log_history))
         atomic_write_json(run_dir / "metrics.json", metrics)
-    return metrics, trainer.model, loaded
+    return metrics, trained, loaded

@@ -1,0 +1,52 @@
+"""Atomic writes: results are readable by whoever the umask allows, and a failed write leaves nothing."""
+
+import os
+import stat
+
+import pytest
+
+from tuneval.io import atomic_dir, atomic_write_json, atomic_write_text
+
+
+@pytest.fixture
+def umask():
+    """Set a umask for one test; the process's own is restored after."""
+    old = os.umask(0o022)
+    yield os.umask
+    os.umask(old)
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_results_follow_the_umask(tmp_path, umask):
+    """Another account (a service running `tuneval serve`) reads runs when the umask lets it, and not otherwise."""
+    for mask, file_mode, dir_mode in [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775), (0o077, 0o600, 0o700)]:
+        umask(mask)
+        out = tmp_path / oct(mask)
+        assert mode(atomic_write_text(out / "a.txt", "x")) == file_mode
+        assert mode(atomic_write_json(out / "sub" / "m.json", {"a": 1})) == file_mode
+        with atomic_dir(out / "adapter") as tmp:
+            (tmp / "weights.bin").write_bytes(b"w")
+        assert mode(out / "adapter") == dir_mode
+        assert mode(out / "adapter" / "weights.bin") == file_mode
+
+
+def test_replacing_or_failing_leaves_no_temp_names(tmp_path, umask):
+    (tmp_path / "a.txt").write_text("old")
+    (tmp_path / "a.txt").chmod(0o600)
+    atomic_write_text(tmp_path / "a.txt", "new")
+    assert mode(tmp_path / "a.txt") == 0o644  # the replacement is a new file: the umask decides
+    with atomic_dir(tmp_path / "d") as tmp:
+        (tmp / "one").write_text("1")
+    with atomic_dir(tmp_path / "d") as tmp:
+        (tmp / "two").write_text("2")
+    with pytest.raises(TypeError):
+        atomic_write_text(tmp_path / "a.txt", None)
+    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "d") as tmp:
+        (tmp / "half").write_text("h")
+        raise RuntimeError("crash while saving")
+    assert (tmp_path / "a.txt").read_text() == "new"
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["two"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "d"]
