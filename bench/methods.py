@@ -107,13 +107,13 @@ def base_row(a: argparse.Namespace) -> dict[str, Any]:
     from tuneval.config import recipe_from_dict
     from tuneval.data.tasks import load_task
     from tuneval.evaluate.run import evaluate_generation
-    from tuneval.evaluate.sweep import validation_loss
+    from tuneval.train.evaluation import TaskEvaluation
     from tuneval.models import load_model
 
     recipe = recipe_from_dict({"model": a.model, "method": "full", "data": {"data_dir": a.data_dir},
                                "eval": {"limit": a.eval_examples}}, "bench:none")
     loaded = load_model(a.model)
-    vloss = validation_loss(loaded.model, loaded.tokenizer, loaded.arch, recipe)
+    vloss = TaskEvaluation(recipe, loaded.tokenizer, loaded.arch).loss(loaded.model)
     results = evaluate_generation(loaded.model, loaded.tokenizer, loaded.arch, load_task("dialogsum"),
                                   limit=a.eval_examples, data_dir=a.data_dir, batch_size=16, max_new_tokens=64,
                                   label="untrained", out_dir=Path(a.out) / "untrained" / "eval")

@@ -63,7 +63,7 @@ def recipe_for(a: argparse.Namespace, out: Path, **train_opts):
         "data": {"data_dir": a.data_dir, "train_examples": a.examples, "max_seq_len": a.pad_to},
         "train": {"learning_rate": a.lr, "num_train_epochs": 1, "per_device_train_batch_size": a.batch_size,
                   "logging_steps": 1, "save_steps": 10**9, **train_opts},
-        "eval": {"limit": a.eval_examples, "batch_size": a.batch_size},
+        "eval": {"limit": a.eval_examples, "batch_size": a.batch_size, "after_training": False},  # scored in finish()
     }
     if a.method == "lora":
         raw["lora"] = {"r": 32, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}
@@ -134,11 +134,11 @@ def run_tuneval(a: argparse.Namespace, out: Path, levers: dict[str, Any]) -> dic
 
 
 def finish(a, recipe, model, loaded, Collator, seconds, peak_mb, train_loss, state, params, log=None):
-    from tuneval.evaluate.sweep import validation_loss
+    from tuneval.train.evaluation import TaskEvaluation
 
     log = log if log is not None else state.log_history
     losses = [r["loss"] for r in log if "loss" in r]
-    val = validation_loss(model, loaded.tokenizer, loaded.arch, recipe) if a.eval_examples else None
+    val = TaskEvaluation(recipe, loaded.tokenizer, loaded.arch).loss(model) if a.eval_examples else None
     tps = Collator.real / seconds if seconds > 0 else 0.0
     return {"tokens": Collator.real, "slots": Collator.slots, "padding_share": 1 - Collator.real / max(Collator.slots, 1),
             "seconds": seconds, "tokens_per_second": tps, "peak_memory_mb": peak_mb, "train_loss": train_loss,

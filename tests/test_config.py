@@ -109,8 +109,8 @@ def test_edge_values_that_mean_something_are_accepted(tmp_path, overrides):
 
 def test_method_settings_are_checked_from_the_settings_class():
     """`tuneval params/memory --set` and adapter markers build settings without a recipe: same checks."""
-    from tuneval.config import build_dataclass
     from tuneval.methods import get_method
+    from tuneval.typed import build_dataclass
 
     with pytest.raises(TunevalError, match=r"^--set: 'lora.r' must be at least 1, got 0$"):
         build_dataclass(get_method("lora").settings, {"r": 0}, "--set", "lora.")

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from tuneval.io import atomic_dir, atomic_write_json, atomic_write_text
+from tuneval.io import atomic_write_bytes, atomic_dir, atomic_write_json, atomic_write_text
 
 
 @pytest.fixture
@@ -42,8 +42,8 @@ def test_replacing_or_failing_leaves_no_temp_names(tmp_path, umask):
         (tmp / "one").write_text("1")
     with atomic_dir(tmp_path / "d") as tmp:
         (tmp / "two").write_text("2")
-    with pytest.raises(TypeError):
-        atomic_write_text(tmp_path / "a.txt", None)
+    with pytest.raises(TypeError):  # fails inside the write, after the temp file exists
+        atomic_write_bytes(tmp_path / "a.txt", "text, not bytes")
     with pytest.raises(RuntimeError), atomic_dir(tmp_path / "d") as tmp:
         (tmp / "half").write_text("h")
         raise RuntimeError("crash while saving")

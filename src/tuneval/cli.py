@@ -81,7 +81,8 @@ def _check_eval_options(bench: bool, *, task, split, template, max_new_tokens, n
     """`eval` has two modes; an option of the other mode would be silently ignored, so it is refused.
 
     Benchmark tasks (lm-eval style) name their own split, prompts and generation lengths."""
-    from tuneval.config import EvalConfig, check_option
+    from tuneval.config import EvalConfig
+    from tuneval.typed import check_option
 
     generation_only = {"--task": task, "--split": split, "--template": template, "--max-new-tokens": max_new_tokens}
     bench_only = {"--num-fewshot": num_fewshot, "--tasks-dir": tasks_dir}
@@ -155,10 +156,11 @@ def eval_(
     task, split = task or "dialogsum", split or "validation"
     max_new_tokens = 64 if max_new_tokens is None else max_new_tokens
     from tuneval.data.tasks import load_task
+    from tuneval.evaluate.metrics import fmt
     from tuneval.evaluate.run import evaluate_generation
-    from tuneval.models import load_result
+    from tuneval.methods.loading import load_result, run_label
 
-    label = f"{model}+{adapter.name}" if adapter else model
+    label = run_label(model, adapter)
     out = out or Path("runs") / "eval" / f"{Path(label).name}-{task}"
     _check_out_dir(out)  # results are written after the whole generation: a bad --out must fail now
     _quiet_libraries()
@@ -170,9 +172,20 @@ def eval_(
         meta={"model": model, "adapter": str(adapter) if adapter else None, "precision": loaded.precision}, out_dir=out,
     )
     m = results["metrics"]
-    console.print(" ".join(f"{k}={m[k]:.4f}" for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")) + f" bleu={m['bleu']:.2f}")
+    console.print(" ".join(f"{k}={fmt(k, m[k])}" for k in ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu")))
     console.print(f"[dim]{m['bleu_signature']}[/dim]")
     console.print(f"results: {out / 'results.json'}  report: {out / 'report.md'}")
+
+
+def _method_settings(method: str, set_: list[str]):
+    """(method spec, its settings) from `--set key=value` options (`params`, `memory`); `lora.r=8` means `r=8`."""
+    from tuneval.config import apply_overrides
+    from tuneval.methods import get_method
+    from tuneval.typed import build_dataclass
+
+    spec = get_method(method)
+    raw = apply_overrides({}, [s if "." not in s.split("=")[0] else s.split(".", 1)[1] for s in set_])
+    return spec, build_dataclass(spec.settings, raw, "--set", f"{method}.")
 
 
 @app.command()
@@ -182,14 +195,11 @@ def params(
     set_: list[str] = typer.Option([], "--set", help="Method option: key=value (e.g. r=8)."),
 ):
     """Trainable vs total parameters for a method, without training."""
-    from tuneval.config import build_dataclass, apply_overrides
-    from tuneval.methods import count_parameters, format_parameters, get_method
+    from tuneval.methods import count_parameters, format_parameters
     from tuneval.models import load_model
 
     _quiet_libraries()
-    spec = get_method(method)
-    raw = apply_overrides({}, [s if "." not in s.split("=")[0] else s.split(".", 1)[1] for s in set_])
-    settings = build_dataclass(spec.settings, raw, "--set", f"{method}.")
+    spec, settings = _method_settings(method, set_)
     loaded = load_model(model, device="cpu")  # counting needs no GPU
     net = spec.apply(loaded.model, settings, loaded.arch)
     console.print(format_parameters(*count_parameters(net)))
@@ -205,8 +215,9 @@ def demo(
     precision: str = _precision_option(),
 ):
     """The main job: base vs full vs LoRA on DialogSum, one comparison table."""
-    from tuneval.config import DataConfig, EvalConfig, check_option
+    from tuneval.config import DataConfig, EvalConfig
     from tuneval.demo import DEFAULT_EVAL_EXAMPLES, DEFAULT_TRAIN_EXAMPLES, run_demo
+    from tuneval.typed import check_option
 
     # checked here: the demo scores the base model before it builds the first recipe
     check_option("--train-examples", train_examples, DataConfig, "train_examples")
@@ -216,6 +227,7 @@ def demo(
     run_demo(model=model, data_dir=data_dir, out=out, precision=precision,
              train_examples=DEFAULT_TRAIN_EXAMPLES if train_examples is None else train_examples,
              eval_examples=DEFAULT_EVAL_EXAMPLES if eval_examples is None else eval_examples, console=console)
+    _html_report([out], out / "report.html", title=f"tuneval demo: {model}")
 
 
 @app.command()
@@ -292,14 +304,10 @@ def memory(
     """Estimate training memory (weights, gradients, optimizer, activations) for a model and method."""
     import json
 
-    from tuneval.config import apply_overrides, build_dataclass
-    from tuneval.methods import get_method
     from tuneval.methods.memory import estimate_memory, format_bytes
 
     _quiet_libraries()
-    spec = get_method(method)
-    raw = apply_overrides({}, [s if "." not in s.split("=")[0] else s.split(".", 1)[1] for s in set_])
-    settings = build_dataclass(spec.settings, raw, "--set", f"{method}.")
+    _, settings = _method_settings(method, set_)
     e = estimate_memory(model, method, settings, batch_size=batch_size, seq_len=seq_len, target_len=target_len,
                         gradient_checkpointing=gradient_checkpointing, bf16=bf16)
     if as_json:
@@ -378,7 +386,7 @@ def sweep(
 
 
 def _print_task(r: dict) -> None:
-    from tuneval.evaluate.summary import fmt
+    from tuneval.evaluate.metrics import fmt
 
     m = r["primary_metric"]
     ci = r["bootstrap"].get(m, {})
@@ -394,7 +402,9 @@ def _benchmarks(model, adapter, *, tasks, suite, out, **kw) -> None:
     from tuneval.evaluate.summary import summary_markdown
     from tuneval.evaluate.suite import evaluate_suite
 
-    label = f"{Path(model).name}+{Path(adapter).name}" if adapter else Path(model).name
+    from tuneval.methods.loading import run_label
+
+    label = run_label(Path(model).name, adapter)
     out = out or Path("runs") / "eval" / f"{label}-{suite or tasks.replace(',', '-')[:60]}"
     _check_out_dir(out)
     summary = evaluate_suite(model, adapter, tasks=tasks, suite=suite, out=out, on_task=_print_task, **kw)
@@ -424,9 +434,10 @@ def forgetting(
     """Before/after fine-tuning on a task suite: per-task delta and a paired-bootstrap verdict (improved/unchanged/forgot)."""
     from rich.markdown import Markdown
 
-    from tuneval.config import EvalConfig, check_option
+    from tuneval.config import EvalConfig
     from tuneval.evaluate.forgetting import forgetting_markdown
     from tuneval.evaluate.suite import compare_dirs, run_forgetting
+    from tuneval.typed import check_option
 
     _quiet_libraries()
     if (before is None) != (after is None):
@@ -448,6 +459,33 @@ def forgetting(
                                 precision=precision)
     console.print(Markdown(forgetting_markdown(result, result["before_label"], result["after_label"])))
     console.print(f"saved: {out / 'forgetting.md'}, {out / 'forgetting.json'}, {out / 'forgetting.png'}")
+    _html_report([out], out / "report.html", title=f"Forgetting: {result['after_label']}", seed=seed)
+
+
+@app.command()
+def report(
+    paths: list[Path] = typer.Argument(..., help="Run, evaluation, demo, sweep or forgetting directories (any mix)."),
+    out: Path = typer.Option(Path("report.html"), "--out", help="The HTML file to write."),
+    title: str = typer.Option("tuneval report", "--title"),
+    bootstrap_iters: int = typer.Option(1000, "--bootstrap-iters", help="Resamples for the 95% intervals (0: none)."),
+    seed: int = typer.Option(1234, "--seed", help="Bootstrap seed."),
+):
+    """One self-contained HTML page (no network needed) over saved results: tables, charts, curves, samples."""
+    if bootstrap_iters < 0:
+        raise TunevalError(f"--bootstrap-iters must be 0 or more, got {bootstrap_iters}")
+    if out.is_dir():
+        raise TunevalError(f"--out {out}: is a directory; give the HTML file to write (e.g. {out / 'report.html'})")
+    _check_out_dir(out.parent)
+    _html_report(paths, out, iters=bootstrap_iters, seed=seed, title=title)
+
+
+def _html_report(paths: list[Path], out: Path, **kw) -> Path:
+    """`report`, and `demo` and `forgetting` after their Markdown: the page, then its path."""
+    from tuneval.report import write_report
+
+    path = write_report(paths, out, **kw)
+    console.print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return path
 
 
 def main(argv: list[str] | None = None) -> None:

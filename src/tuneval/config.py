@@ -9,8 +9,6 @@ in every run directory, so a run can be repeated from it and its seed.
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,68 +17,10 @@ from typing import Any, Iterator
 import yaml
 
 from tuneval.errors import TunevalError
+from tuneval.typed import build_dataclass, check_values, checked, coerce, typed_value
 
-
-# -- value checks ---------------------------------------------------------------------------------
-# A value of the right type can still be nonsense (a negative batch size, a learning rate of 0),
-# and the trainer would take it and run for minutes, or write an untrained adapter. So each
-# field says what it may be (`checked`), a section's dataclass may add what one field cannot say
-# (`check(self)`, yielding (key, problem)), and build_dataclass applies both when a recipe (or a
-# method's settings) is built: before any model loads. Method settings classes use the same two.
-
-def checked(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING, ge: Any = None,
-            gt: Any = None, le: Any = None, lt: Any = None, choices: tuple | None = None, null: str | None = None) -> Any:
-    """A dataclass field with the values it may take; `null` says what None means where None is allowed.
-
-    A list field's bounds apply to each item."""
-    rule = {k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices, null=null).items() if v is not None}
-    return field(default=default, default_factory=default_factory, metadata={"check": rule})
-
-
-def _describe(rule: dict[str, Any], with_null: bool = True) -> str:
-    if "choices" in rule:
-        text = "one of " + ", ".join(map(str, rule["choices"]))
-    else:
-        low = ("[", rule["ge"]) if "ge" in rule else ("(", rule["gt"]) if "gt" in rule else None
-        high = (rule["le"], "]") if "le" in rule else (rule["lt"], ")") if "lt" in rule else None
-        if low and high:
-            text = f"in {low[0]}{low[1]}, {high[0]}{high[1]}"
-        elif low:
-            text = f"at least {low[1]}" if low[0] == "[" else f"> {low[1]}"
-        else:
-            text = f"at most {high[0]}" if high[1] == "]" else f"< {high[0]}"
-    return text + (f" (or null: {rule['null']})" if with_null and "null" in rule else "")
-
-
-def _violates(rule: dict[str, Any], v: Any) -> bool:
-    if "choices" in rule:
-        return v not in rule["choices"]
-    return (("ge" in rule and v < rule["ge"]) or ("gt" in rule and not v > rule["gt"])
-            or ("le" in rule and v > rule["le"]) or ("lt" in rule and not v < rule["lt"]))
-
-
-def value_problems(obj: Any) -> Iterator[tuple[str, str]]:
-    """(key, problem) for each value of a dataclass instance outside what its fields allow, then its own check()."""
-    for f in dataclasses.fields(obj):
-        rule, value = f.metadata.get("check"), getattr(obj, f.name)
-        if rule is None or value is None:
-            continue
-        for i, v in (enumerate(value) if isinstance(value, list) else [(None, value)]):
-            if _violates(rule, v):
-                yield (f.name if i is None else f"{f.name}[{i}]"), f"must be {_describe(rule, i is None)}, got {v!r}"
-    yield from getattr(obj, "check", lambda: ())()
-
-
-def check_values(obj: Any, source: str, prefix: str = "") -> None:
-    for key, problem in value_problems(obj):
-        raise TunevalError(f"{source}: '{prefix}{key}' {problem}")
-
-
-def check_option(flag: str, value: Any, cls: type, name: str) -> None:
-    """A command-line option that stands for a recipe key gets that key's check, in the option's words."""
-    rule = next(f for f in dataclasses.fields(cls) if f.name == name).metadata["check"]
-    if value is not None and _violates(rule, value):
-        raise TunevalError(f"{flag} must be {_describe(rule, with_null=False)}, got {value!r}")
+# Each field says what values it may take (`checked`), a section may add a `check(self)`, and
+# build_dataclass applies both as a recipe is built, before any model loads (see typed.py).
 
 
 @dataclass
@@ -141,6 +81,10 @@ class TrainConfig:
     logits_to_keep: str = "labels"  # one of LOGITS_TO_KEEP
     drop_padding_mask: bool = True  # right padding is invisible to causal attention: let SDPA run is_causal
     pad_to_multiple_of: int | None = checked(None, ge=1, null="off")  # pad each batch's length up to a multiple
+    # Any other transformers.TrainingArguments field (max_grad_norm, optim, eval_strategy, report_to,
+    # metric_for_best_model, ...), written flat in `train:` and checked against the dataclass itself
+    # (train/arguments.py), so the surface tracks transformers instead of a copy of it.
+    trainer_args: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> Iterator[tuple[str, str]]:
         if self.max_steps != -1 and self.max_steps < 1:
@@ -161,6 +105,11 @@ class EvalConfig:
     batch_size: int = checked(16, ge=1)
     max_new_tokens: int = checked(64, ge=1)
     template: int | None = checked(None, ge=0, null="the task's evaluation template")
+    # During training: validation loss plus the task's metrics (ROUGE/BLEU, or a benchmark's
+    # log-likelihood metrics) on these same examples every N steps (= train.eval_strategy: steps,
+    # train.eval_steps: N). After training: the same on the result, into metrics.json.
+    every_steps: int | None = checked(None, ge=1, null="off")
+    after_training: bool = True
 
 
 @dataclass
@@ -211,6 +160,7 @@ class Recipe:
                 section.pop(key)
         if self.method_args is not None and dataclasses.fields(self.method_args):
             d[self.method] = dataclasses.asdict(self.method_args)
+        d["train"].update(d["train"].pop("trainer_args"))  # written flat, as the user wrote them
         return d
 
     @property
@@ -219,94 +169,6 @@ class Recipe:
 
 
 SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
-
-
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Convert a YAML value to the annotated type, or raise naming `where`."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, where)
-            except TunevalError as e:
-                errors.append(str(e))
-        raise TunevalError(errors[0] if errors else f"{where}: bad value {value!r}")
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list):
-            raise TunevalError(f"{where}: expected a list, got {value!r}")
-        return [_coerce(v, item, where) for v in value]
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
-            return value.lower() in ("true", "yes")
-        raise TunevalError(f"{where}: expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise TunevalError(f"{where}: expected an integer, got {value!r}")
-        try:
-            return int(value)
-        except ValueError:
-            raise TunevalError(f"{where}: expected an integer, got {value!r}") from None
-    if tp is float:
-        if isinstance(value, bool):
-            raise TunevalError(f"{where}: expected a number, got {value!r}")
-        try:
-            number = float(value)  # YAML reads 1e-3 as a string
-        except (TypeError, ValueError):
-            raise TunevalError(f"{where}: expected a number, got {value!r}") from None
-        if not math.isfinite(number):  # no setting means anything at nan or inf, and no range check catches nan
-            raise TunevalError(f"{where}: expected a finite number, got {value!r}")
-        return number
-    if tp is str:
-        if isinstance(value, (dict, list)) or value is None:
-            raise TunevalError(f"{where}: expected a string, got {value!r}")
-        return str(value)
-    return value
-
-
-def _typed(value: Any, tp: Any, source: str, name: str) -> Any:
-    """Like _coerce, but nested sections (dataclasses, optional or in lists) get their keys checked too."""
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
-        if value is None:
-            return None
-        rest = [a for a in args if a is not type(None)]
-        tp = rest[0] if len(rest) == 1 else tp
-    if dataclasses.is_dataclass(tp):
-        return build_dataclass(tp, value, source, f"{name}.")
-    if typing.get_origin(tp) is list and dataclasses.is_dataclass(typing.get_args(tp)[0]):
-        if not isinstance(value, list):
-            raise TunevalError(f"{source}: '{name}' must be a list, got {value!r}")
-        return [build_dataclass(typing.get_args(tp)[0], v, source, f"{name}[{i}].") for i, v in enumerate(value)]
-    return _coerce(value, tp, f"{source}: '{name}'")
-
-
-def build_dataclass(cls: type, values: dict[str, Any], source: str, prefix: str = "") -> Any:
-    """Instantiate `cls` from a mapping, refusing unknown keys with the file and key named."""
-    if not isinstance(values, dict):
-        raise TunevalError(f"{source}: '{prefix.rstrip('.') or 'recipe'}' must be a mapping, got {values!r}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in values.items():
-        if key not in known:
-            raise TunevalError(
-                f"{source}: unknown key '{prefix}{key}' (known: {', '.join(sorted(known)) or 'none'})"
-            )
-        kwargs[key] = _typed(value, hints[key], source, f"{prefix}{key}")
-    obj = cls(**kwargs)
-    check_values(obj, source, prefix)
-    return obj
 
 
 def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> Recipe:
@@ -318,12 +180,14 @@ def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> Recipe:
     spec = get_method(method)
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in SECTIONS:
+        if key == "train":
+            kwargs[key] = build_dataclass(TrainConfig, split_trainer_args(value or {}, source), source, "train.")
+        elif key in SECTIONS:
             kwargs[key] = build_dataclass(SECTIONS[key], value or {}, source, f"{key}.")
         elif key == spec.name:
             kwargs["method_args"] = build_dataclass(spec.settings, value or {}, source, f"{key}.")
         elif key in top:
-            kwargs[key] = _typed(value, typing.get_type_hints(Recipe)[key], source, key)
+            kwargs[key] = typed_value(value, typing.get_type_hints(Recipe)[key], source, key)
         else:
             hint = f" (options of method '{key}' need method: {key})" if _is_method(key) else ""
             allowed = sorted(top | set(SECTIONS) | {spec.name})
@@ -344,6 +208,54 @@ def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> Recipe:
     recipe = Recipe(**kwargs)
     check_values(recipe, source)  # the top-level keys (sections were checked as they were built)
     return recipe
+
+
+# TrainingArguments fields a recipe sets elsewhere, each with where.
+OWNED_TRAINER_ARGS = {
+    "output_dir": "output_dir (top level)", "seed": "seed (top level)", "data_seed": "seed (top level)",
+    "bf16": "precision (top level)", "fp16": "precision (top level)", "use_cpu": "precision and the device",
+    "train_sampling_strategy": "train.group_by_length", "activation_checkpointing": "train.gradient_checkpointing",
+    "gradient_checkpointing": "train.gradient_checkpointing", "per_device_eval_batch_size": "eval.batch_size",
+    "remove_unused_columns": "nothing: tuneval's collator needs its columns",
+    "include_num_input_tokens_seen": "nothing: tuneval counts real tokens for tokens/s",
+    "disable_tqdm": "nothing: tuneval draws its own progress",
+}
+
+
+def split_trainer_args(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """The `train:` mapping with every key TrainConfig does not name moved under `trainer_args`,
+    each checked to be a field of transformers' (Seq2Seq)TrainingArguments and of its type."""
+    if not isinstance(values, dict):
+        raise TunevalError(f"{source}: 'train' must be a mapping, got {values!r}")
+    from transformers import Seq2SeqTrainingArguments
+
+    own = {f.name for f in dataclasses.fields(TrainConfig)} - {"trainer_args"}
+    hf = {f.name: f for f in dataclasses.fields(Seq2SeqTrainingArguments) if f.init}
+    hints = typing.get_type_hints(Seq2SeqTrainingArguments)
+    kept, extra = {}, dict(values.get("trainer_args") or {})
+    for key, value in values.items():
+        if key in own:
+            kept[key] = value
+        elif key in OWNED_TRAINER_ARGS:
+            raise TunevalError(f"{source}: 'train.{key}' is set by {OWNED_TRAINER_ARGS[key]}")
+        elif key != "trainer_args":
+            if key not in hf:
+                raise TunevalError(f"{source}: unknown key 'train.{key}' (not a tuneval train key "
+                                   f"({', '.join(sorted(own))}) nor a transformers TrainingArguments field)")
+            extra[key] = _coerce_loose(value, hints.get(key, Any), f"{source}: 'train.{key}'")
+    kept["trainer_args"] = extra
+    return kept
+
+
+def _coerce_loose(value: Any, tp: Any, where: str) -> Any:
+    """typed.coerce for TrainingArguments' annotations: enums and other classes take their string values as given."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
+    if value is None:
+        return None
+    simple = [a for a in args if a in (bool, int, float, str) or typing.get_origin(a) in (list, dict)]
+    if len(simple) < len(args):  # an enum, a dict or a class among the options: transformers parses it
+        return value
+    return coerce(value, tp, where)
 
 
 def _legacy_bf16(raw: dict[str, Any], source: str) -> dict[str, Any]:
@@ -416,7 +328,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
-    from tuneval.data.sources import read_text  # a binary file given as the recipe: one line, not a traceback
+    from tuneval.io import read_text  # a binary file given as the recipe: one line, not a traceback
 
     raw: dict[str, Any] = {}
     source = "recipe"

@@ -7,6 +7,7 @@ Defaults are sized to finish in about 20 minutes on a 2-core CPU.
 
 from __future__ import annotations
 
+import json
 import platform
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from tuneval.data.tasks import load_task
 from tuneval.evaluate.report import comparison_table, samples_table
 from tuneval.evaluate.run import evaluate_generation
 from tuneval.io import atomic_write_json, atomic_write_text
-from tuneval.models import load_result
+from tuneval.methods.loading import load_result
 from tuneval.precision import resolve_precision
 from tuneval.train.trainer import train
 
@@ -67,18 +68,15 @@ def run_demo(*, model: str, data_dir: str | None, out: Path, train_examples: int
     for method in ("full", "lora"):
         raw = {"model": model, "task": "dialogsum", "method": method, "seed": seed, "output_dir": str(out / method),
                "precision": precision, "data": {"data_dir": data_dir, "train_examples": train_examples},
-               **METHOD_SETTINGS[method]}
+               "eval": {"limit": eval_examples, "batch_size": 16, "max_new_tokens": 64}, **METHOD_SETTINGS[method]}
         recipe = recipe_from_dict(raw, f"demo:{method}")
+        # train() scores the saved result, reloaded, as `tuneval eval --adapter RUN` does: RUN/eval/results.json
         metrics, net, _ = train(recipe, overwrite=True)
-        del net  # scored from what was saved, as `tuneval eval --adapter RUN` scores it
-        loaded, net = load_result(model, recipe.run_dir, precision=precision)
-        result = evaluate_generation(net, loaded.tokenizer, loaded.arch, task, label=method,
-                                     out_dir=out / f"eval-{method}", meta={"model": model, "adapter": str(recipe.run_dir),
-                                                                           "precision": precision}, **eval_kw)
+        del net
+        result = json.loads((recipe.run_dir / "eval" / "results.json").read_text(encoding="utf-8"))
         result["method"], result["train"] = method, metrics
         rows.append(result)
         console.print(f"{method}: rouge1={result['metrics']['rouge1']:.4f}")
-        del net, loaded
 
     table = comparison_table(rows)
     samples = samples_table(rows, n=3)

@@ -7,3 +7,10 @@ bug and keeps its traceback. Messages name what and where (file, line, field).
 
 class TunevalError(Exception):
     """A problem with the user's input (model, task, data, recipe), not with tuneval."""
+
+
+def first_line(e: BaseException, limit: int = 300) -> str:
+    """A third-party exception as one short line for a TunevalError: its message's first line
+    (at most `limit` characters), or the exception's type when the message is empty."""
+    text = str(e).strip()
+    return text.splitlines()[0][:limit] if text else type(e).__name__

@@ -1,7 +1,9 @@
-"""Atomic file writes: a crash or a bad input never leaves a half-written result behind."""
+"""Files in and out: atomic writes (a crash or a bad input never leaves a half-written result
+behind), and reading a text file whose bytes may not be text."""
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import secrets
@@ -12,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tuneval.errors import TunevalError
 
 
 def _create_beside(target: Path, suffix: str, create) -> tuple[Path, Any]:
@@ -32,12 +36,17 @@ def _create_beside(target: Path, suffix: str, create) -> tuple[Path, Any]:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write to a temp file in the same directory, then rename over the target."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """atomic_write_text for bytes (a PNG, say)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp, fd = _create_beside(path, ".tmp", lambda p: os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -75,3 +84,20 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def read_text(path: Path) -> str:
+    """A text file's contents, newlines as in text mode; a binary or non-UTF-8 file is one line naming
+    the file and line, where `open(encoding="utf-8")` would raise a traceback mid-read."""
+    data = path.read_bytes()
+    if data.startswith(codecs.BOM_UTF8):  # Excel and Notepad write one; it is not part of the first field
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        text = data.decode("utf-8")
+        bad, what = data.find(b"\0"), "a NUL byte"  # valid UTF-8, but no text file has one
+    except UnicodeDecodeError as e:
+        bad, what = e.start, f"byte 0x{data[e.start]:02x}"
+    if bad >= 0:
+        line = data[:bad].replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
+        raise TunevalError(f"{path}:{line}: not UTF-8 text ({what}); a binary file, or saved in another encoding?")
+    return text.replace("\r\n", "\n").replace("\r", "\n")

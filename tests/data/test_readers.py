@@ -6,7 +6,7 @@ import pytest
 
 from tests.data.fixtures import write_task_data
 from tuneval.data.sources import read_file
-from tuneval.data.tasks import available_tasks, load_split, load_task
+from tuneval.data.tasks import available_tasks, load_split, load_task, read_task
 from tuneval.data.templates import placeholders
 from tuneval.errors import TunevalError
 
@@ -102,7 +102,7 @@ def write_task(tmp_path, text):
     d = tmp_path / "tasks"
     d.mkdir(exist_ok=True)
     (d / "topic.yaml").write_text(text)
-    return d
+    return d / "topic.yaml"
 
 
 BASE = "templates: ['{text}\\n{options}']\ntarget: '{answer}'\n"
@@ -116,7 +116,7 @@ def test_rename_rows_slice_and_numeric_label_names(tmp_path):
     spec = ("files:\n  train: {path: news/test.csv, rows: '3:', rename: {Class Index: label, Description: text}}\n"
             "  validation: {path: news/test.csv, rows: ':3', rename: {Class Index: label, Description: text}}\n"
             "label_field: label\nlabel_names: {1: World, 2: Sports}\n" + BASE)
-    task = load_task("topic", write_task(tmp_path, spec))
+    task = read_task(write_task(tmp_path, spec))
     train, val = load_split(task, "train", root), load_split(task, "validation", root)
     assert [r["text"] for r in val] == ["body 0", "body 1", "body 2"]
     assert [r["text"] for r in train] == [f"body {i}" for i in range(3, 10)]
@@ -135,17 +135,17 @@ def test_rename_rows_slice_and_numeric_label_names(tmp_path):
 ])
 def test_bad_task_yaml_names_file_and_key(tmp_path, text, message):
     with pytest.raises(TunevalError, match=message):
-        load_task("topic", write_task(tmp_path, text))
+        read_task(write_task(tmp_path, text))
 
 
 def test_bad_rows_slice_is_an_error(tmp_path):
     root = tmp_path / "d"
     root.mkdir()
     (root / "a.jsonl").write_text('{"text": "x", "label": "a"}\n')
-    d = write_task(tmp_path, "files:\n  train: {path: a.jsonl, rows: 'first 10'}\nlabel_field: label\n"
+    path = write_task(tmp_path, "files:\n  train: {path: a.jsonl, rows: 'first 10'}\nlabel_field: label\n"
                              "label_names: {a: A}\n" + BASE)
     with pytest.raises(TunevalError, match=r"topic.yaml: files.train: rows must be a slice like '1600:'"):
-        load_split(load_task("topic", d), "train", root)
+        load_split(read_task(path), "train", root)
 
 
 @pytest.mark.parametrize("name,fmt", [("train.jsonl", None), ("train.csv", None), ("train.tsv", None),

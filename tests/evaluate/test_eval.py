@@ -24,6 +24,7 @@ def test_eval_saves_predictions_and_recomputable_metrics(tiny_model_dir, tiny_da
     assert metrics == results["metrics"]
     report = (out / "report.md").read_text()
     assert "rougeLsum" in report and results["examples"][0]["references"][0] in report
+    assert results["input_field"] == "dialogue" and "**Dialogue**" in report
     assert "bleu=" in capsys.readouterr().out
 
 

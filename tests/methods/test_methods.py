@@ -8,12 +8,14 @@ import json
 import pytest
 import torch
 
-from tuneval.config import build_dataclass, recipe_from_dict
+from tuneval.config import recipe_from_dict
 from tuneval.errors import TunevalError
 from tuneval.methods import METHODS, count_parameters, get_method
 from tuneval.methods.common import MARKER
-from tuneval.models import load_adapter, load_model
+from tuneval.methods.loading import load_adapter
+from tuneval.models import load_model
 from tuneval.train.trainer import train
+from tuneval.typed import build_dataclass
 
 PEFT_METHODS = ["lora", "qlora", "ln_tuning", "ia3", "prompt_tuning", "prefix_tuning"]
 OWN_METHODS = ["freeze", "adapters"]  # saved as trained tensors only; bitfit has its own test (needs biases)

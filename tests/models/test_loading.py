@@ -1,7 +1,8 @@
 import pytest
 
 from tuneval.errors import TunevalError
-from tuneval.models import load_adapter, load_model
+from tuneval.methods.loading import load_adapter
+from tuneval.models import load_model
 
 
 def test_local_directories_load_with_their_architecture(tiny_llama_dir, tiny_t5_dir):

@@ -133,6 +133,7 @@ def _recipe(model_dir, data_dir, out, **train_opts):
         "lora": {"lora_dropout": 0.0},
         "train": {"max_steps": 3, "per_device_train_batch_size": 4, "learning_rate": 1e-2, "logging_steps": 1,
                   "save_steps": 50, **train_opts},
+        "eval": {"after_training": False},  # only the training batches' widths are recorded
     }, "test")
 
 

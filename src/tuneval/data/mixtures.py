@@ -21,10 +21,6 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-
 from tuneval.config import MixtureConfig, MixtureTask, Recipe
 from tuneval.data.tasks import TaskSpec, load_split, load_task
 from tuneval.errors import TunevalError
@@ -53,7 +49,7 @@ def train_templates(task: TaskSpec, *, fixed: int | None = None, templates: list
 
 
 def draw_templates(n: int, seed: int | str, allowed: list[int]) -> list[int]:
-    """One index per example from `allowed`; with every template allowed it equals TemplateSet.draw."""
+    """One template index per example from `allowed`, repeatable from the seed."""
     rng = random.Random(seed)
     return [allowed[rng.randrange(len(allowed))] for _ in range(n)]
 
@@ -163,8 +159,9 @@ def resolve_mixture(recipe: Recipe) -> tuple[list[Component], list[str]]:
     return comps, picks
 
 
-def build_mixture_examples(recipe: Recipe, loaded, console: Console | None = None) -> tuple[list[dict], dict[str, Any]]:
-    """Tokenised examples of a mixture (or of a run with replay) and the summary saved with the run."""
+def build_mixture_examples(recipe: Recipe, loaded) -> tuple[list[dict], dict[str, Any]]:
+    """Tokenised examples of a mixture (or of a run with replay) and the summary saved with the run
+    (console.mixture_table(summary) shows it as a table)."""
     from tuneval.data.collate import PromptFormatter
 
     comps, picks = resolve_mixture(recipe)
@@ -212,24 +209,5 @@ def build_mixture_examples(recipe: Recipe, loaded, console: Console | None = Non
         "mean_length": round(sum(lengths) / len(lengths), 1),
         "max_length": max(lengths),
     }
-    (console or Console()).print(mixture_table(mixture))
     return examples, summary
 
-
-def mixture_table(mixture: dict[str, Any]) -> Table:
-    """The resolved mixture as a rich table: rates, rows drawn per task and per template."""
-    how = mixture["strategy"] + (f", cap {mixture['cap']}" if mixture["cap"] else "") + (
-        f", T={mixture['temperature']:g}" if mixture["strategy"] == "temperature" else "")
-    table = Table(title=f"mixture ({how}): {mixture['examples']} examples, seed {mixture['seed']}", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("task", "pool", "rate", "drawn", "unique", "per template", "tok/ex"):
-        text = col in ("task", "per template")
-        table.add_column(col, justify="left" if text else "right", no_wrap=not text, min_width=9 if col == "task" else None)
-    for t in mixture["tasks"]:
-        # Counts by template index, in order; '-' marks a phrasing this task does not train on.
-        n = max(int(k) for k in (*t["per_template"], *map(str, t["holdout_templates"]))) + 1
-        per = " ".join(str(t["per_template"].get(str(i), "-")) for i in range(n))
-        name = t["task"] + (" (replay)" if t["replay"] else "")
-        table.add_row(name, f"{t['pool']:,}", f"{t['rate']:.3f}", f"{t['drawn']:,}", f"{t['unique']:,}",
-                      per, f"{t['mean_length']:.0f}")
-    return table

@@ -5,7 +5,6 @@ Every row remembers where it came from, so a bad value is reported as file:line:
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import json
@@ -13,24 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tuneval.errors import TunevalError
-
-
-def read_text(path: Path) -> str:
-    """A text file's contents, newlines as in text mode; a binary or non-UTF-8 file is one line naming
-    the file and line, where `open(encoding="utf-8")` would raise a traceback mid-read."""
-    data = path.read_bytes()
-    if data.startswith(codecs.BOM_UTF8):  # Excel and Notepad write one; it is not part of the first field
-        data = data[len(codecs.BOM_UTF8):]
-    try:
-        text = data.decode("utf-8")
-        bad, what = data.find(b"\0"), "a NUL byte"  # valid UTF-8, but no text file has one
-    except UnicodeDecodeError as e:
-        bad, what = e.start, f"byte 0x{data[e.start]:02x}"
-    if bad >= 0:
-        line = data[:bad].replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
-        raise TunevalError(f"{path}:{line}: not UTF-8 text ({what}); a binary file, or saved in another encoding?")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+from tuneval.errors import TunevalError, first_line
+from tuneval.io import read_text
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -144,9 +127,8 @@ def read_hub(hub_id: str, split: str) -> list[dict[str, Any]]:
 
         ds = datasets.load_dataset(hub_id, split=split)
     except Exception as e:  # offline, unknown id, unknown split: all one message for the user
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TunevalError(
-            f"hub dataset '{hub_id}' split '{split}' could not be loaded ({first}); "
+            f"hub dataset '{hub_id}' split '{split}' could not be loaded ({first_line(e)}); "
             "pass --data-dir or set TUNEVAL_DATA_DIR to read local files"
         ) from None
     rows = []

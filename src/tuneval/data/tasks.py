@@ -1,4 +1,4 @@
-"""Tasks as data: one YAML file per task, built in under data/tasks/ or in --tasks-dir.
+"""Tasks as data: one YAML file per task, under data/tasks/.
 
 A task says where its rows live (files under the data directory, or a hub id), which
 fields the templates use, and its template set. Adding a task is adding a file.
@@ -17,9 +17,10 @@ from typing import Any
 
 import yaml
 
-from tuneval.data.sources import check_fields, explode, read_file, read_hub, read_text, slice_rows
+from tuneval.data.sources import check_fields, explode, read_file, read_hub, slice_rows
 from tuneval.data.templates import TemplateSet, placeholders
 from tuneval.errors import TunevalError
+from tuneval.io import read_text
 
 BUILTIN_DIR = Path(__file__).parent / "tasks"
 DATA_DIR_ENV = "TUNEVAL_DATA_DIR"
@@ -97,16 +98,21 @@ def _label_names(raw: dict[str, Any], path: Path) -> tuple[str | None, dict[str,
     return str(field_name), {str(k): v for k, v in names.items()}
 
 
-def available_tasks(tasks_dir: str | Path | None = None) -> list[str]:
-    dirs = [BUILTIN_DIR] + ([Path(tasks_dir)] if tasks_dir else [])
-    return sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.yaml")})
+def available_tasks() -> list[str]:
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
 
 
-def load_task(name: str, tasks_dir: str | Path | None = None) -> TaskSpec:
-    candidates = ([Path(tasks_dir) / f"{name}.yaml"] if tasks_dir else []) + [BUILTIN_DIR / f"{name}.yaml"]
-    path = next((p for p in candidates if p.is_file()), None)
-    if path is None:
-        raise TunevalError(f"unknown task '{name}' (known: {', '.join(available_tasks(tasks_dir))})")
+def load_task(name: str) -> TaskSpec:
+    """The built-in task `name` (data/tasks/NAME.yaml)."""
+    path = BUILTIN_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise TunevalError(f"unknown task '{name}' (known: {', '.join(available_tasks())})")
+    return read_task(path)
+
+
+def read_task(path: Path) -> TaskSpec:
+    """A task from its YAML file, every key checked; its name is the file's stem unless it says `name`."""
+    name = path.stem
     try:
         raw: dict[str, Any] = yaml.safe_load(read_text(path)) or {}
     except yaml.YAMLError as e:

@@ -1,12 +1,11 @@
 """FLAN-style template sets: several phrasings of one instruction.
 
-Training draws a phrasing per example (seeded) so the model learns the task, not one
-wording; evaluation uses one fixed phrasing, recorded with the results.
+Training draws a phrasing per example (seeded; data/mixtures.draw_templates) so the model
+learns the task, not one wording; evaluation uses one fixed phrasing, recorded with the results.
 """
 
 from __future__ import annotations
 
-import random
 import string
 from dataclasses import dataclass
 
@@ -38,8 +37,3 @@ class TemplateSet:
     def render(self, row: dict, index: int) -> tuple[str, str]:
         """(prompt, target) for one row with template `index`."""
         return self.prompts[index].format_map(row), self.target.format_map(row)
-
-    def draw(self, n: int, seed: int) -> list[int]:
-        """One template index per example, repeatable from the seed."""
-        rng = random.Random(seed)
-        return [rng.randrange(len(self.prompts)) for _ in range(n)]

@@ -14,9 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tuneval.data.sources import read_delimited, read_jsonl, read_lines, read_text
+from tuneval.data.sources import read_delimited, read_jsonl, read_lines
 from tuneval.data.tasks import DATA_DIR_ENV, resolve_data_dir
-from tuneval.errors import TunevalError
+from tuneval.errors import TunevalError, first_line
+from tuneval.io import read_text
 
 Doc = dict[str, Any]
 
@@ -61,9 +62,8 @@ def _read_hub(task, split: str) -> list[Doc]:
 
         ds = datasets.load_dataset(task.dataset_path, task.dataset_name, split=split)
     except Exception as e:  # offline, unknown id or split: one message for the user
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TunevalError(f"task '{task.name}': hub dataset '{task.dataset_path}' split '{split}' could not be loaded "
-                           f"({first}); pass --data-dir or set {DATA_DIR_ENV} to read local files") from None
+                           f"({first_line(e)}); pass --data-dir or set {DATA_DIR_ENV} to read local files") from None
     return [{**dict(row), "_where": f"hub:{task.dataset_path}[{split}] row {i}"} for i, row in enumerate(ds)]
 
 

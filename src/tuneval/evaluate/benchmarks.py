@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
-from tuneval.data.sources import read_text
 from tuneval.errors import TunevalError
 from tuneval.evaluate.task_metrics import GEN_METRICS, MC_METRICS
 from tuneval.evaluate.templating import render_string
+from tuneval.io import read_text
 
 BUILTIN_DIR = Path(__file__).parent / "tasks"
 

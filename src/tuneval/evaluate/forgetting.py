@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from tuneval.errors import TunevalError
+from tuneval.evaluate.bootstrap import POOLED, interval, resample
 from tuneval.evaluate.harness import DEFAULT_SEED
-from tuneval.evaluate.summary import fmt, group_item_values
+from tuneval.evaluate.metrics import SCALE_100, fmt
+from tuneval.evaluate.summary import group_item_values
 from tuneval.evaluate.task_metrics import Scorer, paired_bootstrap
 from tuneval.io import atomic_write_json, atomic_write_text
 
@@ -58,11 +60,8 @@ def _check_paired(task: str, before: dict, after: dict) -> None:
 
 
 def _pooled_delta(before: np.ndarray, after: np.ndarray, iters: int, seed: int) -> dict[str, float]:
-    rng = np.random.default_rng(seed)
-    deltas = np.array([(after[idx] - before[idx]).mean()
-                       for idx in (rng.integers(0, before.size, before.size) for _ in range(iters))])
-    lo, hi = np.percentile(deltas, [2.5, 97.5])
-    return {"delta": float(after.mean() - before.mean()), "ci_low": float(lo), "ci_high": float(hi)}
+    ci = interval(resample(lambda idx: (after[idx] - before[idx]).mean(), before.size, iters, seed), POOLED)
+    return {"delta": float(after.mean() - before.mean()), "ci_low": ci["ci_low"], "ci_high": ci["ci_high"]}
 
 
 def compare(before: dict[str, dict], after: dict[str, dict], *, iters: int = 1000, seed: int = DEFAULT_SEED) -> dict[str, Any]:
@@ -128,7 +127,7 @@ def plot(result: dict[str, Any], path: Path, title: str) -> Path:
 
     rows = list(result["groups"].items()) + [(n, r) for n, r in result["tasks"].items()
                                              if not (n.startswith("mmlu_") and "mmlu" in result["groups"])]
-    scale = [1.0 if r["metric"] in ("bleu", "chrf") else 100.0 for _, r in rows]
+    scale = [1.0 if r["metric"] in SCALE_100 else 100.0 for _, r in rows]
     deltas = [r["delta"] * s for (_, r), s in zip(rows, scale)]
     err = np.array([[(r["delta"] - r["ci_low"]) * s, (r["ci_high"] - r["delta"]) * s] for (_, r), s in zip(rows, scale)]).T
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.5))

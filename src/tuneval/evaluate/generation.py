@@ -7,6 +7,7 @@ left so every row's next token sits at the same position.
 from __future__ import annotations
 
 import torch
+from rich import get_console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from transformers import GenerationConfig
 
@@ -38,7 +39,7 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], arch: str, batch_si
     outputs: list[list[int]] = [[] for _ in prompts]
     pad = tokenizer.pad_token_id
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True) as progress:
+                  transient=True, disable=not get_console().is_terminal) as progress:  # a bar is for a person watching
         bar = progress.add_task(description, total=len(prompts))
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from rich import get_console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tuneval.errors import TunevalError
@@ -59,7 +60,7 @@ class _Req:
 
 def _progress(description: str, total: int):
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        transient=True)
+                        transient=True, disable=not get_console().is_terminal)  # a bar is for a person watching
     return progress, progress.add_task(description, total=total)
 
 

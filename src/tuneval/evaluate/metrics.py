@@ -15,7 +15,21 @@ import sacrebleu
 from rouge_score import rouge_scorer
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+SCALE_100 = {"bleu", "chrf"}  # sacrebleu's scale; every other metric is in [0, 1] (or [-1, 1])
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def fmt(metric: str, value: float | None, sign: str = "") -> str:
+    """A score as every table prints it: 2 decimals on the [0, 100] scale (BLEU, chrF), else 4; '-' for none."""
+    if value is None:
+        return "-"
+    return f"{value:{sign}.2f}" if metric in SCALE_100 else f"{value:{sign}.4f}"
+
+
+def reference_streams(references: list[list[str]]) -> list[list[str]]:
+    """sacrebleu's layout: stream k holds every item's k-th reference, "" where an item has fewer."""
+    n_refs = max(len(r) for r in references) if references else 1
+    return [[refs[k] if k < len(refs) else "" for refs in references] for k in range(n_refs)]
 
 
 def _lsum_lines(text: str) -> str:
@@ -47,10 +61,8 @@ def rouge_aggregate(items: list[dict]) -> dict[str, float]:
 
 def corpus_bleu(predictions: list[str], references: list[list[str]]) -> dict:
     """sacrebleu corpus BLEU; references[i] holds item i's references (any number, padded)."""
-    n_refs = max(len(r) for r in references) if references else 1
-    streams = [[refs[k] if k < len(refs) else "" for refs in references] for k in range(n_refs)]
     bleu = sacrebleu.metrics.BLEU()
-    result = bleu.corpus_score(predictions, streams)
+    result = bleu.corpus_score(predictions, reference_streams(references))
     return {
         "bleu": result.score,
         "bleu_precisions": list(result.precisions),

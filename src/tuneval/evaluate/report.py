@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tuneval.evaluate.metrics import fmt
+
 HEADLINE = ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu")
 
 
@@ -14,6 +16,12 @@ def _clip(text: str | None, n: int = 600) -> str:
 
 def _quote(text: str | None) -> str:
     return "\n".join("> " + line if line else ">" for line in _clip(text).splitlines()) or ">"
+
+
+def input_heading(results: dict[str, Any]) -> str:
+    """What a sample's input is, from the task's input field: dialogue -> Dialogue, premise -> Premise."""
+    name = results.get("input_field")
+    return name.replace("_", " ").title() if name else "Input"
 
 
 def eval_report(results: dict[str, Any], samples: int = 3) -> str:
@@ -31,14 +39,9 @@ def eval_report(results: dict[str, Any], samples: int = 3) -> str:
         lines.append(f"| {k} | {m[f'{k}_precision']:.4f} | {m[f'{k}_recall']:.4f} | {m[f'{k}_f1']:.4f} |")
     lines += ["", f"Corpus BLEU: **{m['bleu']:.2f}** (`{m['bleu_signature']}`)", "", "## Samples", ""]
     for ex in results["examples"][:samples]:
-        lines += [f"### {ex['id']}", "", "**Dialogue**", "", _quote(ex["input"]), "",
+        lines += [f"### {ex['id']}", "", f"**{input_heading(results)}**", "", _quote(ex["input"]), "",
                   f"**Human**: {ex['references'][0]}", "", f"**Model**: {ex['prediction']}", ""]
     return "\n".join(lines)
-
-
-def _num(metric: str, value: float, sign: str = "") -> str:
-    """ROUGE lives in [0,1] (4 decimals), BLEU in [0,100] (2 decimals)."""
-    return f"{value:{sign}.2f}" if metric == "bleu" else f"{value:{sign}.4f}"
 
 
 def _pct(new: float, old: float) -> str:
@@ -53,18 +56,18 @@ def comparison_table(rows: list[dict[str, Any]]) -> str:
     lines = ["### Scores (ROUGE F1 in [0,1], corpus BLEU in [0,100])", "", head,
              "|---" * (len(HEADLINE) + 1) + "|"]
     for r in rows:
-        lines.append(f"| {r['label']} | " + " | ".join(_num(k, r["metrics"][k]) for k in HEADLINE) + " |")
+        lines.append(f"| {r['label']} | " + " | ".join(fmt(k, r["metrics"][k]) for k in HEADLINE) + " |")
     lines += ["", f"### Improvement over {rows[0]['label']} (absolute / relative)", "", head,
               "|---" * (len(HEADLINE) + 1) + "|"]
     for r in rows[1:]:
-        cells = [f"{_num(k, r['metrics'][k] - base[k], '+')} / {_pct(r['metrics'][k], base[k])}" for k in HEADLINE]
+        cells = [f"{fmt(k, r['metrics'][k] - base[k], '+')} / {_pct(r['metrics'][k], base[k])}" for k in HEADLINE]
         lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
     if full is not None:
         others = [r for r in rows[1:] if r is not full]
         if others:
             lines += ["", "### Relative to full fine-tuning", "", head, "|---" * (len(HEADLINE) + 1) + "|"]
             for r in others:
-                cells = [f"{_num(k, r['metrics'][k] - full['metrics'][k], '+')} / {_pct(r['metrics'][k], full['metrics'][k])}"
+                cells = [f"{fmt(k, r['metrics'][k] - full['metrics'][k], '+')} / {_pct(r['metrics'][k], full['metrics'][k])}"
                          for k in HEADLINE]
                 lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
     trained = [r for r in rows if r.get("train")]
@@ -82,11 +85,11 @@ def comparison_table(rows: list[dict[str, Any]]) -> str:
 
 
 def samples_table(rows: list[dict[str, Any]], n: int = 3) -> str:
-    """Side-by-side: dialogue, human summary, then each model's summary."""
+    """Side-by-side: the input (a dialogue, say), the human reference, then each model's output."""
     lines = []
     for i in range(min(n, len(rows[0]["examples"]))):
         ex = rows[0]["examples"][i]
-        lines += [f"#### Sample {i + 1}: {ex['id']}", "", "**Dialogue**", "", _quote(ex["input"]), "",
+        lines += [f"#### Sample {i + 1}: {ex['id']}", "", f"**{input_heading(rows[0])}**", "", _quote(ex["input"]), "",
                   f"- **Human**: {ex['references'][0]}"]
         for r in rows:
             lines.append(f"- **{r['label']}**: {r['examples'][i]['prediction']}")

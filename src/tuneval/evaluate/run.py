@@ -66,6 +66,7 @@ def evaluate_generation(
         "split": split,
         "num_examples": len(rows),
         "template": {"index": index, "text": task.templates.prompts[index]},
+        "input_field": task.input_field,  # what each example's "input" is (report headings)
         "chat_template": fmt.uses_chat,
         "generation": {"strategy": "greedy", "max_new_tokens": max_new_tokens, "batch_size": batch_size,
                        "seconds": round(seconds, 2), "new_tokens": new_tokens,

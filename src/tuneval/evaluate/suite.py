@@ -21,11 +21,11 @@ def evaluate_suite(model: str, adapter: str | Path | None = None, *, tasks=None,
                    out: str | Path, batch_size: int = 16, seed: int = DEFAULT_SEED, bootstrap_iters: int = 1000,
                    chat_template: bool = True, on_task: Callable[[dict], None] | None = None,
                    precision: str = "auto") -> dict[str, Any]:
-    from tuneval.models import load_result
+    from tuneval.methods.loading import load_result, run_label
 
     todo = _plan(tasks, suite, limit, num_fewshot, tasks_dir)  # bad task names fail before the model loads
     loaded, net = load_result(model, adapter, precision=precision)
-    label = f"{model}+{Path(adapter).name}" if adapter else model
+    label = run_label(model, adapter)
     meta = {"model": model, "adapter": str(adapter) if adapter else None, "suite": suite, "precision": loaded.precision}
     return run_plan(net, loaded.tokenizer, loaded.arch, todo, out_dir=out, data_dir=data_dir, batch_size=batch_size,
                     seed=seed, bootstrap_iters=bootstrap_iters, chat_template=chat_template, label=label, meta=meta,
@@ -38,14 +38,15 @@ def run_forgetting(model: str, adapter: str | Path, *, tasks=None, suite: str | 
                    chat_template: bool = True, on_task: Callable[[dict], None] | None = None,
                    precision: str = "auto") -> dict[str, Any]:
     """Score the base, put the adapter on the same loaded weights, score again, compare."""
-    from tuneval.models import load_adapter, load_model
+    from tuneval.methods.loading import load_adapter, run_label
+    from tuneval.models import load_model
 
     out = Path(out)
     todo = _plan(tasks, None if tasks else suite, limit, num_fewshot, tasks_dir)
     loaded = load_model(model, precision=precision)
     common = dict(data_dir=data_dir, batch_size=batch_size, seed=seed, bootstrap_iters=bootstrap_iters,
                   chat_template=chat_template, on_task=on_task)
-    before_label, after_label = model, f"{model}+{Path(adapter).name}"
+    before_label, after_label = run_label(model), run_label(model, adapter)
     run_plan(loaded.model, loaded.tokenizer, loaded.arch, todo, out_dir=out / "before", label=before_label,
              meta={"model": model, "adapter": None, "suite": suite, "precision": loaded.precision}, **common)
     net = load_adapter(loaded, adapter)

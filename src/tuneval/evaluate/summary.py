@@ -12,23 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from tuneval.evaluate.bootstrap import POOLED, interval, resample
 from tuneval.evaluate.harness import DEFAULT_SEED, run_task
+from tuneval.evaluate.metrics import fmt
 from tuneval.io import atomic_write_json, atomic_write_text
-
-SCALE_100 = {"bleu", "chrf"}
-
-
-def fmt(metric: str, value: float | None, sign: str = "") -> str:
-    if value is None:
-        return "-"
-    return f"{value:{sign}.2f}" if metric in SCALE_100 else f"{value:{sign}.4f}"
-
-
-def _pooled(values: np.ndarray, iters: int, seed: int) -> dict[str, float]:
-    rng = np.random.default_rng(seed)
-    means = np.array([values[rng.integers(0, values.size, values.size)].mean() for _ in range(iters)])
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return {"stderr": float(means.std(ddof=1)), "ci_low": float(lo), "ci_high": float(hi)}
 
 
 def group_item_values(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -51,7 +38,8 @@ def group_scores(results: list[dict[str, Any]], iters: int = 1000, seed: int = D
     for name, g in sorted(group_item_values(results).items()):
         values = np.array(g["values"], dtype=float)
         out[name] = {"metric": g["metric"], "value": float(values.mean()), "num_examples": int(values.size),
-                     "num_tasks": len(g["tasks"]), **_pooled(values, iters, seed)}
+                     "num_tasks": len(g["tasks"]),
+                     **interval(resample(lambda idx: values[idx].mean(), values.size, iters, seed), POOLED)}
     return out
 
 

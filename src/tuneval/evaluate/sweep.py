@@ -20,10 +20,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from tuneval.errors import TunevalError
+from tuneval.evaluate.metrics import SCALE_100, fmt
 from tuneval.io import atomic_write_json, atomic_write_text
 
 SCORE_FILE = "score.json"
@@ -82,62 +82,20 @@ def set_key(raw: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
 
 # -- scoring one trained model -----------------------------------------------------------------
 
-@torch.no_grad()
-def validation_loss(model, tokenizer, arch: str, recipe, batch_size: int | None = None) -> float:
-    """Mean per-token loss on the recipe's evaluation examples, formatted exactly as in training."""
-    from tuneval.data.collate import DataCollator, PromptFormatter
-    from tuneval.data.tasks import load_split, load_task
-    from tuneval.data.templates import placeholders
-
-    task = load_task(recipe.task)
-    rows = load_split(task, recipe.eval.split, recipe.data.data_dir)
-    if recipe.eval.limit is not None:
-        rows = rows[: recipe.eval.limit]
-    index = task.templates.eval_index if recipe.eval.template is None else recipe.eval.template
-    fmt = PromptFormatter(tokenizer, arch, recipe.data.chat_template, recipe.data.max_seq_len, recipe.data.max_target_tokens)
-    fields = [f for f in task.fields if f not in placeholders(task.templates.target)]
-    examples = [fmt.training_example(task.templates, index, row, fields) for row in rows]
-    collate = DataCollator(tokenizer.pad_token_id)
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    step = batch_size or recipe.eval.batch_size
-    for start in range(0, len(examples), step):
-        batch = collate(examples[start:start + step])
-        device = next(model.parameters()).device
-        out = model(**{k: v.to(device) for k, v in batch.items()})
-        n = int((batch["labels"] != -100).sum())
-        total += float(out.loss) * n
-        count += n
-    model.train(was_training)
-    return total / count if count else math.nan
-
-
 def train_and_score(recipe, *, loaded=None, console=None, label: str | None = None) -> dict[str, Any]:
-    """Train a recipe, then score it on its eval examples; the row is also saved as RUN/score.json.
+    """Train a recipe with its eval section run on the result; the row is also saved as RUN/score.json.
 
-    The score is taken on the saved result reloaded at the recipe's precision, exactly as
-    `tuneval eval --adapter RUN --precision P` takes it.
+    The scores are train()'s own `metrics["eval"]`: the saved result reloaded at the recipe's
+    precision, exactly as `tuneval eval --adapter RUN --precision P` scores it.
     """
-    from tuneval.data.tasks import load_task
-    from tuneval.evaluate.run import evaluate_generation
-    from tuneval.models import load_result
+    import dataclasses
+
     from tuneval.train.trainer import train
 
+    recipe = dataclasses.replace(recipe, eval=dataclasses.replace(recipe.eval, after_training=True))
     metrics, net, loaded = train(recipe, overwrite=True, loaded=loaded)
     del net, loaded
-    loaded, net = load_result(recipe.model, recipe.run_dir, precision=recipe.precision)
-    net.eval()
-    vloss = validation_loss(net, loaded.tokenizer, loaded.arch, recipe)
-    e = recipe.eval
-    results = evaluate_generation(
-        net, loaded.tokenizer, loaded.arch, load_task(recipe.task), split=e.split, limit=e.limit,
-        data_dir=recipe.data.data_dir, template=e.template, batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
-        max_seq_len=recipe.data.max_seq_len, chat_template=recipe.data.chat_template, label=label or recipe.method,
-        meta={"model": recipe.model, "run": str(recipe.run_dir), "precision": loaded.precision},
-        out_dir=recipe.run_dir / "eval",
-    )
-    m = results["metrics"]
+    ev = metrics["eval"]
     row = {
         "method": recipe.method,
         "run_dir": str(recipe.run_dir),
@@ -145,16 +103,15 @@ def train_and_score(recipe, *, loaded=None, console=None, label: str | None = No
                                    "peak_memory_mb", "train_tokens_per_second", "train_seconds", "train_loss",
                                    "global_step", "train_examples")},
         "max_length": metrics["data"]["max_length"],
-        "val_loss": vloss,
-        **{k: m[k] for k in ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu")},
-        "eval_examples": results["num_examples"],
-        "precision": loaded.precision,
+        "val_loss": ev["loss"],
+        **{k: ev.get(k) for k in ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu")},
+        "eval_examples": ev["examples"],
+        "precision": ev["precision"],
     }
     atomic_write_json(recipe.run_dir / SCORE_FILE, row)
     if console is not None:
-        console.print(f"{label or recipe.method}: val loss {vloss:.4f}, rouge1 {m['rouge1']:.4f}, "
-                      f"rougeL {m['rougeL']:.4f}, bleu {m['bleu']:.2f}")
-    del net
+        scores = ", ".join(f"{k} {fmt(k, ev[k])}" for k in ("rouge1", "rougeL", "bleu") if k in ev)
+        console.print(f"{label or recipe.method}: val loss {ev['loss']:.4f}, {scores}")
     return row
 
 
@@ -169,10 +126,10 @@ def _cell(value: Any, key: str) -> str:
         return f"{value:,d}"
     if key == "trainable_percent":
         return f"{value:.4f}%" if value < 0.1 else f"{value:.2f}%"
-    if key == "bleu" or key.endswith("_mb") or key.endswith("_second") or key.endswith("_seconds"):
-        return f"{value:.2f}" if key == "bleu" else f"{value:.1f}"
-    if isinstance(value, float):
-        return f"{value:.4f}"
+    if key.endswith(("_mb", "_second", "_seconds")):
+        return f"{value:.1f}"
+    if key in SCALE_100 or isinstance(value, float):  # scores (and losses) as every table prints them
+        return fmt(key, value)
     return str(value)
 
 

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import sacrebleu
 
-from tuneval.evaluate.metrics import ROUGE_TYPES, corpus_bleu, rouge_items
+from tuneval.evaluate.bootstrap import interval, percentiles, resample
+from tuneval.evaluate.metrics import ROUGE_TYPES, corpus_bleu, reference_streams, rouge_items
 
 Records = list[dict[str, Any]]
 
@@ -185,8 +186,7 @@ def _bleu(records, _):
 
 
 def _chrf(records, _):
-    n_refs = max(len(r["references"]) for r in records)
-    streams = [[r["references"][k] if k < len(r["references"]) else "" for r in records] for k in range(n_refs)]
+    streams = reference_streams([r["references"] for r in records])
     return {"chrf": sacrebleu.metrics.CHRF().corpus_score([r["prediction"] for r in records], streams).score}
 
 
@@ -206,8 +206,7 @@ def signatures(specs: list[dict], records: Records) -> dict[str, str]:
     if not records or not names & {"bleu", "chrf"}:
         return out
     preds = [r["prediction"] for r in records]
-    n_refs = max(len(r["references"]) for r in records)
-    streams = [[r["references"][k] if k < len(r["references"]) else "" for r in records] for k in range(n_refs)]
+    streams = reference_streams([r["references"] for r in records])
     for name, metric in (("bleu", sacrebleu.metrics.BLEU()), ("chrf", sacrebleu.metrics.CHRF())):
         if name in names:
             metric.corpus_score(preds, streams)
@@ -261,20 +260,14 @@ class Scorer:
         return out
 
     def resamples(self, n: int, seed: int) -> list[dict[str, float]]:
-        rng = np.random.default_rng(seed)
         size = len(self.records)
-        return [self.score(rng.integers(0, size, size)) for _ in range(n)] if size else []
+        return resample(self.score, size, n, seed) if size else []
 
 
 def bootstrap_ci(scorer: Scorer, n: int = 1000, seed: int = 1234, level: float = 0.95) -> dict[str, dict[str, float]]:
     """Percentile bootstrap: {metric: {"stderr", "ci_low", "ci_high"}} from n resamples of the examples."""
     samples = scorer.resamples(n, seed)
-    out = {}
-    for name in (samples[0] if samples else {}):
-        values = np.array([s[name] for s in samples])
-        lo, hi = np.percentile(values, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
-        out[name] = {"stderr": float(values.std(ddof=1)) if n > 1 else 0.0, "ci_low": float(lo), "ci_high": float(hi)}
-    return out
+    return {name: interval([s[name] for s in samples], percentiles(level)) for name in (samples[0] if samples else {})}
 
 
 def paired_bootstrap(before: Scorer, after: Scorer, metric: str, n: int = 1000, seed: int = 1234,
@@ -282,13 +275,8 @@ def paired_bootstrap(before: Scorer, after: Scorer, metric: str, n: int = 1000, 
     """after - before on the same examples, resampled together: the difference and its interval."""
     if len(before.records) != len(after.records):
         raise ValueError("paired bootstrap needs the same examples on both sides")
-    rng = np.random.default_rng(seed)
-    size = len(before.records)
-    deltas = []
-    for _ in range(n):
-        idx = rng.integers(0, size, size)
-        deltas.append(after.score(idx)[metric] - before.score(idx)[metric])
-    deltas_arr = np.array(deltas)
-    lo, hi = np.percentile(deltas_arr, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
-    return {"delta": after.score()[metric] - before.score()[metric], "ci_low": float(lo), "ci_high": float(hi),
-            "p_not_better": float(np.mean(deltas_arr <= 0)), "p_not_worse": float(np.mean(deltas_arr >= 0))}
+    deltas = np.array(resample(lambda idx: after.score(idx)[metric] - before.score(idx)[metric],
+                               len(before.records), n, seed))
+    ci = interval(deltas, percentiles(level))
+    return {"delta": after.score()[metric] - before.score()[metric], "ci_low": ci["ci_low"], "ci_high": ci["ci_high"],
+            "p_not_better": float(np.mean(deltas <= 0)), "p_not_worse": float(np.mean(deltas >= 0))}

@@ -22,10 +22,10 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from tuneval.config import checked
 from tuneval.errors import TunevalError
 from tuneval.methods import MethodSpec, register
 from tuneval.methods.common import freeze_all, load_trained_tensors, save_trained_tensors
+from tuneval.typed import checked
 
 CHILD = "bottleneck_adapter"
 ACTIVATIONS = {"relu": nn.ReLU, "swish": nn.SiLU, "silu": nn.SiLU, "gelu": nn.GELU, "tanh": nn.Tanh}

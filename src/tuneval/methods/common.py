@@ -21,7 +21,8 @@ from typing import Any, Iterable
 import peft
 import torch
 
-from tuneval.errors import TunevalError
+from tuneval.errors import TunevalError, first_line
+from tuneval.typed import build_dataclass
 
 MARKER = "tuneval_method.json"
 TENSORS_FILE = "adapter_model.safetensors"
@@ -36,9 +37,8 @@ def wrap_peft(method: str, model: torch.nn.Module, config: peft.PeftConfig) -> t
     try:
         return peft.get_peft_model(model, config)
     except (ValueError, KeyError, TypeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         kind = getattr(getattr(model, "config", None), "model_type", "?")
-        raise TunevalError(f"{method}: cannot apply to this model (model_type '{kind}'): {first}") from None
+        raise TunevalError(f"{method}: cannot apply to this model (model_type '{kind}'): {first_line(e)}") from None
 
 
 def targets(value: list[str] | None) -> list[str] | str | None:
@@ -136,7 +136,6 @@ def read_marker(directory: Path) -> dict[str, Any] | None:
 
 def load_trained(model: torch.nn.Module, directory: Path, arch: str) -> torch.nn.Module:
     """Rebuild a trained model over `model` (a fresh base) from a directory with a marker."""
-    from tuneval.config import build_dataclass
     from tuneval.methods import get_method
 
     directory = Path(directory)

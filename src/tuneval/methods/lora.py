@@ -16,9 +16,9 @@ from typing import Iterator
 import peft
 import torch
 
-from tuneval.config import checked
 from tuneval.methods import MethodSpec, register
 from tuneval.methods.common import peft_task_type, targets, wrap_peft
+from tuneval.typed import checked
 
 __all__ = ["LoraSettings", "apply", "lora_config", "peft_task_type"]
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import peft
 import torch
 
-from tuneval.config import checked
 from tuneval.methods import MethodSpec, register
 from tuneval.methods.common import peft_task_type, wrap_peft
+from tuneval.typed import checked
 
 
 @dataclass

@@ -16,9 +16,9 @@ from typing import Iterator
 import peft
 import torch
 
-from tuneval.config import checked
 from tuneval.methods import MethodSpec, register
 from tuneval.methods.common import peft_task_type, wrap_peft
+from tuneval.typed import checked
 
 INITS = ("RANDOM", "TEXT", "SAMPLE_VOCAB")
 

@@ -18,11 +18,11 @@ from typing import Any
 import peft
 import torch
 
-from tuneval.config import checked
 from tuneval.methods import MethodSpec, register
 from tuneval.methods.common import wrap_peft
 from tuneval.methods.lora import LoraSettings, lora_config
 from tuneval.models.quantize import DTYPES, QUANT_TYPES, quantize_4bit
+from tuneval.typed import checked
 
 
 @dataclass

@@ -1,5 +1,8 @@
-"""Model loading: hub id, local directory (safetensors or GGUF), or an embedded name."""
+"""Model loading: hub id, local directory (safetensors or GGUF), or an embedded name.
 
-from tuneval.models.loading import LoadedModel, default_device, load_adapter, load_config, load_model, load_result
+A trained result over a base (load_adapter, load_result) is the methods' business: methods/loading.py.
+"""
 
-__all__ = ["LoadedModel", "default_device", "load_adapter", "load_config", "load_model", "load_result"]
+from tuneval.models.loading import LoadedModel, default_device, load_config, load_model
+
+__all__ = ["LoadedModel", "default_device", "load_config", "load_model"]

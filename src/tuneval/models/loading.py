@@ -20,7 +20,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from tuneval.errors import TunevalError
+from tuneval.errors import TunevalError, first_line
 from tuneval.models.catalogue import EMBEDDED, ensure_embedded
 
 
@@ -64,10 +64,9 @@ def load_config(name_or_path: str):
         config = AutoConfig.from_pretrained(path, **extra)
     except (OSError, ValueError) as e:
         known = ", ".join(EMBEDDED)
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TunevalError(
             f"unknown model '{name_or_path}': not an embedded name ({known}), not a local "
-            f"directory, and the hub could not provide it ({first})"
+            f"directory, and the hub could not provide it ({first_line(e)})"
         ) from None
     arch = "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
     return config, arch, path, extra
@@ -100,44 +99,3 @@ def load_model(name_or_path: str, precision: str = "auto", device: str | None = 
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return LoadedModel(model=model, tokenizer=tokenizer, arch=arch, name=name_or_path, path=path, precision=precision)
-
-
-def load_adapter(loaded: LoadedModel, adapter_dir: str | Path) -> torch.nn.Module:
-    """Put a trained result back over the base: a PEFT adapter, or any tuneval method's result.
-
-    A directory with tuneval_method.json (every `tuneval train` adapter) is rebuilt by its
-    method (QLoRA re-quantizes the base first; bitfit/freeze/bottleneck adapters load their
-    trained tensors); a plain PEFT adapter directory goes through PeftModel.from_pretrained.
-    """
-    from peft import PeftModel
-
-    from tuneval.methods.common import MARKER, load_trained
-
-    adapter_dir = Path(adapter_dir)
-    for name in (MARKER, "adapter_config.json"):
-        if (adapter_dir / "adapter" / name).is_file():  # a run directory
-            adapter_dir = adapter_dir / "adapter"
-            break
-    if (adapter_dir / MARKER).is_file():
-        return load_trained(loaded.model, adapter_dir, loaded.arch)
-    if not (adapter_dir / "adapter_config.json").is_file():
-        if (adapter_dir / "model" / "config.json").is_file():
-            raise TunevalError(f"adapter '{adapter_dir}': this run saved a whole model; pass --model {adapter_dir / 'model'}")
-        raise TunevalError(f"adapter '{adapter_dir}': no adapter_config.json or {MARKER} there")
-    return PeftModel.from_pretrained(loaded.model, str(adapter_dir))
-
-
-def load_result(model: str, adapter: str | Path | None = None, precision: str = "auto",
-                device: str | None = None) -> tuple[LoadedModel, torch.nn.Module]:
-    """(loaded base, model to score) for `model` with an optional trained result over it.
-
-    The one path from saved weights to a scored model: `tuneval eval`, the forgetting suite,
-    and the demo and sweep after training all come through here, so a score taken right
-    after training is the score `tuneval eval` gives on the saved run at the same precision.
-    A run directory of full fine-tuning (it holds model/) stands for its own weights.
-    """
-    if adapter is not None and (Path(adapter) / "model" / "config.json").is_file():
-        loaded = load_model(str(Path(adapter) / "model"), precision=precision, device=device)
-        return loaded, loaded.model
-    loaded = load_model(model, precision=precision, device=device)
-    return loaded, (load_adapter(loaded, adapter) if adapter is not None else loaded.model)

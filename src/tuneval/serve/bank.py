@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator
 import torch
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
-from tuneval.errors import TunevalError
+from tuneval.errors import TunevalError, first_line
 from tuneval.models import LoadedModel
 from tuneval.serve.adapters import check_adapter_dir, check_name, resolve_under_root
 
@@ -206,7 +206,7 @@ class AdapterBank:
             try:
                 config = PEFT_TYPE_TO_CONFIG_MAPPING[vetted.peft_type].from_pretrained(str(vetted.path))
             except Exception as e:  # unknown peft_type, bad fields
-                raise TunevalError(f"adapter '{path}': unreadable adapter_config.json ({_first_line(e)})") from None
+                raise TunevalError(f"adapter '{path}': unreadable adapter_config.json ({first_line(e)})") from None
             peft_type = str(config.peft_type.value if hasattr(config.peft_type, "value") else config.peft_type)
             task = "SEQ_2_SEQ_LM" if self.arch == "seq2seq" else "CAUSAL_LM"
             config.task_type = task
@@ -224,7 +224,7 @@ class AdapterBank:
                                        f"e.g. {result.missing_keys[0]}")
             except Exception as e:
                 self._drop(slot, key)
-                raise TunevalError(f"adapter '{name}' does not fit base '{self.base_name}': {_first_line(e)}") from None
+                raise TunevalError(f"adapter '{name}' does not fit base '{self.base_name}': {first_line(e)}") from None
             slot.layers = None
             slot.model.eval()
             params = sum(p.numel() for n, p in slot.model.named_parameters() if f".{key}." in n or n.endswith(f".{key}"))
@@ -417,8 +417,3 @@ class AdapterBank:
             decoder_start_token_id=getattr(gc, "decoder_start_token_id", None),
             **extra,
         )
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else type(e).__name__

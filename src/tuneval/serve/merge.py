@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from tuneval.errors import TunevalError
+from tuneval.errors import TunevalError, first_line
 from tuneval.io import atomic_dir
 from tuneval.serve.adapters import AdapterDir, check_adapter_dir
 
@@ -76,7 +76,7 @@ def merge_run(run: str | Path, out: str | Path, model: str | None = None, overwr
     try:
         peft_model = PeftModel.from_pretrained(loaded.model, str(vetted.path))
     except Exception as e:
-        raise TunevalError(f"{run}: adapter does not fit base '{base}': {str(e).strip().splitlines()[0][:300]}") from None
+        raise TunevalError(f"{run}: adapter does not fit base '{base}': {first_line(e)}") from None
     try:
         merged = peft_model.merge_and_unload(safe_merge=True)  # safe_merge: refuse NaN/inf weights
     except (AttributeError, NotImplementedError, ValueError, TypeError) as e:

@@ -7,8 +7,11 @@ Run directory:
                      gets `tuneval_complete` once fully written, and --resume skips (and
                      removes) a newer one cut off mid-write (see train/checkpoints.py)
   adapter/ | model/  the result: a PEFT adapter, or full weights + tokenizer
-  train_log.jsonl    every logged step
-  metrics.json       parameters, size on disk, peak memory, tokens/s, wall time, loss
+  train_log.jsonl    every logged step and evaluation, appended as the run goes
+  curves.png         training/validation loss and the task metric per step, kept step marked
+  eval/              the recipe's eval section on the result (results.json: every prediction)
+  metrics.json       parameters, size on disk, peak memory, tokens/s, wall time, loss, best
+                     step, and the result's eval scores
 
 The directory is created (or an old run replaced) only after the model and data have loaded,
 and a run that fails before its first complete checkpoint removes it again (train/rundir.py).
@@ -23,25 +26,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import (
-    Seq2SeqTrainer,
-    Seq2SeqTrainingArguments,
-    TrainingArguments,
-    set_seed,
-)
+from transformers import Seq2SeqTrainer, set_seed
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from tuneval.config import Recipe
 from tuneval.data.collate import DataCollator, PromptFormatter
 from tuneval.data.tasks import load_split, load_task
-from tuneval.io import atomic_dir, atomic_write_json, atomic_write_text, dir_size_mb
+from tuneval.io import atomic_dir, atomic_write_json, dir_size_mb
 from tuneval.methods import count_parameters, get_method
 from tuneval.methods.common import save_trained
-from tuneval.models import LoadedModel, load_model
+from tuneval.models import LoadedModel, load_config, load_model
 from tuneval.precision import resolve_precision
-from tuneval.train.callbacks import PeakMemory, RichProgressCallback
+from tuneval.train.arguments import evaluates, training_arguments
+from tuneval.train.callbacks import CurvesCallback, JsonlLog, PeakMemory, progress_callback
 from tuneval.train.checkpoints import MarkComplete, resume_checkpoint
 from tuneval.train.distributed import is_main_process
+from tuneval.train.evaluation import TaskEvaluation, evaluate_result, with_task_metrics
 from tuneval.train.loss import FastCausalTrainer
 from tuneval.train.rundir import check_run_dir, prepare_run_dir
 
@@ -49,9 +49,15 @@ from tuneval.train.rundir import check_run_dir, prepare_run_dir
 def build_examples(recipe: Recipe, loaded: LoadedModel) -> tuple[list[dict], dict[str, Any]]:
     """Tokenised training examples and a summary of what was drawn (saved with the run)."""
     if recipe.mixture is not None or recipe.data.replay is not None:
+        from rich.console import Console
+
+        from tuneval.console import mixture_table
         from tuneval.data.mixtures import build_mixture_examples  # several tasks: see data/mixtures.py
 
-        return build_mixture_examples(recipe, loaded)
+        examples, summary = build_mixture_examples(recipe, loaded)
+        if is_main_process():
+            Console().print(mixture_table(summary))
+        return examples, summary
     from tuneval.data.mixtures import draw_templates, train_templates
 
     task = load_task(recipe.task)
@@ -64,7 +70,7 @@ def build_examples(recipe: Recipe, loaded: LoadedModel) -> tuple[list[dict], dic
     rows = [rows[i] for i in order]
     n_templates = len(task.templates.prompts)
     allowed = train_templates(task, fixed=recipe.data.template, holdout=recipe.data.holdout_templates)
-    indices = draw_templates(len(rows), recipe.seed, allowed)  # = TemplateSet.draw when nothing is held out
+    indices = draw_templates(len(rows), recipe.seed, allowed)
     fmt = PromptFormatter(loaded.tokenizer, loaded.arch, recipe.data.chat_template,
                           recipe.data.max_seq_len, recipe.data.max_target_tokens)
     examples = [fmt.training_example(task.templates, i, row, task.input_fields) for row, i in zip(rows, indices)]
@@ -80,38 +86,6 @@ def build_examples(recipe: Recipe, loaded: LoadedModel) -> tuple[list[dict], dic
         "max_length": max(lengths),
     }
     return examples, summary
-
-
-def training_arguments(recipe: Recipe, run_dir: Path, arch: str, bf16: bool):
-    t = recipe.train
-    cls = Seq2SeqTrainingArguments if arch == "seq2seq" else TrainingArguments
-    return cls(
-        output_dir=str(run_dir / "checkpoints"),
-        learning_rate=t.learning_rate,
-        num_train_epochs=t.num_train_epochs,
-        max_steps=t.max_steps,
-        per_device_train_batch_size=t.per_device_train_batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps,
-        warmup_steps=t.warmup_steps,
-        weight_decay=t.weight_decay,
-        lr_scheduler_type=t.lr_scheduler_type,
-        logging_steps=t.logging_steps,
-        save_strategy="steps",
-        save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit,
-        bf16=bf16,
-        use_cpu=not torch.cuda.is_available(),
-        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
-        activation_checkpointing=t.gradient_checkpointing,  # transformers 5's name for it
-        activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
-        seed=recipe.seed,
-        data_seed=recipe.seed,
-        include_num_input_tokens_seen="non_padding",
-        remove_unused_columns=False,
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
 
 
 def plain_model(trainer) -> torch.nn.Module:
@@ -139,42 +113,77 @@ def _save_result(model, tokenizer, target: Path, full: bool, save=None) -> None:
             tokenizer.save_pretrained(tmp)
 
 
+def _make_trainer(recipe: Recipe, model, args, examples, loaded: LoadedModel, evaluation: TaskEvaluation | None,
+                  callbacks: list | None):
+    """The HF Trainer for this architecture, with tuneval's speed levers, evaluation and callbacks."""
+    t = recipe.train
+    cls, levers = (Seq2SeqTrainer, {}) if loaded.arch == "seq2seq" else (
+        FastCausalTrainer, {"logits_to_keep": t.logits_to_keep, "drop_padding_mask": t.drop_padding_mask})
+    during = evaluation is not None and evaluates(recipe)
+    if during:
+        cls = with_task_metrics(cls)
+    metric = (args.metric_for_best_model or (evaluation.primary if evaluation else "")).removeprefix("eval_") or None
+    run_dir = recipe.run_dir
+    trainer = cls(
+        model=model,
+        args=args,
+        train_dataset=examples,
+        eval_dataset=evaluation.loss_examples if during else None,
+        data_collator=DataCollator(loaded.tokenizer.pad_token_id, pad_to_multiple_of=t.pad_to_multiple_of),
+        processing_class=loaded.tokenizer,
+        callbacks=[progress_callback(f"train {recipe.method}", metric), MarkComplete(),
+                   JsonlLog(run_dir / "train_log.jsonl"),
+                   CurvesCallback(run_dir / "curves.png", metric, f"{recipe.method} on {recipe.task} ({recipe.model})"),
+                   *(callbacks or [])],
+        **levers,
+    )
+    if during:
+        trainer.task_evaluation = evaluation
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    return trainer
+
+
+def _best(trainer) -> dict[str, Any]:
+    """Which step the result comes from, when a best checkpoint was tracked."""
+    args, state = trainer.args, trainer.state
+    if not args.metric_for_best_model or state.best_global_step is None:
+        return {}
+    return {"best_step": state.best_global_step, "best_metric": state.best_metric,
+            "metric_for_best_model": args.metric_for_best_model,
+            "result_step": state.best_global_step if args.load_best_model_at_end else state.global_step}
+
+
 def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, callbacks: list | None = None,
           loaded: LoadedModel | None = None) -> tuple[dict[str, Any], torch.nn.Module, LoadedModel]:
-    """Run one recipe; return (metrics, trained model, loaded base record)."""
+    """Run one recipe; return (metrics, trained model, loaded base record).
+
+    Everything that can fail on the user's input (output directory, TrainingArguments, model,
+    data, evaluation split) is checked before the run directory is touched.
+    """
     spec = get_method(recipe.method)
     main = is_main_process()  # under torchrun/accelerate only rank 0 writes the run directory
     run_dir = recipe.run_dir
     if main:
         check_run_dir(recipe, resume, overwrite)  # a bad output_dir fails now, not after loading the model
+    precision = resolve_precision(recipe.precision)
+    arch = loaded.arch if loaded is not None else load_config(recipe.model)[1]
+    args = training_arguments(recipe, run_dir, arch, bf16=precision == "bf16")
     set_seed(recipe.seed)
     loaded = loaded or load_model(recipe.model, precision="fp32", device="cpu")  # fp32 master weights; the Trainer places it
     examples, data_summary = build_examples(recipe, loaded)
+    wanted = evaluates(recipe) or recipe.eval.after_training
+    evaluation = TaskEvaluation(recipe, loaded.tokenizer, loaded.arch) if wanted else None
     set_seed(recipe.seed)  # the method's new weights (LoRA A, soft prompts) start from the seed too
     model = spec.apply(loaded.model, recipe.method_args, loaded.arch)
     model.config.use_cache = False
     trainable, total = count_parameters(model)
-    precision = resolve_precision(recipe.precision)
-    args = training_arguments(recipe, run_dir, loaded.arch, bf16=precision == "bf16")
-    t = recipe.train
-    trainer_cls, levers = (Seq2SeqTrainer, {}) if loaded.arch == "seq2seq" else (
-        FastCausalTrainer, {"logits_to_keep": t.logits_to_keep, "drop_padding_mask": t.drop_padding_mask})
     # Recipe, model and data have passed: only now is an old run replaced (see train/rundir.py).
     run = prepare_run_dir(recipe, resume, overwrite) if main else None
     try:
         if "mixture" in data_summary and main:
             atomic_write_json(run_dir / "mixture.json", data_summary["mixture"])
-        trainer = trainer_cls(
-            model=model,
-            args=args,
-            train_dataset=examples,
-            data_collator=DataCollator(loaded.tokenizer.pad_token_id, pad_to_multiple_of=t.pad_to_multiple_of),
-            processing_class=loaded.tokenizer,
-            callbacks=[RichProgressCallback(f"train {recipe.method}"), MarkComplete(), *(callbacks or [])],
-            **levers,
-        )
-        trainer.remove_callback(PrinterCallback)
-        trainer.remove_callback(ProgressCallback)
+        trainer = _make_trainer(recipe, model, args, examples, loaded, evaluation, callbacks)
         checkpoint = resume_checkpoint(run_dir / "checkpoints", main) if resume else None
         tokens_before = 0
         if checkpoint:
@@ -192,8 +201,8 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
     trained.config.use_cache = True
     result_dir = run_dir / ("adapter" if spec.saves == "adapter" else "model")
     if main:
-        _save_result(trainer.model, loaded.tokenizer, result_dir, full=spec.saves == "model",
-                     save=lambda d: save_trained(spec, recipe.method_args, loaded.arch, trainer.model, d))
+        _save_result(trained, loaded.tokenizer, result_dir, full=spec.saves == "model",
+                     save=lambda d: save_trained(spec, recipe.method_args, loaded.arch, trained, d))
     trainer.accelerator.wait_for_everyone()
     tokens = trainer.state.num_input_tokens_seen - tokens_before
     metrics = {
@@ -213,13 +222,15 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
         "train_loss": output.training_loss,
         "train_examples": len(examples),
         "global_step": trainer.state.global_step,
+        **_best(trainer),
         "resumed_from": checkpoint,
         "precision": precision,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "torch_threads": torch.get_num_threads(),
         "data": data_summary,
     }
+    if main and evaluation is not None and recipe.eval.after_training:
+        metrics["eval"] = evaluate_result(recipe, evaluation, run_dir)
     if main:
-        atomic_write_text(run_dir / "train_log.jsonl", "".join(json.dumps(r) + "\n" for r in trainer.state.log_history))
         atomic_write_json(run_dir / "metrics.json", metrics)
     return metrics, trained, loaded

@@ -1,0 +1,142 @@
+"""The recipe's `eval:` section as one object, used during training and on the result.
+
+During training the Trainer computes the validation loss on `loss_examples` (teacher-forced,
+formatted exactly as training formats them) and `TaskEvaluation.metrics` adds the task's own
+metrics at the same step: ROUGE-1/2/L/Lsum and corpus BLEU from batched greedy generation
+for generation tasks, or the benchmark's log-likelihood metrics (acc, balanced_acc, ...) for a
+task that is also a multiple-choice benchmark (sst2, rte, cb, trec, agnews). The examples are
+the first `eval.limit` of `eval.split`, the same ones every time, so the curve compares like
+with like. No evaluation framework of the field does generation metrics during training well
+(LLaMA-Factory runs them only in a separate predict pass), and picking the checkpoint by ROUGE
+rather than by loss is what a summarisation user wants.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tuneval.config import Recipe
+from tuneval.errors import TunevalError
+
+GENERATION_METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu")
+
+
+def _benchmark(name: str):
+    """The multiple-choice benchmark task of this name, if there is one."""
+    from tuneval.evaluate.benchmarks import load_registry
+
+    task = load_registry().tasks.get(name)
+    return task if task is not None and task.output_type == "multiple_choice" else None
+
+
+class TaskEvaluation:
+    """Fixed validation examples of the recipe's task, and how to score a model on them."""
+
+    def __init__(self, recipe: Recipe, tokenizer, arch: str):
+        from tuneval.data.collate import PromptFormatter
+        from tuneval.data.tasks import load_split, load_task
+        from tuneval.data.templates import placeholders
+
+        self.recipe, self.tokenizer, self.arch = recipe, tokenizer, arch
+        e, d = recipe.eval, recipe.data
+        self.task = load_task(recipe.task)
+        rows = load_split(self.task, e.split, d.data_dir)[: e.limit]  # fails now, before any training
+        if not rows:
+            raise TunevalError(f"task '{recipe.task}': split '{e.split}' has no rows to evaluate on")
+        self.index = self.task.templates.eval_index if e.template is None else e.template
+        if not 0 <= self.index < len(self.task.templates.prompts):
+            raise TunevalError(f"eval.template: {self.index} is out of range for task '{self.task.name}' "
+                               f"(0..{len(self.task.templates.prompts) - 1})")
+        fmt = PromptFormatter(tokenizer, arch, d.chat_template, d.max_seq_len, d.max_target_tokens)
+        fields = [f for f in self.task.fields if f not in placeholders(self.task.templates.target)]
+        self.loss_examples = [fmt.training_example(self.task.templates, self.index, row, fields) for row in rows]
+        self.bench = _benchmark(recipe.task)
+        self.primary = self.bench.primary_metric if self.bench is not None else "rouge1"
+
+    @property
+    def size(self) -> int:
+        return len(self.loss_examples)
+
+    def metrics(self, model, *, out_dir: str | Path | None = None, label: str = "model",
+                meta: dict[str, Any] | None = None) -> dict[str, float]:
+        """The task's metrics for `model` on the fixed examples; per-example results go to out_dir."""
+        e, d = self.recipe.eval, self.recipe.data
+        if self.bench is not None:
+            from tuneval.evaluate.harness import run_task
+
+            result = run_task(model, self.tokenizer, self.arch, self.bench, limit=e.limit, data_dir=d.data_dir,
+                              batch_size=e.batch_size, bootstrap_iters=0, label=label, meta=meta, out_dir=out_dir)
+            return {k: float(v) for k, v in result["metrics"].items() if isinstance(v, (int, float))}
+        from tuneval.evaluate.run import evaluate_generation
+
+        result = evaluate_generation(
+            model, self.tokenizer, self.arch, self.task, split=e.split, limit=e.limit, data_dir=d.data_dir,
+            template=self.index, batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, max_seq_len=d.max_seq_len,
+            chat_template=d.chat_template, label=label, meta=meta, out_dir=out_dir)
+        return {k: float(result["metrics"][k]) for k in GENERATION_METRICS}
+
+    @torch.no_grad()
+    def loss(self, model) -> float:
+        """Mean per-token validation loss, as the Trainer's eval_loss counts it."""
+        from tuneval.data.collate import DataCollator
+
+        collate = DataCollator(self.tokenizer.pad_token_id)
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        total, count = 0.0, 0
+        step = self.recipe.eval.batch_size
+        for start in range(0, self.size, step):
+            batch = collate(self.loss_examples[start:start + step])
+            out = model(**{k: v.to(device) for k, v in batch.items()})
+            n = int((batch["labels"] != -100).sum())
+            total += float(out.loss) * n
+            count += n
+        model.train(was_training)
+        return total / count if count else math.nan
+
+
+def evaluate_result(recipe: Recipe, evaluation: TaskEvaluation, run_dir: Path) -> dict[str, Any]:
+    """The recipe's eval section on the saved result, reloaded as `tuneval eval --adapter RUN` loads it."""
+    from tuneval.methods.loading import load_result
+
+    loaded, net = load_result(recipe.model, run_dir, precision=recipe.precision)
+    net.eval()
+    scores = evaluation.metrics(net, out_dir=run_dir / "eval", label=recipe.method,
+                                meta={"model": recipe.model, "run": str(run_dir), "precision": loaded.precision})
+    return {"split": recipe.eval.split, "examples": evaluation.size, "precision": loaded.precision,
+            "loss": evaluation.loss(net), **scores}
+
+
+class TaskMetricsMixin:
+    """Puts the task's metrics into the Trainer's own evaluation: the same step, the same log
+    record (eval_loss, eval_rouge1, ...), so `metric_for_best_model: rouge1` and
+    load_best_model_at_end work as TrainingArguments documents them."""
+
+    task_evaluation: TaskEvaluation | None = None
+
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix="eval"):
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only=prediction_loss_only,
+                                         ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+        if self.task_evaluation is not None:
+            model = self.model
+            cache = model.config.use_cache
+            model.config.use_cache = True  # generation without the KV cache is quadratic
+            device = next(model.parameters()).device.type
+            try:  # at the training precision: PEFT's generate bypasses the autocast forward accelerate added
+                with torch.autocast(device, dtype=torch.bfloat16, enabled=bool(self.args.bf16)):
+                    scores = self.task_evaluation.metrics(model, label=f"eval step {self.state.global_step}")
+            finally:
+                model.config.use_cache = cache
+            output.metrics.update({f"{metric_key_prefix}_{k}": v for k, v in scores.items()})
+        return output
+
+
+def with_task_metrics(trainer_cls: type) -> type:
+    """`trainer_cls` whose evaluation also reports the task's metrics (see TaskMetricsMixin)."""
+    return type(f"{trainer_cls.__name__}WithTaskMetrics", (TaskMetricsMixin, trainer_cls), {})
