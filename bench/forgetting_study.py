@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tuneval.runs import RunDir
+
 ROOT = Path(__file__).resolve().parents[1]
 ARMS: dict[str, tuple[str, str]] = {
     "full-dialogsum": ("recipes/dialogsum_full.yaml", "full FT, DialogSum only"),
@@ -82,13 +84,14 @@ def evaluate(a: argparse.Namespace, out: Path, model: str, adapter: Path | None,
 def run_arm(a: argparse.Namespace, arm: str, out: Path, log: Path) -> dict[str, Any]:
     recipe, what = ARMS[arm]
     run = out / arm / "run"
-    if not (run / "metrics.json").is_file():
+    saved = RunDir(run)
+    if not saved.metrics_file.is_file():
         sets = [f"data.train_examples={a.train_examples}", f"seed={a.seed}", f"model={a.model}",
                 f"output_dir={run}", *(f"train.{kv}" for kv in a.train_set)]
         tuneval("train", recipe, *[x for s in sets for x in ("--set", s)], *data_args(a), "--overwrite", log=log)
-    metrics = json.loads((run / "metrics.json").read_text())
-    full = (run / "model" / "config.json").is_file()
-    dialogsum = evaluate(a, out / arm, str(run / "model") if full else a.model, None if full else run, log)
+    metrics = saved.metrics()
+    full = saved.has_model
+    dialogsum = evaluate(a, out / arm, str(saved.model_dir) if full else a.model, None if full else run, log)
     row: dict[str, Any] = {"arm": arm, "what": what, "recipe": recipe, "method": metrics["method"],
                            "trained_tasks": metrics["data"].get("tasks") or [metrics["data"]["task"]],
                            "train": {k: metrics[k] for k in ("train_examples", "global_step", "train_tokens",

@@ -14,7 +14,7 @@ rm -rf $G && mkdir -p $G/whl $G/site $G/smollm2-shape $G/data/dialogsum $G/data/
 pin() { grep -i -E "^${1//[-_]/[-_]}==" constraints.txt | head -1; }
 PLAT="--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform any"
 $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp $PLAT -d $G/whl \
-  $(for p in transformers peft nltk gguf typer rich fastapi uvicorn pydantic pydantic_core annotated-types \
+  $(for p in transformers peft accelerate nltk gguf typer rich fastapi uvicorn pydantic pydantic_core annotated-types \
              typing-inspection starlette click defusedxml; do pin "$p"; done)
 $PY -m pip wheel -q --no-deps -w $G/whl "$(pin rouge-score)"
 SITE=$($PY -c "import bitsandbytes, os; print(os.path.dirname(os.path.dirname(bitsandbytes.__file__)))")

@@ -20,6 +20,7 @@ ROOT = Path(tuneval.__file__).parent
 LAYERS = [
     {"__init__", "errors"},
     {"io", "typed", "precision", "console"},  # each imports nothing from tuneval but errors
+    {"runs"},  # the run directory's layout (runs.py): imports only errors and io
     {"models"},
     {"methods"},  # loads trained results over models (methods/loading.py)
     {"config"},  # the recipe: knows the methods' settings classes
@@ -128,6 +129,7 @@ def test_the_layers_that_issue_13_names():
     imports = {(_part(m), _part(t)) for m, targets in GRAPH.items() for t, _ in targets}
     for low in ("errors", "io", "typed", "precision"):
         assert {b for a, b in imports if a == low} <= {low, "errors"}, low
+    assert {b for a, b in imports if a == "runs"} <= {"runs", "errors", "io"}  # one run directory type, low down
     assert not {("models", "methods"), ("methods", "config"), ("config", "data")} & imports
     assert not {(a, b) for a, b in imports if a == "data" and b in ("train", "evaluate")}
     assert not {a for a, b in imports if b == "cli" and a != "cli"}

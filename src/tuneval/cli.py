@@ -76,6 +76,18 @@ def _check_out_dir(out: Path, flag: str = "--out") -> None:
             return
 
 
+def _join_launcher() -> bool:
+    """Under torchrun / accelerate launch, join the process group; True where this process prints.
+
+    Evaluation shares its examples out over the processes and rank 0 writes and prints the
+    results (evaluate/distributed.py); without a launcher this is one process and always True.
+    """
+    from tuneval.evaluate.distributed import init_from_env, is_main
+
+    init_from_env()
+    return is_main()
+
+
 def _check_eval_options(bench: bool, *, task, split, template, max_new_tokens, num_fewshot, tasks_dir, limit,
                         batch_size) -> None:
     """`eval` has two modes; an option of the other mode would be silently ignored, so it is refused.
@@ -146,6 +158,7 @@ def eval_(
     """Score a model on benchmark tasks (--tasks/--suite), or generate on one --task and score ROUGE/BLEU."""
     _check_eval_options(bool(tasks or suite), task=task, split=split, template=template, max_new_tokens=max_new_tokens,
                         num_fewshot=num_fewshot, tasks_dir=tasks_dir, limit=limit, batch_size=batch_size)
+    main_process = _join_launcher()
     if tasks or suite:
         _quiet_libraries()
         _benchmarks(model, adapter, tasks=tasks, suite=suite, limit=limit, num_fewshot=num_fewshot, tasks_dir=tasks_dir,
@@ -171,6 +184,8 @@ def eval_(
         batch_size=batch_size, max_new_tokens=max_new_tokens, chat_template=chat_template, label=label,
         meta={"model": model, "adapter": str(adapter) if adapter else None, "precision": loaded.precision}, out_dir=out,
     )
+    if not main_process:
+        return
     m = results["metrics"]
     console.print(" ".join(f"{k}={fmt(k, m[k])}" for k in ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu")))
     console.print(f"[dim]{m['bleu_signature']}[/dim]")
@@ -224,10 +239,12 @@ def demo(
     check_option("--eval-examples", eval_examples, EvalConfig, "limit")
     _check_out_dir(out)
     _quiet_libraries()
+    main_process = _join_launcher()
     run_demo(model=model, data_dir=data_dir, out=out, precision=precision,
              train_examples=DEFAULT_TRAIN_EXAMPLES if train_examples is None else train_examples,
              eval_examples=DEFAULT_EVAL_EXAMPLES if eval_examples is None else eval_examples, console=console)
-    _html_report([out], out / "report.html", title=f"tuneval demo: {model}")
+    if main_process:
+        _html_report([out], out / "report.html", title=f"tuneval demo: {model}")
 
 
 @app.command()
@@ -407,7 +424,11 @@ def _benchmarks(model, adapter, *, tasks, suite, out, **kw) -> None:
     label = run_label(Path(model).name, adapter)
     out = out or Path("runs") / "eval" / f"{label}-{suite or tasks.replace(',', '-')[:60]}"
     _check_out_dir(out)
-    summary = evaluate_suite(model, adapter, tasks=tasks, suite=suite, out=out, on_task=_print_task, **kw)
+    main_process = _join_launcher()
+    summary = evaluate_suite(model, adapter, tasks=tasks, suite=suite, out=out,
+                             on_task=_print_task if main_process else None, **kw)
+    if not main_process:
+        return
     console.print(Markdown(summary_markdown(summary)))
     console.print(f"saved: {out / 'summary.md'}, {out / 'summary.json'}, {out}/<task>/results.json")
 
@@ -453,10 +474,13 @@ def forgetting(
         out = out or Path("runs") / "forgetting" / adapter.resolve().name
         check_option("--batch-size", batch_size, EvalConfig, "batch_size")
         _check_out_dir(out)
+        main_process = _join_launcher()
         result = run_forgetting(model, adapter, tasks=tasks, suite=suite, limit=limit, num_fewshot=num_fewshot,
                                 tasks_dir=tasks_dir, data_dir=data_dir, out=out, batch_size=batch_size, seed=seed,
-                                bootstrap_iters=bootstrap_iters, chat_template=chat_template, on_task=_print_task,
-                                precision=precision)
+                                bootstrap_iters=bootstrap_iters, chat_template=chat_template,
+                                on_task=_print_task if main_process else None, precision=precision)
+        if not main_process:
+            return
     console.print(Markdown(forgetting_markdown(result, result["before_label"], result["after_label"])))
     console.print(f"saved: {out / 'forgetting.md'}, {out / 'forgetting.json'}, {out / 'forgetting.png'}")
     _html_report([out], out / "report.html", title=f"Forgetting: {result['after_label']}", seed=seed)

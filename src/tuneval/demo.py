@@ -18,11 +18,13 @@ from rich.markdown import Markdown
 
 from tuneval.config import recipe_from_dict
 from tuneval.data.tasks import load_task
+from tuneval.evaluate.distributed import is_main
 from tuneval.evaluate.report import comparison_table, samples_table
 from tuneval.evaluate.run import evaluate_generation
 from tuneval.io import atomic_write_json, atomic_write_text
 from tuneval.methods.loading import load_result
 from tuneval.precision import resolve_precision
+from tuneval.runs import RunDir
 from tuneval.train.trainer import train
 
 DEFAULT_TRAIN_EXAMPLES = 96
@@ -52,7 +54,14 @@ def machine() -> str:
 def run_demo(*, model: str, data_dir: str | None, out: Path, train_examples: int, eval_examples: int,
              console: Console, seed: int = 42, precision: str = "auto") -> dict[str, Any]:
     """Each model is scored as `tuneval eval` would score it: trained results are reloaded from their
-    run directories at the demo's precision, so every row can be reproduced from what was saved."""
+    run directories at the demo's precision, so every row can be reproduced from what was saved.
+
+    Under torchrun / accelerate launch every rank trains and scores its share of the examples
+    (evaluate/distributed.py); rank 0 alone prints and writes the comparison, and the other ranks
+    return the rows without it."""
+    main = is_main()
+    if not main:
+        console = Console(quiet=True)
     precision = resolve_precision(precision)
     task = load_task("dialogsum")
     eval_kw = dict(split="validation", limit=eval_examples, data_dir=data_dir, batch_size=16, max_new_tokens=64)
@@ -73,11 +82,15 @@ def run_demo(*, model: str, data_dir: str | None, out: Path, train_examples: int
         # train() scores the saved result, reloaded, as `tuneval eval --adapter RUN` does: RUN/eval/results.json
         metrics, net, _ = train(recipe, overwrite=True)
         del net
-        result = json.loads((recipe.run_dir / "eval" / "results.json").read_text(encoding="utf-8"))
+        if not main:  # rank 0 wrote RUN/eval/results.json
+            continue
+        result = json.loads(RunDir(recipe.run_dir).eval_results_file.read_text(encoding="utf-8"))
         result["method"], result["train"] = method, metrics
         rows.append(result)
         console.print(f"{method}: rouge1={result['metrics']['rouge1']:.4f}")
 
+    if not main:
+        return {"rows": rows, "report": None}
     table = comparison_table(rows)
     samples = samples_table(rows, n=3)
     header = (f"Model `{model}`, task DialogSum (validation, first {eval_examples} examples, template "

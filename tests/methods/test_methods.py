@@ -11,9 +11,9 @@ import torch
 from tuneval.config import recipe_from_dict
 from tuneval.errors import TunevalError
 from tuneval.methods import METHODS, count_parameters, get_method
-from tuneval.methods.common import MARKER
 from tuneval.methods.loading import load_adapter
 from tuneval.models import load_model
+from tuneval.runs import MARKER
 from tuneval.train.trainer import train
 from tuneval.typed import build_dataclass
 

@@ -10,7 +10,8 @@ import time
 import pytest
 import yaml
 
-from tuneval.train.checkpoints import COMPLETE, is_complete, resume_checkpoint
+from tuneval.runs import COMPLETE
+from tuneval.train.checkpoints import is_complete, resume_checkpoint
 
 
 def make_checkpoint(folder, step, *, marker=False, state="whole", files=("model.safetensors", "optimizer.pt")):

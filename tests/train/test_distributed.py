@@ -51,17 +51,86 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_llama_dir, tiny
     assert sorted(p.name for p in (tmp_path / "two").iterdir() if p.name.endswith(".tmp")) == []
 
 
-@pytest.mark.parametrize("name", ["ddp", "fsdp", "deepspeed_zero2"])
+@pytest.mark.parametrize("name", ["ddp", "fsdp", "deepspeed_zero2", "cpu/fsdp"])
 def test_shipped_accelerate_configs_load(name):
-    """accelerate's own loader accepts them (unknown keys would fail) and they leave precision to the recipe."""
+    """accelerate's own loader accepts them (unknown keys would fail) and they leave precision to the recipe.
+
+    DeepSpeed's gradient clipping and accumulation come from the recipe: train.max_grad_norm and
+    train.gradient_accumulation_steps are recipe keys (any TrainingArguments field is)."""
     from pathlib import Path
 
     from accelerate.commands.config.config_args import load_config_from_file
 
     path = Path(__file__).resolve().parents[2] / "recipes" / "accelerate" / f"{name}.yaml"
     config = load_config_from_file(str(path))
-    assert str(config.distributed_type).rsplit(".", 1)[-1] == {"ddp": "MULTI_GPU", "fsdp": "FSDP",
+    assert str(config.distributed_type).rsplit(".", 1)[-1] == {"ddp": "MULTI_GPU", "fsdp": "FSDP", "cpu/fsdp": "FSDP",
                                                                "deepspeed_zero2": "DEEPSPEED"}[name]
     assert str(config.mixed_precision) == "no"
+    assert config.use_cpu == name.startswith("cpu/")
+    if "fsdp" in name:
+        assert config.fsdp_config["fsdp_version"] == 2 and config.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
     if name == "deepspeed_zero2":
         assert config.deepspeed_config["zero_stage"] == 2 and "gradient_accumulation_steps" not in config.deepspeed_config
+        assert "gradient_clipping" not in config.deepspeed_config
+        recipe = recipe_from_dict({"model": "m", "task": "dialogsum", "method": "full", "output_dir": "r",
+                                   "train": {"max_grad_norm": 0.5, "gradient_accumulation_steps": 2}}, "test")
+        assert recipe.train.trainer_args["max_grad_norm"] == 0.5 and recipe.train.gradient_accumulation_steps == 2
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="compares CPU gloo processes with one CPU process")
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_fsdp2_two_processes_match_one_and_save_a_loadable_result(method, tiny_llama_dir, tiny_data_dir, tmp_path):
+    """FSDP2 (torch's fully_shard) over 2 gloo CPU processes x 2 examples follows 1 process x 4.
+
+    What runs on a CPU: sharded parameters, gradients and optimizer state, the reduce-scatter of
+    gradients, LoRA with frozen and trainable parameters in one unit, and saving the full state
+    dict gathered to rank 0 (FULL_STATE_DICT) through tuneval's save_trained. The saved model/ or
+    adapter/ loads unchanged. What does not: `accelerate launch` with recipes/accelerate/cpu/fsdp.yaml
+    runs DDP, not FSDP, on a CPU (see the next test), so the Trainer's own FSDP path (accelerate's
+    fully_shard call, FSDP checkpoints for --resume) is covered only by bench/gpu_check.sh on a GPU,
+    as are mixed precision and CPU offload (fsdp_offload_params), which need a GPU to mean anything.
+    """
+    from tests.train import fsdp_worker
+    from tuneval.methods.loading import load_result
+
+    single = fsdp_worker.run(tiny_llama_dir, tiny_data_dir, tmp_path / "one", method)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           fsdp_worker.__file__, str(tiny_llama_dir), str(tiny_data_dir), str(tmp_path / "two"), method]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / "two" / "sharded.json").read_text()) == {"world": 2, "fsdp": True}
+    sharded = json.loads((tmp_path / "two" / "losses.json").read_text())
+    assert sharded == pytest.approx(single, rel=1e-4) and sharded[-1] < sharded[0]
+    result = "adapter" if method == "lora" else "model"
+    from safetensors.torch import load_file
+
+    name = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
+    one, two = (load_file(str(tmp_path / d / result / name)) for d in ("one", "two"))
+    assert one.keys() == two.keys() and len(one) > 0
+    for key in one:
+        assert torch.allclose(one[key], two[key], atol=1e-5), key
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    logits = []
+    for d in ("one", "two"):  # as `tuneval eval` loads a run: --adapter RUN (model/ stands for its own weights)
+        _, net = load_result(str(tiny_llama_dir), tmp_path / d, precision="fp32", device="cpu")
+        logits.append(net(input_ids=ids).logits)
+    assert torch.allclose(logits[0], logits[1], atol=1e-5)
+    base = load_result(str(tiny_llama_dir), precision="fp32", device="cpu")[1](input_ids=ids).logits
+    assert not torch.allclose(base, logits[1], atol=1e-3)  # the saved result is the trained one
+
+
+def test_accelerate_runs_no_fsdp_on_a_cpu():
+    """Why the FSDP test above drives fully_shard itself: accelerate 1.15 applies an FSDP plugin only on
+    GPU-class devices. With `use_cpu: true` (recipes/accelerate/cpu/fsdp.yaml) its state is MULTI_CPU and
+    the FSDP settings are ignored; without it, a machine with no GPU is not distributed at all. If this
+    starts failing, accelerate learnt FSDP on CPUs: launch the Trainer with the CPU config instead."""
+    code = ("from accelerate.state import AcceleratorState\n"
+            "from accelerate.utils import FullyShardedDataParallelPlugin as P\n"
+            "s = AcceleratorState(cpu=True, fsdp_plugin=P(fsdp_version=2))\n"
+            "print(str(s.distributed_type).rsplit('.', 1)[-1], s.fsdp_plugin is None if hasattr(s, 'fsdp_plugin') else True)")
+    env = {**os.environ, "ACCELERATE_USE_FSDP": "true", "ACCELERATE_USE_CPU": "true", "RANK": "0", "LOCAL_RANK": "0",
+           "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29533"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["MULTI_CPU", "True"]

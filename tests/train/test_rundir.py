@@ -10,7 +10,7 @@ from transformers import TrainerCallback
 
 from tuneval.cli import main
 from tuneval.config import recipe_from_dict
-from tuneval.train.rundir import RUN_MARKER, is_run_dir
+from tuneval.runs import RUN_MARKER, RunDir
 from tuneval.train.trainer import train
 
 
@@ -101,7 +101,7 @@ def test_overwrite_replaces_a_run_once_the_inputs_load(tiny_llama_dir, tiny_data
     out = tmp_path / "run"
     raw = raw_recipe(tiny_llama_dir, tiny_data_dir, out)
     old_run(out, raw)
-    assert is_run_dir(out) and not is_run_dir(tmp_path)
+    assert RunDir(out).is_run() and not RunDir(tmp_path).is_run()
     train(recipe_from_dict(raw, "test"), overwrite=True)
     assert not (out / "notes-from-the-old-run.txt").exists() and (out / RUN_MARKER).is_file()
     assert json.loads((out / "metrics.json").read_text())["global_step"] == 1

@@ -10,6 +10,10 @@ has one and the task allows it) and cut the answer at the first `until` string.
 `limit` keeps the first N examples of the split (lm-eval's --limit), so the same examples
 come back every run; few-shot examples are drawn per example from a seed derived from the
 task and the example's index, so they do not change with the limit either.
+
+Under torchrun / accelerate launch the examples (a question with all its choices) are shared
+out over the processes and gathered back in order before scoring (evaluate/distributed.py):
+every rank returns the same results and only rank 0 writes results.json.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from tuneval.errors import TunevalError
 from tuneval.evaluate import templating as tpl
 from tuneval.evaluate.bench_data import load_docs
 from tuneval.evaluate.benchmarks import BenchTask
+from tuneval.evaluate.distributed import is_main, map_examples
 from tuneval.evaluate.generation import generate
 from tuneval.evaluate.loglik import loglikelihoods, max_length
 from tuneval.evaluate.task_metrics import Scorer, bootstrap_ci, higher_is_better, metric_specs, signatures
@@ -77,17 +82,25 @@ def _doc_id(doc: dict, index: int) -> Any:
     return index
 
 
-def _multiple_choice(model, tokenizer, arch, task, docs, contexts, batch_size, label):
+def _multiple_choice(model, tokenizer, arch, task, docs, contexts, batch_size, label, shard=None):
     choices = [tpl.doc_to_choice(task, d) for d in docs]
     golds = [tpl.gold_index(task, d, c) for d, c in zip(docs, choices)]
-    requests = [(ctx, task.target_delimiter + ch) for ctx, cs in zip(contexts, choices) for ch in cs]
-    scored, stats = loglikelihoods(model, tokenizer, arch, requests, batch_size=batch_size,
-                                   description=f"{label} {task.name}")
-    examples, k = [], 0
-    for i, (doc, ctx, cs, gold) in enumerate(zip(docs, contexts, choices, golds)):
-        lls = np.array([s[0] for s in scored[k:k + len(cs)]])
-        greedy = [s[1] for s in scored[k:k + len(cs)]]
-        k += len(cs)
+
+    def run(questions: list) -> tuple[list, dict]:  # (context, choices) -> [(loglik, greedy)] per choice
+        requests = [(ctx, task.target_delimiter + ch) for ctx, cs in questions for ch in cs]
+        flat, stats = loglikelihoods(model, tokenizer, arch, requests, batch_size=batch_size,
+                                     description=f"{label} {task.name}")
+        per, k = [], 0
+        for _, cs in questions:
+            per.append(flat[k:k + len(cs)])
+            k += len(cs)
+        return per, stats
+
+    scored, stats = map_examples(model, list(zip(contexts, choices)), run, shard)
+    examples = []
+    for i, (doc, ctx, cs, gold, mine) in enumerate(zip(docs, contexts, choices, golds, scored)):
+        lls = np.array([s[0] for s in mine])
+        greedy = [s[1] for s in mine]
         probs = np.exp(lls - lls.max())
         probs /= probs.sum()
         lengths = np.array([float(len(c)) for c in cs])  # characters, as lm-eval's acc_norm
@@ -106,7 +119,7 @@ def _cut(text: str, until: list[str]) -> str:
     return text.strip()
 
 
-def _generate(model, tokenizer, arch, task, docs, contexts, batch_size, label, chat_template):
+def _generate(model, tokenizer, arch, task, docs, contexts, batch_size, label, chat_template, shard=None):
     use_chat = chat_template and task.chat_template and arch == "causal" and bool(getattr(tokenizer, "chat_template", None))
     budget = max_length(model) - task.max_gen_toks if arch == "causal" else max_length(model)
     prompts, ids = [], []
@@ -120,21 +133,29 @@ def _generate(model, tokenizer, arch, task, docs, contexts, batch_size, label, c
         prompts.append(text)
         ids.append(enc[-budget:])
     start = time.perf_counter()
-    outputs, new_tokens = generate(model, tokenizer, ids, arch, batch_size=batch_size, max_new_tokens=task.max_gen_toks,
-                                   description=f"{label} {task.name}")
+
+    def run(part: list) -> tuple[list[str], dict[str, int]]:
+        texts, n = generate(model, tokenizer, part, arch, batch_size=batch_size, max_new_tokens=task.max_gen_toks,
+                            description=f"{label} {task.name}")
+        return texts, {"new_tokens": n}
+
+    outputs, counts = map_examples(model, ids, run, shard)
+    new_tokens = counts.get("new_tokens", 0)
     seconds = time.perf_counter() - start
     examples = [{"doc_id": _doc_id(d, i), "source": d.get("_where"), "prompt": p, "raw_output": out,
                  "prediction": _cut(out, task.until), "references": tpl.references(task, d)}
                 for i, (d, p, out) in enumerate(zip(docs, prompts, outputs))]
     return examples, {"new_tokens": new_tokens, "generate_seconds": round(seconds, 2), "chat_template": use_chat,
-                      "max_gen_toks": task.max_gen_toks, "until": task.until}
+                      "max_gen_toks": task.max_gen_toks, "until": task.until, "processes": counts.get("processes", 1)}
 
 
 def run_task(model, tokenizer, arch: str, task: BenchTask, *, limit: int | None = None, num_fewshot: int | None = None,
              data_dir=None, batch_size: int = 16, seed: int = DEFAULT_SEED, bootstrap_iters: int = 1000,
              chat_template: bool = True, label: str = "model", meta: dict | None = None,
-             out_dir: str | Path | None = None) -> dict[str, Any]:
-    """Score one task; results.json keeps every example's prompt, scores, pick and gold."""
+             out_dir: str | Path | None = None, shard: bool | None = None) -> dict[str, Any]:
+    """Score one task; results.json keeps every example's prompt, scores, pick and gold.
+
+    `shard`: None shares the examples out over a running process group, False keeps them here."""
     start = time.perf_counter()
     all_docs = load_docs(task, task.eval_split, data_dir)
     docs = all_docs[:limit] if limit else all_docs
@@ -142,9 +163,10 @@ def run_task(model, tokenizer, arch: str, task: BenchTask, *, limit: int | None 
     pool, pool_is_eval = _fewshot_pool(task, data_dir, all_docs) if k > 0 else ([], False)
     contexts = build_contexts(task, docs, k, pool, pool_is_eval, seed)
     if task.output_type == "multiple_choice":
-        examples, stats = _multiple_choice(model, tokenizer, arch, task, docs, contexts, batch_size, label)
+        examples, stats = _multiple_choice(model, tokenizer, arch, task, docs, contexts, batch_size, label, shard)
     else:
-        examples, stats = _generate(model, tokenizer, arch, task, docs, contexts, batch_size, label, chat_template)
+        examples, stats = _generate(model, tokenizer, arch, task, docs, contexts, batch_size, label, chat_template,
+                                    shard)
     specs = metric_specs(task.output_type, task.metrics)
     scorer = Scorer(task.output_type, specs, examples)
     for name, values in scorer.item_values.items():
@@ -167,6 +189,6 @@ def run_task(model, tokenizer, arch: str, task: BenchTask, *, limit: int | None 
         **(meta or {}),
         "examples": examples,
     }
-    if out_dir is not None:
+    if out_dir is not None and is_main():
         atomic_write_json(Path(out_dir) / task.name / "results.json", results)
     return results

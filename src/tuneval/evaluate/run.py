@@ -2,6 +2,9 @@
 
 results.json keeps every prediction beside its input and reference(s) and the metric
 values, so anyone can recompute the numbers; report.md shows side-by-side samples.
+Under torchrun / accelerate launch the prompts are shared out over the processes and the
+predictions gathered back in order (evaluate/distributed.py); every rank returns the same
+results, and only rank 0 writes them.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from typing import Any
 from tuneval.data.collate import PromptFormatter
 from tuneval.data.tasks import TaskSpec, load_split
 from tuneval.errors import TunevalError
+from tuneval.evaluate.distributed import is_main, map_examples
 from tuneval.evaluate.generation import generate
 from tuneval.evaluate.metrics import summarization_metrics
 from tuneval.evaluate.report import eval_report
 from tuneval.io import atomic_write_json, atomic_write_text
 
 
+# long: one straight pass (rows, prompts, generate, score, save) under a one-per-line signature of ~20 options
 def evaluate_generation(
     model,
     tokenizer,
@@ -37,7 +42,10 @@ def evaluate_generation(
     label: str = "model",
     meta: dict[str, Any] | None = None,
     out_dir: str | Path | None = None,
+    shard: bool | None = None,
 ) -> dict[str, Any]:
+    """`shard`: None shares the prompts out over a running process group, False keeps them here
+    (see distributed.map_examples)."""
     rows = load_split(task, split, data_dir)
     if limit is not None:
         if limit < 1:
@@ -56,8 +64,14 @@ def evaluate_generation(
         prompt_ids.append(ids)
         references.append([task.templates.render(row, index)[1]])
     start = time.perf_counter()
-    predictions, new_tokens = generate(model, tokenizer, prompt_ids, arch, batch_size=batch_size,
-                                       max_new_tokens=max_new_tokens, description=f"eval {label}")
+
+    def run(ids: list) -> tuple[list[str], dict[str, int]]:
+        texts, n = generate(model, tokenizer, ids, arch, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                            description=f"eval {label}")
+        return texts, {"new_tokens": n}
+
+    predictions, counts = map_examples(model, prompt_ids, run, shard)
+    new_tokens = counts.get("new_tokens", 0)
     seconds = time.perf_counter() - start
     metrics, items = summarization_metrics(predictions, references)
     results = {
@@ -70,7 +84,8 @@ def evaluate_generation(
         "chat_template": fmt.uses_chat,
         "generation": {"strategy": "greedy", "max_new_tokens": max_new_tokens, "batch_size": batch_size,
                        "seconds": round(seconds, 2), "new_tokens": new_tokens,
-                       "tokens_per_second": round(new_tokens / seconds, 1) if seconds > 0 else None},
+                       "tokens_per_second": round(new_tokens / seconds, 1) if seconds > 0 else None,
+                       "processes": counts.get("processes", 1)},
         "metrics": metrics,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(meta or {}),
@@ -87,7 +102,7 @@ def evaluate_generation(
             for i, (row, prompt, refs, pred, item) in enumerate(zip(rows, prompts, references, predictions, items))
         ],
     }
-    if out_dir is not None:
+    if out_dir is not None and is_main():
         out = Path(out_dir)
         atomic_write_json(out / "results.json", results)
         atomic_write_text(out / "report.md", eval_report(results))

@@ -1,4 +1,9 @@
-"""What `tuneval eval --tasks/--suite` and `tuneval forgetting` do: load, plan, run, write."""
+"""What `tuneval eval --tasks/--suite` and `tuneval forgetting` do: load, plan, run, write.
+
+Under torchrun / accelerate launch every rank runs the same plan on its share of each task's
+examples (evaluate/distributed.py); rank 0 writes, and the forgetting comparison, which reads
+what rank 0 wrote, runs there alone (other ranks get None).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tuneval.evaluate.benchmarks import load_registry, plan
+from tuneval.evaluate.distributed import is_main
 from tuneval.evaluate.forgetting import compare, load_results, write_forgetting
 from tuneval.evaluate.harness import DEFAULT_SEED
 from tuneval.evaluate.summary import run_plan
@@ -36,7 +42,7 @@ def run_forgetting(model: str, adapter: str | Path, *, tasks=None, suite: str | 
                    limit: int | None = None, num_fewshot: int | None = None, tasks_dir=None, data_dir=None,
                    out: str | Path, batch_size: int = 16, seed: int = DEFAULT_SEED, bootstrap_iters: int = 1000,
                    chat_template: bool = True, on_task: Callable[[dict], None] | None = None,
-                   precision: str = "auto") -> dict[str, Any]:
+                   precision: str = "auto") -> dict[str, Any] | None:
     """Score the base, put the adapter on the same loaded weights, score again, compare."""
     from tuneval.methods.loading import load_adapter, run_label
     from tuneval.models import load_model
@@ -52,6 +58,8 @@ def run_forgetting(model: str, adapter: str | Path, *, tasks=None, suite: str | 
     net = load_adapter(loaded, adapter)
     run_plan(net, loaded.tokenizer, loaded.arch, todo, out_dir=out / "after", label=after_label,
              meta={"model": model, "adapter": str(adapter), "suite": suite, "precision": loaded.precision}, **common)
+    if not is_main():
+        return None
     return compare_dirs(out / "before", out / "after", out=out, iters=bootstrap_iters, seed=seed)
 
 

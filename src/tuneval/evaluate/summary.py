@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from tuneval.evaluate.bootstrap import POOLED, interval, resample
+from tuneval.evaluate.distributed import is_main
 from tuneval.evaluate.harness import DEFAULT_SEED, run_task
 from tuneval.evaluate.metrics import fmt
 from tuneval.io import atomic_write_json, atomic_write_text
@@ -89,6 +90,7 @@ def run_plan(model, tokenizer, arch: str, plan: list, *, out_dir: str | Path, da
                "bootstrap_iters": bootstrap_iters, "seed": seed,
                "groups": group_scores(results, bootstrap_iters, seed),
                "tasks": {r["task"]: task_row(r) for r in results}}
-    atomic_write_json(out / "summary.json", summary)
-    atomic_write_text(out / "summary.md", summary_markdown(summary))
+    if is_main():  # under torchrun every rank ran the plan (its share of each task); one writes
+        atomic_write_json(out / "summary.json", summary)
+        atomic_write_text(out / "summary.md", summary_markdown(summary))
     return summary

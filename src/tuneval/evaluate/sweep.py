@@ -25,8 +25,8 @@ import yaml
 from tuneval.errors import TunevalError
 from tuneval.evaluate.metrics import SCALE_100, fmt
 from tuneval.io import atomic_write_json, atomic_write_text
+from tuneval.runs import RunDir
 
-SCORE_FILE = "score.json"
 COLUMNS = [  # (key in a row, header)
     ("trainable_params", "trainable params"), ("trainable_percent", "trainable %"), ("val_loss", "val loss"),
     ("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"), ("bleu", "BLEU"),
@@ -108,7 +108,7 @@ def train_and_score(recipe, *, loaded=None, console=None, label: str | None = No
         "eval_examples": ev["examples"],
         "precision": ev["precision"],
     }
-    atomic_write_json(recipe.run_dir / SCORE_FILE, row)
+    atomic_write_json(RunDir(recipe.run_dir).score_file, row)
     if console is not None:
         scores = ", ".join(f"{k} {fmt(k, ev[k])}" for k in ("rouge1", "rougeL", "bleu") if k in ev)
         console.print(f"{label or recipe.method}: val loss {ev['loss']:.4f}, {scores}")
@@ -214,7 +214,7 @@ def run_sweep(recipe_path: str | Path, grid_items: list[str], overrides: list[st
         recipes.append((point, recipe_from_dict(point_raw, f"{recipe_path} (sweep point {point_name(point)})")))
     rows = []
     for i, (point, recipe) in enumerate(recipes, 1):
-        score = recipe.run_dir / SCORE_FILE
+        score = RunDir(recipe.run_dir).score_file
         if score.is_file() and not overwrite:
             import json
 

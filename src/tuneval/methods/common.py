@@ -22,10 +22,8 @@ import peft
 import torch
 
 from tuneval.errors import TunevalError, first_line
+from tuneval.runs import MARKER, TENSORS_FILE
 from tuneval.typed import build_dataclass
-
-MARKER = "tuneval_method.json"
-TENSORS_FILE = "adapter_model.safetensors"
 
 
 def peft_task_type(arch: str) -> peft.TaskType:
@@ -110,13 +108,20 @@ def load_trained_tensors(apply):
 
 # -- the marker, saving and reloading whatever a method trained ----------------------------------
 
-def save_trained(spec, settings: Any, arch: str, model: torch.nn.Module, directory: Path) -> None:
-    """Write a trained model as its method saves it, plus the marker for reloading."""
+def save_trained(spec, settings: Any, arch: str, model: torch.nn.Module, directory: Path,
+                 state_dict: dict[str, torch.Tensor] | None = None) -> None:
+    """Write a trained model as its method saves it, plus the marker for reloading.
+
+    `state_dict`: the full weights gathered from an FSDP-sharded `model`, whose own parameters
+    are each rank's shards; only save_pretrained (full weights, PEFT adapters) can take them."""
     directory = Path(directory)
     if spec.save is not None:
+        if state_dict is not None:
+            raise TunevalError(f"method '{spec.name}' saves its trained tensors itself and cannot save under FSDP; "
+                               "train it with DDP (recipes/accelerate/ddp.yaml)")
         spec.save(model, directory)
     else:
-        model.save_pretrained(directory)  # safetensors; PEFT saves only the adapter
+        model.save_pretrained(directory, **({"state_dict": state_dict} if state_dict is not None else {}))
     if spec.saves == "adapter":
         fields = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else {}
         info = {"method": spec.name, "settings": fields, "arch": arch,

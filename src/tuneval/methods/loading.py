@@ -11,8 +11,9 @@ from pathlib import Path
 import torch
 
 from tuneval.errors import TunevalError
-from tuneval.methods.common import MARKER, load_trained
+from tuneval.methods.common import load_trained
 from tuneval.models import LoadedModel, load_model
+from tuneval.runs import MARKER, PEFT_CONFIG, RunDir
 
 
 def run_label(model: str, adapter: str | Path | None = None) -> str:
@@ -30,16 +31,15 @@ def load_adapter(loaded: LoadedModel, adapter_dir: str | Path) -> torch.nn.Modul
     from peft import PeftModel
 
     adapter_dir = Path(adapter_dir)
-    for name in (MARKER, "adapter_config.json"):
-        if (adapter_dir / "adapter" / name).is_file():  # a run directory
-            adapter_dir = adapter_dir / "adapter"
-            break
+    if RunDir(adapter_dir).has_adapter:  # a run directory
+        adapter_dir = RunDir(adapter_dir).adapter_dir
     if (adapter_dir / MARKER).is_file():
         return load_trained(loaded.model, adapter_dir, loaded.arch)
-    if not (adapter_dir / "adapter_config.json").is_file():
-        if (adapter_dir / "model" / "config.json").is_file():
-            raise TunevalError(f"adapter '{adapter_dir}': this run saved a whole model; pass --model {adapter_dir / 'model'}")
-        raise TunevalError(f"adapter '{adapter_dir}': no adapter_config.json or {MARKER} there")
+    if not (adapter_dir / PEFT_CONFIG).is_file():
+        run = RunDir(adapter_dir)
+        if run.has_model:
+            raise TunevalError(f"adapter '{adapter_dir}': this run saved a whole model; pass --model {run.model_dir}")
+        raise TunevalError(f"adapter '{adapter_dir}': no {PEFT_CONFIG} or {MARKER} there")
     return PeftModel.from_pretrained(loaded.model, str(adapter_dir))
 
 
@@ -52,8 +52,8 @@ def load_result(model: str, adapter: str | Path | None = None, precision: str = 
     after training is the score `tuneval eval` gives on the saved run at the same precision.
     A run directory of full fine-tuning (it holds model/) stands for its own weights.
     """
-    if adapter is not None and (Path(adapter) / "model" / "config.json").is_file():
-        loaded = load_model(str(Path(adapter) / "model"), precision=precision, device=device)
+    if adapter is not None and RunDir(adapter).has_model:
+        loaded = load_model(str(RunDir(adapter).model_dir), precision=precision, device=device)
         return loaded, loaded.model
     loaded = load_model(model, precision=precision, device=device)
     return loaded, (load_adapter(loaded, adapter) if adapter is not None else loaded.model)

@@ -185,6 +185,28 @@ def _weight_bytes(model: torch.nn.Module, base: torch.nn.Module, quantized: bool
     return total
 
 
+def _shape_method(spec, settings: Any, quantized: bool, gradient_checkpointing: bool) -> tuple[Any, Any, bool]:
+    """(apply, settings to apply, gradient checkpointing) for building the model on the meta device."""
+    apply, settings_for_apply = spec.apply, settings
+    if quantized:  # LoRA over the same base; the 4-bit weights are counted by _weight_bytes
+        from tuneval.methods import lora, qlora
+
+        apply, settings_for_apply = lora.apply, qlora.lora_part(settings)
+        gradient_checkpointing = gradient_checkpointing or settings.use_gradient_checkpointing
+    if hasattr(settings_for_apply, "prompt_tuning_init"):  # no tokenizer needed: shapes are all that count
+        settings_for_apply = dataclasses.replace(settings_for_apply, prompt_tuning_init="RANDOM")
+    return apply, settings_for_apply, gradient_checkpointing
+
+
+def _activation_bytes(saved: dict[str, Any], gradient_checkpointing: bool, notes: list[str]) -> int:
+    """Activations kept for backward: with checkpointing, the block boundaries plus one block's own."""
+    if gradient_checkpointing and saved["per_block"]:
+        return saved["outside"] + sum(saved["boundary"]) + max(saved["per_block"])
+    if gradient_checkpointing:
+        notes.append("no transformer blocks found: gradient checkpointing not modelled")
+    return saved["total"]
+
+
 def estimate_memory(model_name: str, method: str, settings: Any = None, *, batch_size: int = 8, seq_len: int = 256,
                     target_len: int | None = None, gradient_checkpointing: bool = False,
                     bf16: bool = False, runtime: int | None = None) -> MemoryEstimate:
@@ -206,18 +228,10 @@ def estimate_memory(model_name: str, method: str, settings: Any = None, *, batch
     spec = get_method(method)
     settings = settings if settings is not None else spec.settings()
     config, arch, _, _ = load_config(model_name)
-    apply, notes = spec.apply, []
+    notes: list[str] = []
     quantized = method == "qlora"
     double_quant = bool(getattr(settings, "bnb_4bit_use_double_quant", True))
-    if quantized:  # LoRA over the same base; the 4-bit weights are counted below
-        from tuneval.methods import lora, qlora
-
-        apply, settings_for_apply = lora.apply, qlora.lora_part(settings)
-        gradient_checkpointing = gradient_checkpointing or settings.use_gradient_checkpointing
-    else:
-        settings_for_apply = settings
-    if hasattr(settings_for_apply, "prompt_tuning_init"):  # no tokenizer needed: shapes are all that count
-        settings_for_apply = dataclasses.replace(settings_for_apply, prompt_tuning_init="RANDOM")
+    apply, settings_for_apply, gradient_checkpointing = _shape_method(spec, settings, quantized, gradient_checkpointing)
     target_len = (target_len or min(seq_len, 128)) if arch == "seq2seq" else None
     runtime = psutil.Process().memory_info().rss if runtime is None else runtime
     auto = AutoModelForSeq2SeqLM if arch == "seq2seq" else AutoModelForCausalLM
@@ -237,12 +251,7 @@ def estimate_memory(model_name: str, method: str, settings: Any = None, *, batch
         # No mask passed; fake tensors can't be inspected, so attention gets an explicit causal mask, exactly
         # what a padded training batch gets (checked against real tensors in tests/methods/test_memory.py).
         saved = saved_activations(net, {"input_ids": ids, "labels": labels}, bf16=bf16)
-    if gradient_checkpointing and saved["per_block"]:
-        activations = saved["outside"] + sum(saved["boundary"]) + max(saved["per_block"])
-    else:
-        activations = saved["total"]
-        if gradient_checkpointing:
-            notes.append("no transformer blocks found: gradient checkpointing not modelled")
+    activations = _activation_bytes(saved, gradient_checkpointing, notes)
     return MemoryEstimate(
         model=model_name, method=method, arch=arch, batch_size=batch_size, seq_len=seq_len, target_len=target_len,
         trainable=trainable, total=total, weights=weights, gradients=trainable_bytes, optimizer=2 * trainable_bytes,

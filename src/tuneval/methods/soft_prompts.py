@@ -12,15 +12,15 @@ from typing import Any
 import torch
 
 from tuneval.errors import TunevalError
+from tuneval.runs import CONFIG, TENSORS_FILE, RunDir
 
 
-def _run_config(run: Path) -> tuple[Path, dict[str, Any]]:
-    import yaml
-
-    for candidate in (run, run.parent):
-        if (candidate / "config.yaml").is_file():
-            return candidate, yaml.safe_load((candidate / "config.yaml").read_text()) or {}
-    raise TunevalError(f"{run}: not a run directory (no config.yaml there)")
+def _run_config(run: Path) -> tuple[RunDir, dict[str, Any]]:
+    """The run directory (`run`, or its parent when given the run's adapter/) and its saved recipe."""
+    for candidate in (RunDir(run), RunDir(run.parent)):
+        if candidate.config_file.is_file():
+            return candidate, candidate.config() or {}
+    raise TunevalError(f"{run}: not a run directory (no {CONFIG} there)")
 
 
 def init_tokens(tokenizer, text: str | None, n: int) -> list[int] | None:
@@ -43,12 +43,13 @@ def nearest_tokens(run: str | Path, model: str | None = None, top_k: int = 5) ->
 
     from tuneval.models import load_model
 
-    run_dir, config = _run_config(Path(run))
+    found, config = _run_config(Path(run))
+    run_dir = found.path
     method = config.get("method")
     if method != "prompt_tuning":
         raise TunevalError(f"{run_dir}: inspect shows soft prompts, which only prompt_tuning runs have "
                            f"(this is a '{method}' run)")
-    weights_file = run_dir / "adapter" / "adapter_model.safetensors"
+    weights_file = found.adapter_dir / TENSORS_FILE
     if not weights_file.is_file():
         raise TunevalError(f"{run_dir}: no trained prompt at {weights_file} (did the run finish?)")
     prompts = load_file(str(weights_file))

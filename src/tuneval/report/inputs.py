@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tuneval.errors import TunevalError
+from tuneval.runs import CONFIG, EVAL_RESULTS, METRICS, RunDir
 from tuneval.train.curves import read_log
 
-SIGNATURES = ("comparison.json", "sweep.json", "forgetting.json", "summary.json", "results.json", "metrics.json")
+SIGNATURES = ("comparison.json", "sweep.json", "forgetting.json", "summary.json", EVAL_RESULTS, METRICS)
 
 
 @dataclass
@@ -82,21 +81,14 @@ def _json(path: Path) -> Any:
         raise TunevalError(f"{path}: cannot read as JSON ({e})") from None
 
 
-def _config(path: Path) -> dict[str, Any] | None:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def is_generation_results(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("metrics"), dict) and "rouge1" in data["metrics"]
 
 
 def _add_run(inputs: Inputs, d: Path) -> None:
-    inputs.runs.append(Run(d.name, d, _json(d / "metrics.json"), _config(d / "config.yaml"), read_log(d / "train_log.jsonl")))
-    scored = d / "eval" / "results.json"  # a run scores its result into eval/ (train, sweep points)
+    run = RunDir(d)
+    inputs.runs.append(Run(d.name, d, run.metrics(), run.config(), read_log(run.log_file)))
+    scored = run.eval_results_file  # a run scores its result into eval/ (train, sweep points)
     if scored.is_file() and (scored.parent.resolve() not in inputs._seen):
         data = _json(scored)
         if is_generation_results(data):  # a benchmark-task evaluation has no samples or ROUGE to compare
@@ -114,16 +106,16 @@ def _add_demo(inputs: Inputs, d: Path) -> None:
     inputs.demos.append({k: v for k, v in comparison.items() if k != "rows"} | {"path": str(d)})
     for row in comparison.get("rows", []):
         label = row["label"]
-        where = [d / f"eval-{label}", d / label / "eval"] + [d / Path(row[k]).name / "eval" for k in ("run", "adapter")
-                                                            if row.get(k)]
-        found = next((w for w in where if (w / "results.json").is_file()), None)
+        where = [d / f"eval-{label}", RunDir(d / label).eval_dir] + [RunDir(d / Path(row[k]).name).eval_dir
+                                                                     for k in ("run", "adapter") if row.get(k)]
+        found = next((w for w in where if (w / EVAL_RESULTS).is_file()), None)
         if found is None:  # scores without examples: no intervals, no samples, but the row still shows
             _add_eval(inputs, d, row, label)
         elif found.resolve() not in inputs._seen:
             inputs._seen.add(found.resolve())
-            _add_eval(inputs, found, _json(found / "results.json") | {k: row[k] for k in ("method",) if k in row}, label)
+            _add_eval(inputs, found, _json(found / EVAL_RESULTS) | {k: row[k] for k in ("method",) if k in row}, label)
     for child in sorted(p for p in d.iterdir() if p.is_dir()):
-        if (child / "metrics.json").is_file() and (child / "config.yaml").is_file():
+        if RunDir(child).finished():
             _add_path(inputs, child)
 
 
@@ -147,24 +139,24 @@ def _add_path(inputs: Inputs, path: Path) -> None:
         side = {s: _json(path / s / "summary.json") if (path / s / "summary.json").is_file() else None
                 for s in ("before", "after")}
         inputs.forgettings.append(Forgetting(path.name, path, _json(path / "forgetting.json"), **side))
-    elif (path / "metrics.json").is_file() and (path / "config.yaml").is_file():
+    elif RunDir(path).finished():
         _add_run(inputs, path)
     elif (path / "summary.json").is_file():
         summary = _json(path / "summary.json")
         if not isinstance(summary, dict) or "tasks" not in summary:
             raise TunevalError(f"{path / 'summary.json'}: not a tuneval eval summary (no 'tasks')")
         inputs.suites.append(Suite(summary.get("label") or path.name, path, summary))
-    elif (path / "results.json").is_file():
-        data = _json(path / "results.json")
+    elif (path / EVAL_RESULTS).is_file():
+        data = _json(path / EVAL_RESULTS)
         if not is_generation_results(data):
-            raise TunevalError(f"{path / 'results.json'}: one benchmark task's results; give the directory above it "
+            raise TunevalError(f"{path / EVAL_RESULTS}: one benchmark task's results; give the directory above it "
                                "(the one with summary.json)")
         _add_eval(inputs, path, data)
-    elif (path / "config.yaml").is_file():
-        raise TunevalError(f"{path}: a run that has not finished (no metrics.json yet)")
+    elif RunDir(path).config_file.is_file():
+        raise TunevalError(f"{path}: a run that has not finished (no {METRICS} yet)")
     else:
         raise TunevalError(f"{path}: not a tuneval run, evaluation, demo, sweep or forgetting directory "
-                           f"(none of config.yaml + metrics.json, {', '.join(SIGNATURES[:5])} there)")
+                           f"(none of {CONFIG} + {METRICS}, {', '.join(SIGNATURES[:5])} there)")
 
 
 def _unique(items: list, sources: dict[int, Path]) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tuneval.evaluate.metrics import summarization_metrics
-from tuneval.io import atomic_write_json, atomic_write_text, atomic_write_yaml
+from tuneval.io import atomic_write_json, atomic_write_text
+from tuneval.runs import EVAL_RESULTS, RunDir
 
 WORDS = ("meeting monday report table dinner tonight doctor breathing allergies weekend train ticket "
          "office manager salary holiday flight hotel birthday present party phone call friend price "
@@ -73,23 +74,22 @@ def train_log(steps: int, seed: int, eval_every: int | None, final_loss: float) 
 
 def write_run(d: Path, method: str, *, steps: int = 12, seed: int = 42, eval_every: int | None = 4,
               trainable: int = 1_843_200, total: int = 136_358_208) -> Path:
+    run = RunDir(d)
     log = train_log(steps, seed, eval_every, final_loss=1.2 if method == "full" else 1.4)
     evals = [r for r in log if "eval_rougeL" in r]
     best = max(evals, key=lambda r: r["eval_rougeL"]) if evals else None
     metrics = {"method": method, "model": "smollm2-135m-instruct", "arch": "causal", "trainable_params": trainable,
-               "all_params": total, "trainable_percent": 100 * trainable / total, "checkpoint_dir": str(d / "adapter"),
+               "all_params": total, "trainable_percent": 100 * trainable / total, "checkpoint_dir": str(run.adapter_dir),
                "checkpoint_mb": trainable * 4 / 1e6, "peak_memory_mb": 7500.0 + trainable / 1e5, "peak_memory_kind": "rss",
                "train_tokens": 30000, "train_seconds": 250.0, "train_tokens_per_second": 120.0, "train_loss": 1.4,
                "train_examples": 96, "global_step": steps, "resumed_from": None, "precision": "fp32", "device": "cpu",
                "torch_threads": 2, "data": {"max_length": 529}}
     if best:
         metrics |= {"best_step": best["step"], "best_metric": best["eval_rougeL"], "metric_for_best_model": "rougeL"}
-    atomic_write_json(d / "metrics.json", metrics)
-    atomic_write_text(d / "train_log.jsonl", "".join(json.dumps(r) + "\n" for r in log))
-    atomic_write_yaml(d / "config.yaml", {"model": "smollm2-135m-instruct", "task": "dialogsum", "method": method,
-                                          "seed": seed, "output_dir": str(d), "precision": "fp32",
-                                          "train": {"learning_rate": 1e-3}, "data": {"train_examples": 96}})
-    atomic_write_text(d / ".tuneval-run", "")
+    run.write_metrics(metrics)
+    atomic_write_text(run.log_file, "".join(json.dumps(r) + "\n" for r in log))
+    run.begin({"model": "smollm2-135m-instruct", "task": "dialogsum", "method": method, "seed": seed,
+               "output_dir": str(d), "precision": "fp32", "train": {"learning_rate": 1e-3}, "data": {"train_examples": 96}})
     return d
 
 
@@ -112,12 +112,13 @@ def write_demo(out: Path, *, examples: int = 32, methods: tuple[str, ...] = ("fu
         meta = {"adapter": None} if label == "original" else {"run": str(out / label)}
         res = eval_results(label, exs, quality.get(label, 0.3 + 0.04 * i), seed=i, model="smollm2-135m-instruct", **meta)
         # as the demo saves them: the base model's in eval-original/, each run's inside the run (RUN/eval/)
-        atomic_write_json(out / ("eval-original" if label == "original" else f"{label}/eval") / "results.json", res)
+        where = out / "eval-original" if label == "original" else RunDir(out / label).eval_dir
+        atomic_write_json(where / EVAL_RESULTS, res)
         row = {k: v for k, v in res.items() if k != "examples"} | {"method": "none" if label == "original" else label}
         if label != "original":
             run = write_run(out / label, label, steps=steps, seed=i, eval_every=eval_every,
                             trainable=134_515_008 if label == "full" else 1_843_200 * i)
-            row["train"] = json.loads((run / "metrics.json").read_text())
+            row["train"] = RunDir(run).metrics()
         rows.append(row)
     atomic_write_json(out / "comparison.json", {"machine": "synthetic", "model": "smollm2-135m-instruct",
                                                 "precision": "fp32", "train_examples": 96,

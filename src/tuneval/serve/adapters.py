@@ -25,10 +25,10 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from tuneval.errors import TunevalError
+from tuneval.runs import MARKER, RunDir
+from tuneval.runs import PEFT_CONFIG as CONFIG
+from tuneval.runs import TENSORS_FILE as WEIGHTS
 
-WEIGHTS = "adapter_model.safetensors"
-CONFIG = "adapter_config.json"
-MARKER = "tuneval_method.json"  # written by `tuneval train` beside every adapter it saves
 PICKLES = ("adapter_model.bin", "adapter_model.pt", "adapter_model.pth", "adapter_model.pkl")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 # LoRA initialisations that change the base model's own weights when the adapter is added.
@@ -56,8 +56,8 @@ def check_name(name: str) -> str:
 
 def _adapter_subdir(path: Path) -> Path:
     """A run directory holds its adapter in `adapter/`; an adapter directory is itself."""
-    sub = path / "adapter"
-    return sub if (sub / CONFIG).exists() or (sub / MARKER).exists() else path
+    run = RunDir(path)
+    return run.adapter_dir if run.has_adapter else path
 
 
 def _marker_method(p: Path) -> str | None:
@@ -110,7 +110,7 @@ def check_adapter_dir(path: str | os.PathLike) -> AdapterDir:
     p = Path(path).expanduser()
     if not p.is_dir():
         raise TunevalError(f"adapter '{path}': no such directory")
-    if (p / "model" / "config.json").is_file() and not (p / "adapter").exists():
+    if RunDir(p).has_model and not RunDir(p).adapter_dir.exists():
         raise TunevalError(f"adapter '{path}': a full fine-tuning run (model/), not an adapter; serve it with --model")
     p = _adapter_subdir(p).resolve(strict=True)
     if not (p / CONFIG).is_file():

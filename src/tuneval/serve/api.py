@@ -70,52 +70,21 @@ class ServeSettings:
     precision: str = "auto"  # the base model's dtype (precision.py); adapters stay fp32 over it
 
 
-def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> FastAPI:
-    settings = settings or ServeSettings()
-    batcher = Batcher(bank, settings.max_batch_size, settings.batch_window_ms / 1000, settings.max_queue)
-    started = int(time.time())
-    # Handlers tokenise in worker threads, concurrently. A fast tokenizer is safe to share as
-    # long as no call changes its padding/truncation state; the first plain call may reset a
-    # state saved with the tokenizer, so make it here, before any thread exists.
-    bank.tokenizer("warm-up")
-    context = getattr(bank.base.config, "max_position_embeddings", None) if bank.arch == "causal" else None
+class _Service:
+    """What the routes share: the bank, its batcher and the limits; each request's checks, rows and runs."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        batcher.start()
-        try:
-            yield
-        finally:
-            batcher.stop()
+    def __init__(self, bank: AdapterBank, settings: ServeSettings):
+        self.bank, self.settings = bank, settings
+        self.batcher = Batcher(bank, settings.max_batch_size, settings.batch_window_ms / 1000, settings.max_queue)
+        self.started = int(time.time())
+        # Handlers tokenise in worker threads, concurrently. A fast tokenizer is safe to share as
+        # long as no call changes its padding/truncation state; the first plain call may reset a
+        # state saved with the tokenizer, so make it here, before any thread exists.
+        bank.tokenizer("warm-up")
+        self.context = getattr(bank.base.config, "max_position_embeddings", None) if bank.arch == "causal" else None
 
-    app = FastAPI(title="tuneval serve", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.bank, app.state.batcher, app.state.settings = bank, batcher, settings
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    if settings.api_key is not None:  # added last: runs first, before any body is read
-        app.add_middleware(BearerAuth, key=settings.api_key)
-
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, e: ApiError):
-        return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, e: RequestValidationError):
-        message, param = describe_validation(list(e.errors()))
-        code = "malformed_json" if message.startswith("malformed JSON") else "invalid_request"
-        return JSONResponse(ApiError(400, message, code, param).body(), status_code=400)
-
-    @app.exception_handler(Exception)
-    async def _bug(request: Request, e: Exception):  # still JSON; the traceback goes to the server log
-        return JSONResponse(ApiError(500, f"internal error: {type(e).__name__}", "internal_error").body(), status_code=500)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, e: StarletteHTTPException):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
-        return JSONResponse(ApiError(e.status_code, str(e.detail), code).body(), status_code=e.status_code)
-
-    # --- helpers ------------------------------------------------------------------------
-
-    def resolve(model: str) -> str | None:
+    def resolve(self, model: str) -> str | None:
+        bank = self.bank
         if model == bank.base_name:
             return None
         if model in bank:
@@ -124,7 +93,8 @@ def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> Fast
         raise ApiError(404, f"model '{model}' is not served here (available: {', '.join(known)})",
                        "model_not_found", "model")
 
-    def budget(req, prompts: list[list[int]], max_tokens: int, param: str) -> None:
+    def budget(self, req, prompts: list[list[int]], max_tokens: int, param: str) -> None:
+        settings, context = self.settings, self.context
         if len(prompts) * req.n > settings.max_rows_per_request:
             raise ApiError(400, f"{len(prompts)} prompts x n={req.n} is over this server's limit of "
                                 f"{settings.max_rows_per_request} completions per request", "too_many_completions", param)
@@ -139,31 +109,33 @@ def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> Fast
                 raise ApiError(400, f"prompt ({len(ids)} tokens) + max_tokens ({max_tokens}) is over the model's "
                                     f"context of {context}", "context_length_exceeded", param)
 
+    @staticmethod
     def rows_for(req, adapter: str | None, prompts: list[list[int]], max_tokens: int) -> list[Row]:
         return [Row(prompt=ids, adapter=adapter, max_new_tokens=max_tokens, temperature=req.temperature,
                     top_p=req.top_p, stop=list(req.stop or []), cancelled=threading.Event())
                 for ids in prompts for _ in range(req.n)]
 
-    def encode(texts: list[str]) -> list[list[int]]:
-        return [bank.tokenizer(t)["input_ids"] for t in texts]
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        return [self.bank.tokenizer(t)["input_ids"] for t in texts]
 
-    def submit(rows: list[Row]):
+    def submit(self, rows: list[Row]):
         try:
-            return batcher.submit(rows)
+            return self.batcher.submit(rows)
         except QueueFull as e:
             raise ApiError(503, str(e), "server_overloaded", headers={"Retry-After": str(e.retry_after)}) from None
 
-    def timed_out() -> ApiError:
-        return ApiError(504, f"the request did not finish within this server's limit of {settings.request_timeout:g} s "
+    def timed_out(self) -> ApiError:
+        limit = self.settings.request_timeout
+        return ApiError(504, f"the request did not finish within this server's limit of {limit:g} s "
                              "(--request-timeout); ask for fewer tokens or retry later", "timeout")
 
-    async def run(rows: list[Row], deadline: float) -> list[Output]:
-        futures = submit(rows)
+    async def run(self, rows: list[Row], deadline: float) -> list[Output]:
+        futures = self.submit(rows)
         try:
             gathered = asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
             return list(await asyncio.wait_for(gathered, max(0.0, deadline - time.monotonic())))
         except asyncio.TimeoutError:
-            raise timed_out() from None
+            raise self.timed_out() from None
         except UnknownAdapter as e:
             raise ApiError(404, str(e), "model_not_found", "model") from None
         except TunevalError as e:
@@ -173,14 +145,14 @@ def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> Fast
                 f.cancel()
                 r.cancelled.set()  # a client that went away stops its rows
 
-    def stream(rows: list[Row], chunk: Callable[[int, str], dict], final: Callable[[int, Output], dict],
+    def stream(self, rows: list[Row], chunk: Callable[[int, str], dict], final: Callable[[int, Output], dict],
                opening: list[dict], deadline: float) -> StreamingResponse:
         """Server-sent events; past the deadline an error event (code "timeout") ends the stream."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         for i, r in enumerate(rows):
             r.on_text = lambda text, i=i: loop.call_soon_threadsafe(queue.put_nowait, (i, text))
-        futures = submit(rows)
+        futures = self.submit(rows)
         for i, f in enumerate(futures):  # done callbacks come after the row's last text: same FIFO
             f.add_done_callback(lambda f, i=i: loop.call_soon_threadsafe(queue.put_nowait, (i, f)))
 
@@ -193,7 +165,7 @@ def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> Fast
                     try:
                         i, item = await asyncio.wait_for(queue.get(), max(0.0, deadline - time.monotonic()))
                     except asyncio.TimeoutError:
-                        yield _sse(timed_out().body())
+                        yield _sse(self.timed_out().body())
                         break
                     if isinstance(item, str):
                         yield _sse(chunk(i, item))
@@ -214,16 +186,70 @@ def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> Fast
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    def usage(prompts: list[list[int]], outs: list[Output]) -> dict[str, int]:
-        p, c = sum(len(ids) for ids in prompts), sum(len(o.tokens) for o in outs)
-        return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
 
-    def unsupported(req) -> None:
-        bad = req.unsupported()
-        if bad:
-            raise ApiError(400, f"'{bad}' is not supported by this server", "unsupported_parameter", bad)
+def _usage(prompts: list[list[int]], outs: list[Output]) -> dict[str, int]:
+    p, c = sum(len(ids) for ids in prompts), sum(len(o.tokens) for o in outs)
+    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
 
-    # --- routes -------------------------------------------------------------------------
+
+def _unsupported(req) -> None:
+    bad = req.unsupported()
+    if bad:
+        raise ApiError(400, f"'{bad}' is not supported by this server", "unsupported_parameter", bad)
+
+
+def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> FastAPI:
+    """The app over `bank`: the limits as middleware, errors as JSON, the routes of the module docstring."""
+    settings = settings or ServeSettings()
+    service = _Service(bank, settings)
+    batcher = service.batcher
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        try:
+            yield
+        finally:
+            batcher.stop()
+
+    app = FastAPI(title="tuneval serve", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.bank, app.state.batcher, app.state.settings = bank, batcher, settings
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if settings.api_key is not None:  # added last: runs first, before any body is read
+        app.add_middleware(BearerAuth, key=settings.api_key)
+    _add_error_handlers(app)
+    _add_info_routes(app, service)
+    _add_completion_routes(app, service)
+    _add_adapter_routes(app, service)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error as OpenAI-style JSON, 4xx for what the client can fix."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, e: ApiError):
+        return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError):
+        message, param = describe_validation(list(e.errors()))
+        code = "malformed_json" if message.startswith("malformed JSON") else "invalid_request"
+        return JSONResponse(ApiError(400, message, code, param).body(), status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, e: Exception):  # still JSON; the traceback goes to the server log
+        return JSONResponse(ApiError(500, f"internal error: {type(e).__name__}", "internal_error").body(), status_code=500)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, e: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
+        return JSONResponse(ApiError(e.status_code, str(e.detail), code).body(), status_code=e.status_code)
+
+
+def _add_info_routes(app: FastAPI, service: _Service) -> None:
+    """GET /health, /stats and /v1/models."""
+    bank, batcher = service.bank, service.batcher
 
     @app.get("/health")
     async def health():
@@ -238,7 +264,7 @@ def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> Fast
 
     @app.get("/v1/models")
     async def models():
-        data = [{"id": bank.base_name, "object": "model", "created": started, "owned_by": "tuneval",
+        data = [{"id": bank.base_name, "object": "model", "created": service.started, "owned_by": "tuneval",
                  "root": bank.base_name, "parent": None, "kind": "base"}]
         for a in bank.catalogue():
             data.append({"id": a.name, "object": "model", "created": int(a.loaded_at), "owned_by": "tuneval",
@@ -246,54 +272,64 @@ def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> Fast
                          "peft_type": a.peft_type, "params": a.params, "mixable": a.mixable})
         return {"object": "list", "data": data}
 
+
+def _add_completion_routes(app: FastAPI, service: _Service) -> None:
+    """POST /v1/completions and /v1/chat/completions, whole or streamed."""
+    bank, settings = service.bank, service.settings
+
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest):
         deadline = time.monotonic() + settings.request_timeout
-        unsupported(req)
-        adapter = resolve(req.model)
+        _unsupported(req)
+        adapter = service.resolve(req.model)
         texts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
-        prompts = await asyncio.to_thread(encode, texts)
+        prompts = await asyncio.to_thread(service.encode, texts)
         max_tokens = req.max_tokens or settings.default_max_tokens
-        budget(req, prompts, max_tokens, "prompt")
-        rows = rows_for(req, adapter, prompts, max_tokens)
+        service.budget(req, prompts, max_tokens, "prompt")
+        rows = service.rows_for(req, adapter, prompts, max_tokens)
         rid, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         head = {"id": rid, "object": "text_completion", "created": created, "model": req.model}
         if req.stream:
-            return stream(
+            return service.stream(
                 rows,
                 lambda i, text: {**head, "choices": [{"index": i, "text": text, "logprobs": None, "finish_reason": None}]},
                 lambda i, o: {**head, "choices": [{"index": i, "text": "", "logprobs": None,
                                                    "finish_reason": _reason(o)}]},
                 [], deadline,
             )
-        outs = await run(rows, deadline)
+        outs = await service.run(rows, deadline)
         choices = [{"index": i, "text": o.text, "logprobs": None, "finish_reason": _reason(o)} for i, o in enumerate(outs)]
-        return {**head, "choices": choices, "usage": usage(prompts, outs)}
+        return {**head, "choices": choices, "usage": _usage(prompts, outs)}
 
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest):
         deadline = time.monotonic() + settings.request_timeout
-        unsupported(req)
-        adapter = resolve(req.model)
+        _unsupported(req)
+        adapter = service.resolve(req.model)
         prompts = [await asyncio.to_thread(render_chat, bank, req)]
         max_tokens = req.max_completion_tokens or req.max_tokens or min(settings.default_chat_max_tokens, settings.max_tokens)
-        budget(req, prompts, max_tokens, "messages")
-        rows = rows_for(req, adapter, prompts, max_tokens)
+        service.budget(req, prompts, max_tokens, "messages")
+        rows = service.rows_for(req, adapter, prompts, max_tokens)
         rid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         head = {"id": rid, "created": created, "model": req.model}
         if req.stream:
             chunk = {**head, "object": "chat.completion.chunk"}
-            return stream(
+            return service.stream(
                 rows,
                 lambda i, text: {**chunk, "choices": [{"index": i, "delta": {"content": text}, "finish_reason": None}]},
                 lambda i, o: {**chunk, "choices": [{"index": i, "delta": {}, "finish_reason": _reason(o)}]},
                 [{**chunk, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
                                        for i in range(len(rows))]}], deadline,
             )
-        outs = await run(rows, deadline)
+        outs = await service.run(rows, deadline)
         choices = [{"index": i, "message": {"role": "assistant", "content": o.text}, "finish_reason": _reason(o)}
                    for i, o in enumerate(outs)]
-        return {**head, "object": "chat.completion", "choices": choices, "usage": usage(prompts, outs)}
+        return {**head, "object": "chat.completion", "choices": choices, "usage": _usage(prompts, outs)}
+
+
+def _add_adapter_routes(app: FastAPI, service: _Service) -> None:
+    """POST /v1/adapters (load from under --adapters-root) and DELETE /v1/adapters/{name}."""
+    bank, settings = service.bank, service.settings
 
     @app.post("/v1/adapters", status_code=201)
     async def load_adapter(req: AdapterLoadRequest):
@@ -326,8 +362,6 @@ def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> Fast
         except UnknownAdapter:
             raise ApiError(404, f"no adapter named '{name}' is loaded", "model_not_found", "name") from None
         return {"id": name, "object": "model", "deleted": True}
-
-    return app
 
 
 def render_chat(bank: AdapterBank, req: ChatRequest) -> list[int]:

@@ -32,6 +32,7 @@ from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaLis
 
 from tuneval.errors import TunevalError, first_line
 from tuneval.models import LoadedModel
+from tuneval.runs import PEFT_CONFIG
 from tuneval.serve.adapters import check_adapter_dir, check_name, resolve_under_root
 
 BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
@@ -206,7 +207,7 @@ class AdapterBank:
             try:
                 config = PEFT_TYPE_TO_CONFIG_MAPPING[vetted.peft_type].from_pretrained(str(vetted.path))
             except Exception as e:  # unknown peft_type, bad fields
-                raise TunevalError(f"adapter '{path}': unreadable adapter_config.json ({first_line(e)})") from None
+                raise TunevalError(f"adapter '{path}': unreadable {PEFT_CONFIG} ({first_line(e)})") from None
             peft_type = str(config.peft_type.value if hasattr(config.peft_type, "value") else config.peft_type)
             task = "SEQ_2_SEQ_LM" if self.arch == "seq2seq" else "CAUSAL_LM"
             config.task_type = task

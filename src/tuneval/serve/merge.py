@@ -13,10 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tuneval.errors import TunevalError, first_line
 from tuneval.io import atomic_dir
+from tuneval.runs import RunDir
 from tuneval.serve.adapters import AdapterDir, check_adapter_dir
 
 # PEFT types whose adapter is an input (virtual tokens, prefixes), not a weight update.
@@ -26,14 +25,10 @@ INPUT_ADAPTERS = {"PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING", "MULTITASK_PROMP
 
 def base_model_of(run: Path, vetted: AdapterDir) -> str:
     """The base a run was trained on: its recipe's `model`, else what PEFT recorded."""
-    for config in (run / "config.yaml", vetted.path.parent / "config.yaml"):
-        if config.is_file():
-            try:
-                model = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("model")
-            except (yaml.YAMLError, AttributeError):
-                model = None
-            if model:
-                return str(model)
+    for where in (run, vetted.path.parent):  # a run directory, or the run above an adapter/ given directly
+        model = RunDir(where).base_model()
+        if model:
+            return model
     recorded = vetted.config.get("base_model_name_or_path")
     if recorded:
         return str(recorded)

@@ -21,6 +21,7 @@ from transformers import Seq2SeqTrainingArguments, TrainingArguments
 
 from tuneval.config import Recipe
 from tuneval.errors import TunevalError, first_line
+from tuneval.runs import RunDir
 
 
 def evaluates(recipe: Recipe) -> bool:
@@ -48,7 +49,7 @@ def training_arguments(recipe: Recipe, run_dir: Path, arch: str, bf16: bool) -> 
     t = recipe.train
     cls = Seq2SeqTrainingArguments if arch == "seq2seq" else TrainingArguments
     kwargs: dict[str, Any] = dict(
-        output_dir=str(run_dir / "checkpoints"),
+        output_dir=str(RunDir(run_dir).checkpoints_dir),
         learning_rate=t.learning_rate,
         num_train_epochs=t.num_train_epochs,
         max_steps=t.max_steps,

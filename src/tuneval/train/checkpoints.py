@@ -32,8 +32,8 @@ import torch
 from transformers import TrainerCallback
 
 from tuneval.io import atomic_write_json
+from tuneval.runs import COMPLETE
 
-COMPLETE = "tuneval_complete"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 _NOT_WEIGHTS = ("optimizer", "scheduler", "scaler", "rng_state", "training_args")
 

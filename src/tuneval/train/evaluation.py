@@ -21,6 +21,7 @@ import torch
 
 from tuneval.config import Recipe
 from tuneval.errors import TunevalError
+from tuneval.runs import RunDir
 
 GENERATION_METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu")
 
@@ -106,7 +107,7 @@ def evaluate_result(recipe: Recipe, evaluation: TaskEvaluation, run_dir: Path) -
 
     loaded, net = load_result(recipe.model, run_dir, precision=recipe.precision)
     net.eval()
-    scores = evaluation.metrics(net, out_dir=run_dir / "eval", label=recipe.method,
+    scores = evaluation.metrics(net, out_dir=RunDir(run_dir).eval_dir, label=recipe.method,
                                 meta={"model": recipe.model, "run": str(run_dir), "precision": loaded.precision})
     return {"split": recipe.eval.split, "examples": evaluation.size, "precision": loaded.precision,
             "loss": evaluation.loss(net), **scores}

@@ -21,25 +21,10 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from tuneval.config import Recipe
 from tuneval.errors import TunevalError
-from tuneval.io import atomic_write_text, atomic_write_yaml
+from tuneval.runs import CONFIG, RUN_MARKER, RunDir
 from tuneval.train.checkpoints import last_complete
-
-RUN_MARKER = ".tuneval-run"
-
-
-def is_run_dir(path: Path) -> bool:
-    """A tuneval run: the marker, or (runs from before it) a config.yaml that reads as a recipe."""
-    if (path / RUN_MARKER).is_file():
-        return True
-    try:
-        saved = yaml.safe_load((path / "config.yaml").read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return False
-    return isinstance(saved, dict) and {"model", "method"} <= saved.keys()
 
 
 def _remove_contents(path: Path) -> None:
@@ -60,11 +45,14 @@ def check_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> None:
         raise TunevalError(f"{run_dir}: cannot create output_dir, {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise TunevalError(f"{run_dir}: cannot write output_dir ({existing}: permission denied)")
-    config_file = run_dir / "config.yaml"
+    run = RunDir(run_dir)
+    config_file = run.config_file
     if resume:
         if not config_file.is_file():
-            raise TunevalError(f"{run_dir}: nothing to resume (no config.yaml there)")
-        saved = yaml.safe_load(config_file.read_text())
+            raise TunevalError(f"{run_dir}: nothing to resume (no {CONFIG} there)")
+        saved = run.config()
+        if saved is None:
+            raise TunevalError(f"{config_file}: cannot read it as a recipe, so there is nothing to compare or resume")
         now = recipe.to_dict()
         diffs = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
         if diffs:
@@ -73,8 +61,8 @@ def check_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> None:
     if run_dir.is_dir() and any(run_dir.iterdir()):
         if not overwrite:
             raise TunevalError(f"{run_dir}: run directory is not empty; pass --resume to continue it or --overwrite")
-        if not is_run_dir(run_dir):
-            raise TunevalError(f"{run_dir}: not a tuneval run (no config.yaml or {RUN_MARKER} there), so --overwrite "
+        if not run.is_run():
+            raise TunevalError(f"{run_dir}: not a tuneval run (no {CONFIG} or {RUN_MARKER} there), so --overwrite "
                                f"will not delete it; move it away or choose another output_dir")
 
 
@@ -92,7 +80,7 @@ class NewRun:
         Called while another exception propagates: it must not replace that error with its own.
         """
         try:
-            if not self.owned or last_complete(self.path / "checkpoints") is not None:
+            if not self.owned or last_complete(RunDir(self.path).checkpoints_dir) is not None:
                 return
             if not self.created:  # it was there, empty or an old run that prepare_run_dir cleared
                 _remove_contents(self.path)
@@ -114,6 +102,5 @@ def prepare_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> NewRun:
     if run_dir.is_dir():
         _remove_contents(run_dir)  # empty, or a tuneval run that --overwrite replaces (checked above)
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / RUN_MARKER, "tuneval run directory: `tuneval train --overwrite` may replace it\n")
-    atomic_write_yaml(run_dir / "config.yaml", recipe.to_dict())
+    RunDir(run_dir).begin(recipe.to_dict())
     return NewRun(run_dir, owned=True, created=created)

@@ -1,20 +1,9 @@
 """Train one recipe: data -> instructions -> method -> HF Trainer -> saved run directory.
 
-Run directory:
-  .tuneval-run       marks a tuneval run: the only kind of directory `--overwrite` deletes
-  config.yaml        the resolved recipe (itself a recipe: `tuneval train RUN/config.yaml --resume`)
-  checkpoints/       Trainer checkpoints (model, optimizer, scheduler, RNG) for --resume; each
-                     gets `tuneval_complete` once fully written, and --resume skips (and
-                     removes) a newer one cut off mid-write (see train/checkpoints.py)
-  adapter/ | model/  the result: a PEFT adapter, or full weights + tokenizer
-  train_log.jsonl    every logged step and evaluation, appended as the run goes
-  curves.png         training/validation loss and the task metric per step, kept step marked
-  eval/              the recipe's eval section on the result (results.json: every prediction)
-  metrics.json       parameters, size on disk, peak memory, tokens/s, wall time, loss, best
-                     step, and the result's eval scores
-
-The directory is created (or an old run replaced) only after the model and data have loaded,
-and a run that fails before its first complete checkpoint removes it again (train/rundir.py).
+What a run directory holds, and every file's name: tuneval/runs.py. When it is created, replaced
+or removed again: train/rundir.py. The directory is created (or an old run replaced) only after
+the model and data have loaded, and a run that fails before its first complete checkpoint
+removes it again.
 """
 
 from __future__ import annotations
@@ -22,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +27,7 @@ from tuneval.methods import count_parameters, get_method
 from tuneval.methods.common import save_trained
 from tuneval.models import LoadedModel, load_config, load_model
 from tuneval.precision import resolve_precision
+from tuneval.runs import RunDir
 from tuneval.train.arguments import evaluates, training_arguments
 from tuneval.train.callbacks import CurvesCallback, JsonlLog, PeakMemory, progress_callback
 from tuneval.train.checkpoints import MarkComplete, resume_checkpoint
@@ -113,6 +104,18 @@ def _save_result(model, tokenizer, target: Path, full: bool, save=None) -> None:
             tokenizer.save_pretrained(tmp)
 
 
+def _gathered_state(trainer) -> dict[str, torch.Tensor] | None:
+    """Under FSDP, the full weights on rank 0 (every rank must call this); None otherwise.
+
+    FSDP leaves each rank a shard (DTensor) of every parameter, so the module as it stands cannot
+    be saved; accelerate gathers the full state dict into rank 0's CPU memory (the others get an
+    empty one), which save_pretrained then writes as one process would.
+    """
+    if not getattr(trainer, "is_fsdp_enabled", False):
+        return None
+    return trainer.accelerator.get_state_dict(trainer.model)
+
+
 def _make_trainer(recipe: Recipe, model, args, examples, loaded: LoadedModel, evaluation: TaskEvaluation | None,
                   callbacks: list | None):
     """The HF Trainer for this architecture, with tuneval's speed levers, evaluation and callbacks."""
@@ -123,7 +126,7 @@ def _make_trainer(recipe: Recipe, model, args, examples, loaded: LoadedModel, ev
     if during:
         cls = with_task_metrics(cls)
     metric = (args.metric_for_best_model or (evaluation.primary if evaluation else "")).removeprefix("eval_") or None
-    run_dir = recipe.run_dir
+    run = RunDir(recipe.run_dir)
     trainer = cls(
         model=model,
         args=args,
@@ -132,8 +135,8 @@ def _make_trainer(recipe: Recipe, model, args, examples, loaded: LoadedModel, ev
         data_collator=DataCollator(loaded.tokenizer.pad_token_id, pad_to_multiple_of=t.pad_to_multiple_of),
         processing_class=loaded.tokenizer,
         callbacks=[progress_callback(f"train {recipe.method}", metric), MarkComplete(),
-                   JsonlLog(run_dir / "train_log.jsonl"),
-                   CurvesCallback(run_dir / "curves.png", metric, f"{recipe.method} on {recipe.task} ({recipe.model})"),
+                   JsonlLog(run.log_file),
+                   CurvesCallback(run.curves_file, metric, f"{recipe.method} on {recipe.task} ({recipe.model})"),
                    *(callbacks or [])],
         **levers,
     )
@@ -154,6 +157,62 @@ def _best(trainer) -> dict[str, Any]:
             "result_step": state.best_global_step if args.load_best_model_at_end else state.global_step}
 
 
+@dataclass
+class _Outcome:
+    """What one `trainer.train` call did: its output, where it resumed from, tokens, time, memory."""
+
+    output: Any  # transformers' TrainOutput
+    checkpoint: str | None
+    tokens: int  # seen by this invocation (a resumed run's earlier tokens not counted)
+    seconds: float
+    memory: PeakMemory
+
+
+def _run_trainer(trainer, run: RunDir, resume: bool, main: bool) -> _Outcome:
+    """Train, from the newest complete checkpoint under --resume; measure time, tokens and peak memory."""
+    checkpoint = resume_checkpoint(run.checkpoints_dir, main) if resume else None
+    tokens_before = 0
+    if checkpoint:
+        state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+        tokens_before = state.get("num_input_tokens_seen", 0)
+    start = time.perf_counter()
+    with PeakMemory() as memory:
+        output = trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.perf_counter() - start
+    return _Outcome(output, checkpoint, trainer.state.num_input_tokens_seen - tokens_before, seconds, memory)
+
+
+def _metrics(recipe: Recipe, loaded: LoadedModel, params: tuple[int, int], result_dir: Path, trainer,
+             outcome: _Outcome, examples: int, precision: str, data_summary: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json (less the result's eval scores, which `train` adds)."""
+    trainable, total = params
+    tokens, seconds = outcome.tokens, outcome.seconds
+    return {
+        "method": recipe.method,
+        "model": recipe.model,
+        "arch": loaded.arch,
+        "trainable_params": trainable,
+        "all_params": total,
+        "trainable_percent": 100 * trainable / total,
+        "checkpoint_dir": str(result_dir),
+        "checkpoint_mb": dir_size_mb(result_dir),
+        "peak_memory_mb": outcome.memory.peak_mb,
+        "peak_memory_kind": outcome.memory.kind,
+        "train_tokens": tokens,
+        "train_seconds": seconds,
+        "train_tokens_per_second": tokens / seconds if seconds > 0 else 0.0,
+        "train_loss": outcome.output.training_loss,
+        "train_examples": examples,
+        "global_step": trainer.state.global_step,
+        **_best(trainer),
+        "resumed_from": outcome.checkpoint,
+        "precision": precision,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "data": data_summary,
+    }
+
+
 def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, callbacks: list | None = None,
           loaded: LoadedModel | None = None) -> tuple[dict[str, Any], torch.nn.Module, LoadedModel]:
     """Run one recipe; return (metrics, trained model, loaded base record).
@@ -163,12 +222,12 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
     """
     spec = get_method(recipe.method)
     main = is_main_process()  # under torchrun/accelerate only rank 0 writes the run directory
-    run_dir = recipe.run_dir
+    run = RunDir(recipe.run_dir)
     if main:
         check_run_dir(recipe, resume, overwrite)  # a bad output_dir fails now, not after loading the model
     precision = resolve_precision(recipe.precision)
     arch = loaded.arch if loaded is not None else load_config(recipe.model)[1]
-    args = training_arguments(recipe, run_dir, arch, bf16=precision == "bf16")
+    args = training_arguments(recipe, run.path, arch, bf16=precision == "bf16")
     set_seed(recipe.seed)
     loaded = loaded or load_model(recipe.model, precision="fp32", device="cpu")  # fp32 master weights; the Trainer places it
     examples, data_summary = build_examples(recipe, loaded)
@@ -177,60 +236,33 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
     set_seed(recipe.seed)  # the method's new weights (LoRA A, soft prompts) start from the seed too
     model = spec.apply(loaded.model, recipe.method_args, loaded.arch)
     model.config.use_cache = False
-    trainable, total = count_parameters(model)
+    params = count_parameters(model)
     # Recipe, model and data have passed: only now is an old run replaced (see train/rundir.py).
-    run = prepare_run_dir(recipe, resume, overwrite) if main else None
+    new_run = prepare_run_dir(recipe, resume, overwrite) if main else None
     try:
         if "mixture" in data_summary and main:
-            atomic_write_json(run_dir / "mixture.json", data_summary["mixture"])
+            atomic_write_json(run.mixture_file, data_summary["mixture"])
         trainer = _make_trainer(recipe, model, args, examples, loaded, evaluation, callbacks)
-        checkpoint = resume_checkpoint(run_dir / "checkpoints", main) if resume else None
-        tokens_before = 0
-        if checkpoint:
-            state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
-            tokens_before = state.get("num_input_tokens_seen", 0)
-        start = time.perf_counter()
-        with PeakMemory() as memory:
-            output = trainer.train(resume_from_checkpoint=checkpoint)
+        outcome = _run_trainer(trainer, run, resume, main)
     except BaseException:
-        if run is not None:
-            run.discard()  # nothing half-made stays, unless a complete checkpoint makes it resumable
+        if new_run is not None:
+            new_run.discard()  # nothing half-made stays, unless a complete checkpoint makes it resumable
         raise
-    seconds = time.perf_counter() - start
     trained = plain_model(trainer)
     trained.config.use_cache = True
-    result_dir = run_dir / ("adapter" if spec.saves == "adapter" else "model")
+    result_dir = run.result_dir_for(spec.saves)
+    state = _gathered_state(trainer)
     if main:
         _save_result(trained, loaded.tokenizer, result_dir, full=spec.saves == "model",
-                     save=lambda d: save_trained(spec, recipe.method_args, loaded.arch, trained, d))
+                     save=lambda d: save_trained(spec, recipe.method_args, loaded.arch, trained, d, state))
+    del state
     trainer.accelerator.wait_for_everyone()
-    tokens = trainer.state.num_input_tokens_seen - tokens_before
-    metrics = {
-        "method": recipe.method,
-        "model": recipe.model,
-        "arch": loaded.arch,
-        "trainable_params": trainable,
-        "all_params": total,
-        "trainable_percent": 100 * trainable / total,
-        "checkpoint_dir": str(result_dir),
-        "checkpoint_mb": dir_size_mb(result_dir),
-        "peak_memory_mb": memory.peak_mb,
-        "peak_memory_kind": memory.kind,
-        "train_tokens": tokens,
-        "train_seconds": seconds,
-        "train_tokens_per_second": tokens / seconds if seconds > 0 else 0.0,
-        "train_loss": output.training_loss,
-        "train_examples": len(examples),
-        "global_step": trainer.state.global_step,
-        **_best(trainer),
-        "resumed_from": checkpoint,
-        "precision": precision,
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "torch_threads": torch.get_num_threads(),
-        "data": data_summary,
-    }
-    if main and evaluation is not None and recipe.eval.after_training:
-        metrics["eval"] = evaluate_result(recipe, evaluation, run_dir)
+    metrics = _metrics(recipe, loaded, params, result_dir, trainer, outcome, len(examples), precision, data_summary)
+    if evaluation is not None and recipe.eval.after_training:
+        # every rank reloads the saved result and scores its share (evaluate/distributed.py);
+        # several machines need output_dir on a filesystem they share
+        metrics["eval"] = evaluate_result(recipe, evaluation, run.path)
     if main:
-        atomic_write_json(run_dir / "metrics.json", metrics)
+        run.write_metrics(metrics)
+    trainer.accelerator.wait_for_everyone()  # the caller may read what rank 0 wrote
     return metrics, trained, loaded

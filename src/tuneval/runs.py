@@ -1,0 +1,182 @@
+"""The run directory `tuneval train` writes: the one place that knows its layout.
+
+  .tuneval-run       RUN_MARKER: marks a tuneval run, the only kind of directory `--overwrite` deletes
+  config.yaml        CONFIG: the resolved recipe (itself a recipe: `tuneval train RUN/config.yaml --resume`)
+  checkpoints/       Trainer checkpoints (model, optimizer, scheduler, RNG) for --resume; each gets
+                     COMPLETE once fully written, and --resume skips (and removes) a newer one cut
+                     off mid-write (train/checkpoints.py)
+  adapter/ | model/  the result: a PEFT adapter or trained tensors (+ MARKER naming the method),
+                     or full weights + tokenizer (model/config.json)
+  train_log.jsonl    every logged step and evaluation, appended as the run goes
+  curves.png         training/validation loss and the task metric per step, kept step marked
+  mixture.json       what a multi-task run drew from each source
+  eval/              the recipe's eval section on the result (eval/results.json: every prediction)
+  metrics.json       parameters, size on disk, peak memory, tokens/s, wall time, loss, best step,
+                     and the result's eval scores (train/trainer.py)
+  score.json         a sweep point's row (evaluate/sweep.py)
+
+Every reader and writer of a run directory (training, loading a result, serving, merging,
+inspecting soft prompts, the report, the sweep, the demo) goes through `RunDir` and these
+names. An adapter directory written by hand (or by PEFT) is not a run directory, and the
+readers still take one: `RunDir(path).has_adapter` is False for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from tuneval.errors import TunevalError
+from tuneval.io import atomic_write_json, atomic_write_text, atomic_write_yaml
+
+RUN_MARKER = ".tuneval-run"
+CONFIG = "config.yaml"
+CHECKPOINTS = "checkpoints"
+COMPLETE = "tuneval_complete"  # in checkpoints/checkpoint-N/ once the checkpoint is whole (train/checkpoints.py)
+ADAPTER = "adapter"
+MODEL = "model"
+MARKER = "tuneval_method.json"  # beside every adapter `tuneval train` saves: the method and its settings
+TENSORS_FILE = "adapter_model.safetensors"  # PEFT's weights file, and trained-tensors-only results'
+PEFT_CONFIG = "adapter_config.json"
+MODEL_CONFIG = "config.json"  # transformers' config: model/ holds full weights
+LOG = "train_log.jsonl"
+CURVES = "curves.png"
+MIXTURE = "mixture.json"
+EVAL = "eval"
+EVAL_RESULTS = "results.json"
+METRICS = "metrics.json"
+SCORE = "score.json"
+
+
+class RunDir:
+    """One run directory's paths, and reading (or starting) what it holds."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunDir) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    # -- paths -------------------------------------------------------------------------------
+
+    @property
+    def marker_file(self) -> Path:
+        return self.path / RUN_MARKER
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    @property
+    def adapter_dir(self) -> Path:
+        return self.path / ADAPTER
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / MODEL
+
+    @property
+    def log_file(self) -> Path:
+        return self.path / LOG
+
+    @property
+    def curves_file(self) -> Path:
+        return self.path / CURVES
+
+    @property
+    def mixture_file(self) -> Path:
+        return self.path / MIXTURE
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.path / EVAL
+
+    @property
+    def eval_results_file(self) -> Path:
+        return self.eval_dir / EVAL_RESULTS
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def score_file(self) -> Path:
+        return self.path / SCORE
+
+    def result_dir_for(self, saves: str) -> Path:
+        """Where a method's result goes: adapter/ for saves="adapter", model/ for full weights."""
+        return self.adapter_dir if saves == "adapter" else self.model_dir
+
+    # -- what is there -----------------------------------------------------------------------
+
+    @property
+    def has_adapter(self) -> bool:
+        """adapter/ holds a result: tuneval's method marker or a PEFT adapter config."""
+        return any((self.adapter_dir / name).is_file() for name in (MARKER, PEFT_CONFIG))
+
+    @property
+    def has_model(self) -> bool:
+        """model/ holds full weights (a full fine-tuning run)."""
+        return (self.model_dir / MODEL_CONFIG).is_file()
+
+    @property
+    def result_dir(self) -> Path:
+        """The saved result: model/ when it holds full weights, else adapter/."""
+        return self.model_dir if self.has_model else self.adapter_dir
+
+    def is_run(self) -> bool:
+        """A tuneval run: the marker, or (runs from before it) a config.yaml that reads as a recipe."""
+        if self.marker_file.is_file():
+            return True
+        saved = self.config()
+        return saved is not None and {"model", "method"} <= saved.keys()
+
+    def finished(self) -> bool:
+        """A run that got to the end: its recipe and its metrics are both there."""
+        return self.metrics_file.is_file() and self.config_file.is_file()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any] | None:
+        """The saved recipe as a mapping; None when config.yaml is missing, unreadable or not a mapping."""
+        try:
+            saved = yaml.safe_load(self.config_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return None
+        return saved if isinstance(saved, dict) else None
+
+    def base_model(self) -> str | None:
+        """The base model the run trained on (its recipe's `model`), if config.yaml names one."""
+        model = (self.config() or {}).get("model")
+        return str(model) if model else None
+
+    def metrics(self) -> Any:
+        """metrics.json as written at the end of training."""
+        try:
+            return json.loads(self.metrics_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise TunevalError(f"{self.metrics_file}: cannot read as JSON ({e})") from None
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def begin(self, config: Mapping[str, Any]) -> None:
+        """Mark the (existing) directory as a tuneval run and save its recipe."""
+        atomic_write_text(self.marker_file, "tuneval run directory: `tuneval train --overwrite` may replace it\n")
+        atomic_write_yaml(self.config_file, dict(config))
+
+    def write_metrics(self, metrics: Mapping[str, Any]) -> None:
+        atomic_write_json(self.metrics_file, dict(metrics))
