@@ -62,33 +62,42 @@ def tiny_llama_config(tok, **extra):
                        tie_word_embeddings=True, **extra)
 
 
-@pytest.fixture(scope="session")
-def tiny_llama_dir(tmp_path_factory) -> Path:
-    """A 2-layer Llama with a ChatML chat template (like SmolLM2-Instruct)."""
+def _save_llama(factory, name: str, **shape) -> Path:
+    """A 2-layer Llama with a ChatML chat template (like SmolLM2-Instruct); `shape` overrides widths."""
     from transformers import LlamaForCausalLM
 
     torch.manual_seed(0)
     tok = _build_tokenizer(chat=True)
     config = tiny_llama_config(tok)
-    path = tmp_path_factory.mktemp("tiny-llama")
+    config.update(shape)
+    path = factory.mktemp(name)
     LlamaForCausalLM(config).save_pretrained(path)
     tok.save_pretrained(path)
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_t5_dir(tmp_path_factory) -> Path:
+def _save_t5(factory, name: str, d_model: int = 32) -> Path:
     from transformers import T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(0)
     tok = _build_tokenizer(chat=False)
-    config = T5Config(vocab_size=len(tok), d_model=32, d_ff=64, d_kv=8, num_layers=2, num_decoder_layers=2,
-                      num_heads=4, decoder_start_token_id=tok.pad_token_id, pad_token_id=tok.pad_token_id,
-                      eos_token_id=tok.eos_token_id)
-    path = tmp_path_factory.mktemp("tiny-t5")
+    config = T5Config(vocab_size=len(tok), d_model=d_model, d_ff=2 * d_model, d_kv=d_model // 4, num_layers=2,
+                      num_decoder_layers=2, num_heads=4, decoder_start_token_id=tok.pad_token_id,
+                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    path = factory.mktemp(name)
     T5ForConditionalGeneration(config).save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    return _save_llama(tmp_path_factory, "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_t5_dir(tmp_path_factory) -> Path:
+    return _save_t5(tmp_path_factory, "tiny-t5")
 
 
 @pytest.fixture(params=["llama", "t5"])
@@ -101,37 +110,13 @@ def tiny_model_dir(request, tiny_llama_dir, tiny_t5_dir) -> Path:
 # a block. QLoRA tests use these variants, every linear layer at least 64 wide in and out.
 @pytest.fixture(scope="session")
 def tiny_wide_llama_dir(tmp_path_factory) -> Path:
-    from transformers import LlamaForCausalLM
-
-    torch.manual_seed(0)
-    tok = _build_tokenizer(chat=True)
-    config = tiny_llama_config(tok)
-    config.update({"hidden_size": 64, "intermediate_size": 128, "num_key_value_heads": 4, "head_dim": 16})
-    path = tmp_path_factory.mktemp("tiny-wide-llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    return _save_llama(tmp_path_factory, "tiny-wide-llama", hidden_size=64, intermediate_size=128,
+                       num_key_value_heads=4, head_dim=16)
 
 
 @pytest.fixture(scope="session")
 def tiny_wide_t5_dir(tmp_path_factory) -> Path:
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    torch.manual_seed(0)
-    tok = _build_tokenizer(chat=False)
-    config = T5Config(vocab_size=len(tok), d_model=64, d_ff=128, d_kv=16, num_layers=2, num_decoder_layers=2,
-                      num_heads=4, decoder_start_token_id=tok.pad_token_id, pad_token_id=tok.pad_token_id,
-                      eos_token_id=tok.eos_token_id)
-    path = tmp_path_factory.mktemp("tiny-wide-t5")
-    T5ForConditionalGeneration(config).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(params=["llama", "t5"])
-def tiny_qlora_model_dir(request, tiny_wide_llama_dir, tiny_wide_t5_dir) -> Path:
-    """tiny_model_dir for QLoRA: the same architectures, wide enough for the 4-bit kernels."""
-    return tiny_wide_llama_dir if request.param == "llama" else tiny_wide_t5_dir
+    return _save_t5(tmp_path_factory, "tiny-wide-t5", d_model=64)
 
 
 def _dialogue(rng: random.Random) -> tuple[str, str]:

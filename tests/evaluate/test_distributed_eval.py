@@ -83,8 +83,9 @@ def test_benchmarks_and_forgetting_over_two_processes_match_one(tiny_llama_dir, 
     torch.manual_seed(0)
     net = get_peft_model(loaded.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     net.save_pretrained(tmp_path / "adapter")
-    argv = ["forgetting", "--model", str(tiny_llama_dir), "--adapter", str(tmp_path / "adapter"), "--tasks",
-            "copa,sst2,dialogsum", "--limit", "5", "--data-dir", str(bench_data_dir), "--bootstrap-iters", "50", *COMMON]
+    argv = ["forgetting", "--model", str(tiny_llama_dir), "--adapter", str(tmp_path / "adapter"),
+            "--tasks", "copa,sst2,dialogsum", "--limit", "5", "--data-dir", str(bench_data_dir),
+            "--bootstrap-iters", "50", *COMMON]
     code, _, err = run([*argv, "--out", str(tmp_path / "one")], capsys)
     assert code == 0, err
     torchrun([*argv, "--out", str(tmp_path / "two")])
@@ -95,7 +96,7 @@ def test_benchmarks_and_forgetting_over_two_processes_match_one(tiny_llama_dir, 
             same_examples(one["examples"], two["examples"])
             assert close(one["metrics"], two["metrics"]), (side, task)
             assert close(one["bootstrap"], two["bootstrap"]), (side, task)
-            assert two["num_examples"] == 5
+            assert two["num_examples"] == 5 and two["stats"]["processes"] == 2  # really shared out
         s1, s2 = read(tmp_path / "one" / side / "summary.json"), read(tmp_path / "two" / side / "summary.json")
         assert close({t: r["value"] for t, r in s1["tasks"].items()}, {t: r["value"] for t, r in s2["tasks"].items()})
     f1, f2 = read(tmp_path / "one" / "forgetting.json"), read(tmp_path / "two" / "forgetting.json")

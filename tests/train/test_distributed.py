@@ -48,6 +48,10 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_llama_dir, tiny
     assert two == pytest.approx(one, rel=2e-4)
     assert two[-1] < two[0]  # it trained
     assert (tmp_path / "two" / "adapter" / "adapter_model.safetensors").is_file()
+    # the evaluation after training: both ranks reload the result and generate half of the examples each
+    # (its equality with one process is tests/evaluate/test_distributed_eval.py's; the weights here differ by ~1e-4)
+    assert ddp["eval"].keys() == single["eval"].keys() and ddp["eval"]["examples"] == single["eval"]["examples"]
+    assert json.loads((tmp_path / "two" / "eval" / "results.json").read_text())["generation"]["processes"] == 2
     assert sorted(p.name for p in (tmp_path / "two").iterdir() if p.name.endswith(".tmp")) == []
 
 
@@ -68,10 +72,11 @@ def test_shipped_accelerate_configs_load(name):
     assert str(config.mixed_precision) == "no"
     assert config.use_cpu == name.startswith("cpu/")
     if "fsdp" in name:
-        assert config.fsdp_config["fsdp_version"] == 2 and config.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+        fsdp = config.fsdp_config
+        assert fsdp["fsdp_version"] == 2 and fsdp["fsdp_state_dict_type"] == "FULL_STATE_DICT"
     if name == "deepspeed_zero2":
-        assert config.deepspeed_config["zero_stage"] == 2 and "gradient_accumulation_steps" not in config.deepspeed_config
-        assert "gradient_clipping" not in config.deepspeed_config
+        ds = config.deepspeed_config
+        assert ds["zero_stage"] == 2 and "gradient_accumulation_steps" not in ds and "gradient_clipping" not in ds
         recipe = recipe_from_dict({"model": "m", "task": "dialogsum", "method": "full", "output_dir": "r",
                                    "train": {"max_grad_norm": 0.5, "gradient_accumulation_steps": 2}}, "test")
         assert recipe.train.trainer_args["max_grad_norm"] == 0.5 and recipe.train.gradient_accumulation_steps == 2
@@ -125,12 +130,13 @@ def test_accelerate_runs_no_fsdp_on_a_cpu():
     GPU-class devices. With `use_cpu: true` (recipes/accelerate/cpu/fsdp.yaml) its state is MULTI_CPU and
     the FSDP settings are ignored; without it, a machine with no GPU is not distributed at all. If this
     starts failing, accelerate learnt FSDP on CPUs: launch the Trainer with the CPU config instead."""
-    code = ("from accelerate.state import AcceleratorState\n"
+    code = ("from accelerate import Accelerator\n"
             "from accelerate.utils import FullyShardedDataParallelPlugin as P\n"
-            "s = AcceleratorState(cpu=True, fsdp_plugin=P(fsdp_version=2))\n"
-            "print(str(s.distributed_type).rsplit('.', 1)[-1], s.fsdp_plugin is None if hasattr(s, 'fsdp_plugin') else True)")
+            "a = Accelerator(cpu=True, fsdp_plugin=P(fsdp_version=2))\n"
+            "print(str(a.distributed_type).rsplit('.', 1)[-1], getattr(a.state, 'fsdp_plugin', None) is None)")
     env = {**os.environ, "ACCELERATE_USE_FSDP": "true", "ACCELERATE_USE_CPU": "true", "RANK": "0", "LOCAL_RANK": "0",
-           "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29533"}
+           "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29533",
+           "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["MULTI_CPU", "True"]

@@ -82,8 +82,9 @@ def map_examples(model, items: Sequence, run: Callable[[list], tuple[list, dict[
     """`run(items)` -> (one output per item, numeric counters), computed over the ranks.
 
     Returns every item's output in input order and the counters summed over the ranks (plus
-    "processes" when shared out), on every rank. `shard` None shares out whenever a process group of 2+ ranks is up and the model allows
-    it (`splits`); False keeps everything in this process (a caller running on rank 0 alone).
+    "processes" when shared out), on every rank. `shard` None shares out whenever a process
+    group of 2+ ranks is up and the model allows it (`splits`); False keeps everything in this
+    process (a caller running on rank 0 alone).
     """
     items = list(items)
     rank, size = world()

@@ -113,7 +113,9 @@ def save_trained(spec, settings: Any, arch: str, model: torch.nn.Module, directo
     """Write a trained model as its method saves it, plus the marker for reloading.
 
     `state_dict`: the full weights gathered from an FSDP-sharded `model`, whose own parameters
-    are each rank's shards; only save_pretrained (full weights, PEFT adapters) can take them."""
+    are each rank's shards; only save_pretrained (full weights, PEFT adapters) can take them.
+    The gather copies tied weights apart (lm_head and the embeddings), so the tied copies are
+    dropped here, as save_pretrained drops them from a model's own state dict."""
     directory = Path(directory)
     if spec.save is not None:
         if state_dict is not None:
@@ -121,6 +123,9 @@ def save_trained(spec, settings: Any, arch: str, model: torch.nn.Module, directo
                                "train it with DDP (recipes/accelerate/ddp.yaml)")
         spec.save(model, directory)
     else:
+        if state_dict is not None:
+            tied = getattr(model, "all_tied_weights_keys", None) or {}
+            state_dict = {k: v for k, v in state_dict.items() if k not in tied}
         model.save_pretrained(directory, **({"state_dict": state_dict} if state_dict is not None else {}))
     if spec.saves == "adapter":
         fields = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else {}

@@ -255,7 +255,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
     if main:
         _save_result(trained, loaded.tokenizer, result_dir, full=spec.saves == "model",
                      save=lambda d: save_trained(spec, recipe.method_args, loaded.arch, trained, d, state))
-    del state
+    state = None  # FSDP: the gathered copy of the weights is not kept
     trainer.accelerator.wait_for_everyone()
     metrics = _metrics(recipe, loaded, params, result_dir, trainer, outcome, len(examples), precision, data_summary)
     if evaluation is not None and recipe.eval.after_training:
