@@ -140,3 +140,13 @@ def test_accelerate_runs_no_fsdp_on_a_cpu():
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["MULTI_CPU", "True"]
+
+
+def test_fsdp_or_deepspeed_config_on_a_cpu_is_said_to_be_plain_ddp(monkeypatch, capsys):
+    from tuneval.train.trainer import _warn_cpu_fallback
+
+    _warn_cpu_fallback()
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    _warn_cpu_fallback()
+    assert "warning: FSDP needs GPUs in accelerate; on this CPU the run is plain DDP" in capsys.readouterr().err

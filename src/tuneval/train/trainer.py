@@ -213,6 +213,19 @@ def _metrics(recipe: Recipe, loaded: LoadedModel, params: tuple[int, int], resul
     }
 
 
+def _warn_cpu_fallback() -> None:
+    """accelerate 1.15 turns FSDP and DeepSpeed on only for GPUs: on a CPU the same config trains as
+    plain DDP, silently. Say so, since memory will not be sharded."""
+    import os
+    import sys
+
+    wanted = [name for name, var in (("FSDP", "ACCELERATE_USE_FSDP"), ("DeepSpeed", "ACCELERATE_USE_DEEPSPEED"))
+              if os.environ.get(var, "").lower() == "true"]
+    if wanted and not torch.cuda.is_available():
+        print(f"warning: {' and '.join(wanted)} needs GPUs in accelerate; on this CPU the run is plain DDP "
+              "(nothing is sharded)", file=sys.stderr)
+
+
 def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, callbacks: list | None = None,
           loaded: LoadedModel | None = None) -> tuple[dict[str, Any], torch.nn.Module, LoadedModel]:
     """Run one recipe; return (metrics, trained model, loaded base record).
@@ -225,6 +238,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
     run = RunDir(recipe.run_dir)
     if main:
         check_run_dir(recipe, resume, overwrite)  # a bad output_dir fails now, not after loading the model
+        _warn_cpu_fallback()
     precision = resolve_precision(recipe.precision)
     arch = loaded.arch if loaded is not None else load_config(recipe.model)[1]
     args = training_arguments(recipe, run.path, arch, bf16=precision == "bf16")
