@@ -18,16 +18,17 @@ ROOT = Path(tuneval.__file__).parent
 # may use one another (training evaluates as it goes; the sweep trains) as long as no circle of
 # modules forms (test_no_import_circle).
 LAYERS = [
-    {"__init__", "errors"},
+    {"errors"},
     {"io", "typed", "precision", "console"},  # each imports nothing from tuneval but errors
-    {"runs"},  # the run directory's layout (runs.py): imports only errors and io
+    {"runs", "model_args"},  # the run directory's layout (runs.py); how weights load (model_args.py, on typed)
     {"models"},
     {"methods"},  # loads trained results over models (methods/loading.py)
     {"config"},  # the recipe: knows the methods' settings classes
     {"data"},
     {"train", "evaluate", "serve"},
-    {"demo", "report"},
-    {"cli"},
+    {"demo", "report", "api"},  # api.py: train/evaluate/load for notebooks, what the commands call
+    {"cli_options"},  # flags several commands share (cli_options.py)
+    {"cli", "__init__"},  # the package re-exports the api lazily (`from tuneval import train`)
 ]
 WORKFLOWS = {"train", "evaluate", "serve"}
 LAYER = {part: i for i, parts in enumerate(LAYERS) for part in parts}

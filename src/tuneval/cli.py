@@ -9,6 +9,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from tuneval.cli_options import (attn_implementation_option, dtype_option, model_args_from, model_args_overrides,
+                                 revision_option, trust_remote_code_option)
 from tuneval.errors import TunevalError
 
 
@@ -116,14 +118,19 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
     precision: Optional[str] = _precision_option(None),
+    dtype: Optional[str] = dtype_option(),
+    revision: Optional[str] = revision_option(),
+    trust_remote_code: bool = trust_remote_code_option(),
+    attn_implementation: Optional[str] = attn_implementation_option(),
 ):
-    """Fine-tune a model as a recipe says; write a run directory."""
+    """Fine-tune a model as a recipe says; write a run directory (model flags override model_args.*)."""
     from tuneval.config import load_recipe
     from tuneval.train.trainer import train as run_train
 
     _quiet_libraries()
     overrides = list(set_) + ([f"data.data_dir={data_dir}"] if data_dir else []) + (
-        [f"precision={precision}"] if precision else [])
+        [f"precision={precision}"] if precision else []) + model_args_overrides(
+        dtype, revision, trust_remote_code, attn_implementation)
     r = load_recipe(recipe, overrides)
     metrics, _, _ = run_train(r, resume=resume, overwrite=overwrite)
     console.print(
@@ -154,8 +161,13 @@ def eval_(
     seed: int = typer.Option(1234, "--seed", help="Few-shot sampling and bootstrap seed."),
     bootstrap_iters: int = typer.Option(1000, "--bootstrap-iters", help="Bootstrap resamples for the 95% intervals."),
     precision: str = _precision_option(),
+    dtype: Optional[str] = dtype_option(),
+    revision: Optional[str] = revision_option(),
+    trust_remote_code: bool = trust_remote_code_option(),
+    attn_implementation: Optional[str] = attn_implementation_option(),
 ):
     """Score a model on benchmark tasks (--tasks/--suite), or generate on one --task and score ROUGE/BLEU."""
+    margs = model_args_from(dtype, revision, trust_remote_code, attn_implementation)
     _check_eval_options(bool(tasks or suite), task=task, split=split, template=template, max_new_tokens=max_new_tokens,
                         num_fewshot=num_fewshot, tasks_dir=tasks_dir, limit=limit, batch_size=batch_size)
     main_process = _join_launcher()
@@ -163,27 +175,17 @@ def eval_(
         _quiet_libraries()
         _benchmarks(model, adapter, tasks=tasks, suite=suite, limit=limit, num_fewshot=num_fewshot, tasks_dir=tasks_dir,
                     data_dir=data_dir, out=out, batch_size=batch_size, seed=seed, bootstrap_iters=bootstrap_iters,
-                    chat_template=chat_template, precision=precision)
+                    chat_template=chat_template, precision=precision, model_args=margs)
         return
-    limit = 50 if limit is None else limit
-    task, split = task or "dialogsum", split or "validation"
-    max_new_tokens = 64 if max_new_tokens is None else max_new_tokens
-    from tuneval.data.tasks import load_task
+    from tuneval.api import default_eval_out, evaluate  # defaults: dialogsum, validation, limit 50, 64 new tokens
     from tuneval.evaluate.metrics import fmt
-    from tuneval.evaluate.run import evaluate_generation
-    from tuneval.methods.loading import load_result, run_label
 
-    label = run_label(model, adapter)
-    out = out or Path("runs") / "eval" / f"{Path(label).name}-{task}"
+    out = out or default_eval_out(model, adapter, task=task)
     _check_out_dir(out)  # results are written after the whole generation: a bad --out must fail now
     _quiet_libraries()
-    spec = load_task(task)
-    loaded, net = load_result(model, adapter, precision=precision)
-    results = evaluate_generation(
-        net, loaded.tokenizer, loaded.arch, spec, split=split, limit=limit, data_dir=data_dir, template=template,
-        batch_size=batch_size, max_new_tokens=max_new_tokens, chat_template=chat_template, label=label,
-        meta={"model": model, "adapter": str(adapter) if adapter else None, "precision": loaded.precision}, out_dir=out,
-    )
+    results = evaluate(model, adapter, task=task, split=split, limit=limit, out=out, data_dir=data_dir,
+                       template=template, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                       chat_template=chat_template, precision=precision, model_args=margs)
     if not main_process:
         return
     m = results["metrics"]
@@ -254,13 +256,18 @@ def merge(
     model: Optional[str] = typer.Option(None, "--model", help="Base model (default: the run's recipe)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
     precision: str = _precision_option(),
+    dtype: Optional[str] = dtype_option(),
+    revision: Optional[str] = revision_option(),
+    trust_remote_code: bool = trust_remote_code_option(),
+    attn_implementation: Optional[str] = attn_implementation_option(),
 ):
     """Fold an adapter into its base: a full model that plain transformers loads."""
     from tuneval.serve.merge import merge_run
 
     _quiet_libraries()
-    info = merge_run(run, out, model=model, overwrite=overwrite, precision=precision)
-    console.print(f"merged {info['peft_type']} adapter into {info['base']} ({info['params']:,d} params) ({info['precision']}) -> {info['out']}")
+    info = merge_run(run, out, model=model, overwrite=overwrite, precision=precision,
+                     model_args=model_args_from(dtype, revision, trust_remote_code, attn_implementation))
+    console.print(f"merged {info['peft_type']} adapter into {info['base']} ({info['params']:,d} params) ({info['dtype']}) -> {info['out']}")
 
 
 @app.command()
@@ -282,6 +289,10 @@ def serve(
                                                "needed off loopback."),
     log_level: str = typer.Option("info", "--log-level", help="critical, error, warning, info, debug or trace."),
     precision: str = _precision_option(),
+    dtype: Optional[str] = dtype_option(),
+    revision: Optional[str] = revision_option(),
+    trust_remote_code: bool = trust_remote_code_option(),
+    attn_implementation: Optional[str] = attn_implementation_option(),
 ):
     """OpenAI-compatible server: one base, many adapters, mixed-adapter batches."""
     from tuneval.serve.api import ServeSettings
@@ -291,7 +302,8 @@ def serve(
     adapters = parse_adapter_specs(adapter)
     settings = ServeSettings(adapters_root=adapters_root, max_batch_size=max_batch_size, batch_window_ms=batch_window_ms,
                              max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens, max_queue=max_queue,
-                             request_timeout=request_timeout, api_key=api_key, precision=precision)
+                             request_timeout=request_timeout, api_key=api_key, precision=precision,
+                             model_args=model_args_from(dtype, revision, trust_remote_code, attn_implementation))
     log_level = check_options(host, port, log_level, settings)  # before anything slow
     _quiet_libraries()
     if not is_loopback(host):
@@ -416,17 +428,14 @@ def _print_task(r: dict) -> None:
 def _benchmarks(model, adapter, *, tasks, suite, out, **kw) -> None:
     from rich.markdown import Markdown
 
+    from tuneval.api import default_eval_out, evaluate
     from tuneval.evaluate.summary import summary_markdown
-    from tuneval.evaluate.suite import evaluate_suite
 
-    from tuneval.methods.loading import run_label
-
-    label = run_label(Path(model).name, adapter)
-    out = out or Path("runs") / "eval" / f"{label}-{suite or tasks.replace(',', '-')[:60]}"
+    out = out or default_eval_out(model, adapter, tasks=tasks, suite=suite)
     _check_out_dir(out)
     main_process = _join_launcher()
-    summary = evaluate_suite(model, adapter, tasks=tasks, suite=suite, out=out,
-                             on_task=_print_task if main_process else None, **kw)
+    summary = evaluate(model, adapter, tasks=tasks, suite=suite, out=out,
+                       on_task=_print_task if main_process else None, **kw)
     if not main_process:
         return
     console.print(Markdown(summary_markdown(summary)))
@@ -451,6 +460,10 @@ def forgetting(
     bootstrap_iters: int = typer.Option(1000, "--bootstrap-iters"),
     chat_template: bool = typer.Option(True, "--chat-template/--no-chat-template", help="For generate tasks."),
     precision: str = _precision_option(),
+    dtype: Optional[str] = dtype_option(),
+    revision: Optional[str] = revision_option(),
+    trust_remote_code: bool = trust_remote_code_option(),
+    attn_implementation: Optional[str] = attn_implementation_option(),
 ):
     """Before/after fine-tuning on a task suite: per-task delta and a paired-bootstrap verdict (improved/unchanged/forgot)."""
     from rich.markdown import Markdown
@@ -478,7 +491,8 @@ def forgetting(
         result = run_forgetting(model, adapter, tasks=tasks, suite=suite, limit=limit, num_fewshot=num_fewshot,
                                 tasks_dir=tasks_dir, data_dir=data_dir, out=out, batch_size=batch_size, seed=seed,
                                 bootstrap_iters=bootstrap_iters, chat_template=chat_template,
-                                on_task=_print_task if main_process else None, precision=precision)
+                                on_task=_print_task if main_process else None, precision=precision,
+                                model_args=model_args_from(dtype, revision, trust_remote_code, attn_implementation))
         if not main_process:
             return
     console.print(Markdown(forgetting_markdown(result, result["before_label"], result["after_label"])))

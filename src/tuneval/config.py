@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import yaml
 
 from tuneval.errors import TunevalError
+from tuneval.model_args import ModelArgs, check_training_dtype
 from tuneval.typed import build_dataclass, check_values, checked, coerce, typed_value
 
 # Each field says what values it may take (`checked`), a section may add a `check(self)`, and
@@ -143,6 +144,8 @@ class Recipe:
     seed: int = checked(42, ge=0, le=2**32 - 1)  # numpy's seed range
     # auto | bf16 | fp32 (precision.py): training autocast, and the dtype the recipe's evaluation loads
     precision: str = "auto"
+    # dtype, revision, trust_remote_code, attn_implementation (model_args.py); dtype auto: fp32 master weights
+    model_args: ModelArgs = field(default_factory=ModelArgs)
     output_dir: str = "runs/{task}-{method}"
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -154,8 +157,9 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("method_args")
-        # Multi-task keys only when used: a single-task run's config.yaml reads as it did before them.
-        for section, key, unset in ((d, "mixture", None), (d["data"], "replay", None), (d["data"], "holdout_templates", [])):
+        # Multi-task keys and model_args only when used: a plain run's config.yaml reads as it did before them.
+        for section, key, unset in ((d, "mixture", None), (d["data"], "replay", None), (d["data"], "holdout_templates", []),
+                                    (d, "model_args", dataclasses.asdict(ModelArgs()))):
             if section.get(key) == unset:
                 section.pop(key)
         if self.method_args is not None and dataclasses.fields(self.method_args):
@@ -168,7 +172,7 @@ class Recipe:
         return Path(self.output_dir.format(task=self.task, method=self.method, model=Path(self.model).name))
 
 
-SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
+SECTIONS = {"model_args": ModelArgs, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
 
 
 def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> Recipe:
@@ -205,6 +209,8 @@ def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> Recipe:
     replay = kwargs["data"].replay if "data" in kwargs else None
     if replay is not None and not 0 < replay.fraction < 1:
         raise TunevalError(f"{source}: 'data.replay.fraction' must be between 0 and 1 (exclusive), got {replay.fraction}")
+    if "model_args" in kwargs:  # a recipe trains: float16 would need fp16 AMP
+        check_training_dtype(kwargs["model_args"], f"{source}: 'model_args.dtype'")
     recipe = Recipe(**kwargs)
     check_values(recipe, source)  # the top-level keys (sections were checked as they were built)
     return recipe

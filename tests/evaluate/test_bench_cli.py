@@ -126,7 +126,7 @@ def test_forgetting_with_an_adapter(tiny_llama_dir, bench_data_dir, tmp_path, ca
     out = tmp_path / "forget"
     code, stdout, err = run(["forgetting", "--model", str(tiny_llama_dir), "--adapter", str(tmp_path / "adapter"),
                              "--tasks", "copa,sst2", "--limit", "4", "--data-dir", str(bench_data_dir), "--out", str(out),
-                             "--bootstrap-iters", "50"], capsys)
+                             "--bootstrap-iters", "50", "--dtype", "bfloat16", "--attn-implementation", "eager"], capsys)
     assert code == 0, err
     result = json.loads((out / "forgetting.json").read_text())
     assert set(result["tasks"]) == {"copa", "sst2"}
@@ -135,6 +135,7 @@ def test_forgetting_with_an_adapter(tiny_llama_dir, bench_data_dir, tmp_path, ca
         after = json.loads((out / "after" / name / "results.json").read_text())
         assert r["before"] == before["metrics"]["acc"] and r["after"] == after["metrics"]["acc"]
         assert r["verdict"] in {"improved", "unchanged", "forgot"}
+        assert (before["dtype"], after["attn_implementation"]) == ("bfloat16", "eager")  # model_args, recorded
     lls = [json.loads((out / s / "copa" / "results.json").read_text())["examples"][0]["loglik"] for s in ("before", "after")]
     assert lls[0] != lls[1]  # the adapter really changed the model
     assert (out / "forgetting.png").stat().st_size > 1000 and "| copa |" in (out / "forgetting.md").read_text()

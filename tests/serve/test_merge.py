@@ -86,3 +86,16 @@ def test_merge_saves_in_the_policy_dtype(lively_llama, llama_adapters, tmp_path)
     w16 = AutoModelForCausalLM.from_pretrained(tmp_path / "m16", dtype="auto").state_dict()
     assert {v.dtype for v in w16.values()} == {torch.bfloat16} and {v.dtype for v in w32.values()} == {torch.float32}
     assert all(torch.equal(w16[k], w32[k].to(torch.bfloat16)) for k in w32)
+
+
+def test_merge_dtype_flag_wins_over_the_policy(lively_llama, llama_adapters, tmp_path):
+    """`--dtype float16` (inference only, so allowed here) saves fp16 whatever the precision policy says."""
+    import json
+
+    run = make_run(lively_llama, llama_adapters["lora_b"], tmp_path / "run")
+    with pytest.raises(SystemExit) as e:
+        main(["merge", str(run), "--out", str(tmp_path / "m"), "--precision", "fp32", "--dtype", "float16"])
+    assert e.value.code == 0
+    assert json.loads((tmp_path / "m" / "merge.json").read_text())["dtype"] == "float16"
+    w = AutoModelForCausalLM.from_pretrained(tmp_path / "m", dtype="auto").state_dict()
+    assert {v.dtype for v in w.values()} == {torch.float16}

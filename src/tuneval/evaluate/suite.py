@@ -26,13 +26,13 @@ def evaluate_suite(model: str, adapter: str | Path | None = None, *, tasks=None,
                    limit: int | None = None, num_fewshot: int | None = None, tasks_dir=None, data_dir=None,
                    out: str | Path, batch_size: int = 16, seed: int = DEFAULT_SEED, bootstrap_iters: int = 1000,
                    chat_template: bool = True, on_task: Callable[[dict], None] | None = None,
-                   precision: str = "auto") -> dict[str, Any]:
+                   precision: str = "auto", model_args=None) -> dict[str, Any]:
     from tuneval.methods.loading import load_result, run_label
 
     todo = _plan(tasks, suite, limit, num_fewshot, tasks_dir)  # bad task names fail before the model loads
-    loaded, net = load_result(model, adapter, precision=precision)
+    loaded, net = load_result(model, adapter, precision=precision, args=model_args)
     label = run_label(model, adapter)
-    meta = {"model": model, "adapter": str(adapter) if adapter else None, "suite": suite, "precision": loaded.precision}
+    meta = {"model": model, "adapter": str(adapter) if adapter else None, "suite": suite, **loaded.meta}
     return run_plan(net, loaded.tokenizer, loaded.arch, todo, out_dir=out, data_dir=data_dir, batch_size=batch_size,
                     seed=seed, bootstrap_iters=bootstrap_iters, chat_template=chat_template, label=label, meta=meta,
                     on_task=on_task)
@@ -42,22 +42,22 @@ def run_forgetting(model: str, adapter: str | Path, *, tasks=None, suite: str | 
                    limit: int | None = None, num_fewshot: int | None = None, tasks_dir=None, data_dir=None,
                    out: str | Path, batch_size: int = 16, seed: int = DEFAULT_SEED, bootstrap_iters: int = 1000,
                    chat_template: bool = True, on_task: Callable[[dict], None] | None = None,
-                   precision: str = "auto") -> dict[str, Any] | None:
+                   precision: str = "auto", model_args=None) -> dict[str, Any] | None:
     """Score the base, put the adapter on the same loaded weights, score again, compare."""
     from tuneval.methods.loading import load_adapter, run_label
     from tuneval.models import load_model
 
     out = Path(out)
     todo = _plan(tasks, None if tasks else suite, limit, num_fewshot, tasks_dir)
-    loaded = load_model(model, precision=precision)
+    loaded = load_model(model, precision=precision, args=model_args)
     common = dict(data_dir=data_dir, batch_size=batch_size, seed=seed, bootstrap_iters=bootstrap_iters,
                   chat_template=chat_template, on_task=on_task)
     before_label, after_label = run_label(model), run_label(model, adapter)
     run_plan(loaded.model, loaded.tokenizer, loaded.arch, todo, out_dir=out / "before", label=before_label,
-             meta={"model": model, "adapter": None, "suite": suite, "precision": loaded.precision}, **common)
+             meta={"model": model, "adapter": None, "suite": suite, **loaded.meta}, **common)
     net = load_adapter(loaded, adapter)
     run_plan(net, loaded.tokenizer, loaded.arch, todo, out_dir=out / "after", label=after_label,
-             meta={"model": model, "adapter": str(adapter), "suite": suite, "precision": loaded.precision}, **common)
+             meta={"model": model, "adapter": str(adapter), "suite": suite, **loaded.meta}, **common)
     if not is_main():
         return None
     return compare_dirs(out / "before", out / "after", out=out, iters=bootstrap_iters, seed=seed)

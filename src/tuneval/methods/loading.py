@@ -12,7 +12,7 @@ import torch
 
 from tuneval.errors import TunevalError
 from tuneval.methods.common import load_trained
-from tuneval.models import LoadedModel, load_model
+from tuneval.models import LoadedModel, ModelArgs, load_model
 from tuneval.runs import MARKER, PEFT_CONFIG, RunDir
 
 
@@ -44,16 +44,17 @@ def load_adapter(loaded: LoadedModel, adapter_dir: str | Path) -> torch.nn.Modul
 
 
 def load_result(model: str, adapter: str | Path | None = None, precision: str = "auto",
-                device: str | None = None) -> tuple[LoadedModel, torch.nn.Module]:
+                device: str | None = None, args: ModelArgs | None = None) -> tuple[LoadedModel, torch.nn.Module]:
     """(loaded base, model to score) for `model` with an optional trained result over it.
 
     The one path from saved weights to a scored model: `tuneval eval`, the forgetting suite,
     and the demo and sweep after training all come through here, so a score taken right
     after training is the score `tuneval eval` gives on the saved run at the same precision.
     A run directory of full fine-tuning (it holds model/) stands for its own weights.
+    `args` (model_args.py) says how the base is loaded: dtype, revision, remote code, attention.
     """
     if adapter is not None and RunDir(adapter).has_model:
-        loaded = load_model(str(RunDir(adapter).model_dir), precision=precision, device=device)
+        loaded = load_model(str(RunDir(adapter).model_dir), precision=precision, device=device, args=args)
         return loaded, loaded.model
-    loaded = load_model(model, precision=precision, device=device)
+    loaded = load_model(model, precision=precision, device=device, args=args)
     return loaded, (load_adapter(loaded, adapter) if adapter is not None else loaded.model)

@@ -7,7 +7,7 @@ the trainer and evaluator can branch on `arch` alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -21,6 +21,7 @@ from transformers import (
 )
 
 from tuneval.errors import TunevalError, first_line
+from tuneval.model_args import ModelArgs
 from tuneval.models.catalogue import EMBEDDED, ensure_embedded
 
 
@@ -31,7 +32,15 @@ class LoadedModel:
     arch: str  # "causal" or "seq2seq"
     name: str  # what the user asked for
     path: str  # where the weights came from
-    precision: str = "fp32"  # "bf16" or "fp32": the dtype the weights were loaded in (see precision.py)
+    precision: str = "fp32"  # "bf16" or "fp32": the precision policy it was loaded under (see precision.py)
+    args: ModelArgs = field(default_factory=ModelArgs)  # how it was loaded (model_args.py)
+    dtype: str = "float32"  # the dtype the weights were loaded in: the policy's, or model_args.dtype
+
+    @property
+    def meta(self) -> dict:
+        """What results.json and metrics.json record of how the model was loaded."""
+        return {"precision": self.precision, "dtype": self.dtype, "revision": self.args.revision,
+                "attn_implementation": self.args.attn_implementation}
 
 
 def _resolve(name_or_path: str) -> tuple[str, dict]:
@@ -57,12 +66,24 @@ def _resolve(name_or_path: str) -> tuple[str, dict]:
     return name_or_path, {}  # a hub id
 
 
-def load_config(name_or_path: str):
-    """(config, arch, path, extra from_pretrained kwargs) without loading any weights."""
+def _needs_remote_code(name_or_path: str, e: Exception) -> None:
+    """transformers refuses a model with its own code unless trust_remote_code: say so in one line."""
+    if isinstance(e, ValueError) and "trust_remote_code" in str(e):
+        raise TunevalError(f"model '{name_or_path}' needs custom code: pass --trust-remote-code "
+                           "(or model_args.trust_remote_code: true) if you trust it") from None
+
+
+def load_config(name_or_path: str, args: ModelArgs | None = None):
+    """(config, arch, path, extra from_pretrained kwargs) without loading any weights.
+
+    `extra` holds what every later from_pretrained of this model needs: a gguf file name and
+    `args`' revision and trust_remote_code."""
     path, extra = _resolve(name_or_path)
+    extra = {**extra, **(args or ModelArgs()).from_pretrained_kwargs()}
     try:
         config = AutoConfig.from_pretrained(path, **extra)
     except (OSError, ValueError) as e:
+        _needs_remote_code(name_or_path, e)
         known = ", ".join(EMBEDDED)
         raise TunevalError(
             f"unknown model '{name_or_path}': not an embedded name ({known}), not a local "
@@ -77,17 +98,23 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_model(name_or_path: str, precision: str = "auto", device: str | None = None) -> LoadedModel:
+def load_model(name_or_path: str, precision: str = "auto", device: str | None = None,
+               args: ModelArgs | None = None) -> LoadedModel:
     """Load weights and tokenizer in the precision policy's dtype; `device` None means `default_device()`.
 
-    Training passes precision="fp32" (master weights; bf16 training is autocast over them) and
-    device="cpu": the Trainer (or accelerate, one GPU per process) places the model itself,
-    and loading every rank's copy onto cuda:0 first would crowd one card.
+    `args` (model_args.py) may name the dtype instead (`dtype: auto` keeps the policy's), a
+    revision, trust_remote_code and the attention implementation.
+    Training passes precision="fp32" (master weights; bf16 training is autocast over them;
+    an explicit args.dtype still wins) and device="cpu": the Trainer (or accelerate, one GPU
+    per process) places the model itself, and loading every rank's copy onto cuda:0 first
+    would crowd one card.
     """
-    from tuneval.precision import DTYPES, resolve_precision
+    from tuneval.precision import resolve_precision
 
     precision = resolve_precision(precision)  # a bad value fails before anything loads
-    config, arch, path, extra = load_config(name_or_path)
+    args = args or ModelArgs()
+    dtype = args.torch_dtype(precision)
+    config, arch, path, extra = load_config(name_or_path, args)
     auto = AutoModelForSeq2SeqLM if arch == "seq2seq" else AutoModelForCausalLM
     tokenizer = AutoTokenizer.from_pretrained(path, **extra)  # first: a bad tokenizer fails before the weights load
     if tokenizer.pad_token is None:
@@ -95,7 +122,13 @@ def load_model(name_or_path: str, precision: str = "auto", device: str | None = 
             raise TunevalError(f"model '{name_or_path}': its tokenizer has neither a pad nor an eos token "
                                f"(is tokenizer_config.json missing from {path}?)")
         tokenizer.pad_token = tokenizer.eos_token
-    model = auto.from_pretrained(path, dtype=DTYPES[precision], **extra).to(device or default_device())
+    attn = {"attn_implementation": args.attn_implementation} if args.attn_implementation else {}
+    try:
+        model = auto.from_pretrained(path, dtype=dtype, **attn, **extra).to(device or default_device())
+    except ValueError as e:
+        _needs_remote_code(name_or_path, e)
+        raise
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return LoadedModel(model=model, tokenizer=tokenizer, arch=arch, name=name_or_path, path=path, precision=precision)
+    return LoadedModel(model=model, tokenizer=tokenizer, arch=arch, name=name_or_path, path=path, precision=precision,
+                       args=args, dtype=str(dtype).removeprefix("torch."))

@@ -68,6 +68,7 @@ class ServeSettings:
     request_timeout: float = 300.0  # seconds from arrival to the last token; then 504
     api_key: str | None = None  # None: no key asked (loopback only; server.check_options)
     precision: str = "auto"  # the base model's dtype (precision.py); adapters stay fp32 over it
+    model_args: Any = None  # a ModelArgs (model_args.py): dtype (wins over precision), revision, remote code, attention
 
 
 class _Service:
@@ -254,7 +255,7 @@ def _add_info_routes(app: FastAPI, service: _Service) -> None:
     @app.get("/health")
     async def health():
         return {"status": "ok", "model": bank.base_name, "adapters": len(bank.catalogue()),
-                "precision": bank.loaded.precision}
+                "precision": bank.loaded.precision, "dtype": bank.loaded.dtype}
 
     @app.get("/stats")
     async def stats():

@@ -45,16 +45,20 @@ def check_mergeable(vetted: AdapterDir, where: str | Path) -> None:
 
 
 def merge_run(run: str | Path, out: str | Path, model: str | None = None, overwrite: bool = False,
-              precision: str = "auto") -> dict[str, Any]:
+              precision: str = "auto", model_args=None) -> dict[str, Any]:
     """Merge a run's (or an adapter directory's) adapter into its base; write `out` as safetensors.
 
     The merge itself is computed in fp32 (adding a bf16-rounded update to bf16-rounded weights
-    would round twice); the result is saved in the precision policy's dtype.
+    would round twice); the result is saved in the precision policy's dtype, or in
+    `model_args.dtype` where that names one (its revision, remote code and attention apply to the base).
     """
+    import dataclasses
+
+    from tuneval.model_args import ModelArgs
     from peft import PeftModel
 
     from tuneval.models import load_model
-    from tuneval.precision import DTYPES, resolve_precision
+    from tuneval.precision import resolve_precision
 
     precision = resolve_precision(precision)  # a bad value fails before anything loads
 
@@ -67,7 +71,8 @@ def merge_run(run: str | Path, out: str | Path, model: str | None = None, overwr
         if out.resolve() in (vetted.path, *vetted.path.parents):
             raise TunevalError(f"{out}: would overwrite the adapter being merged")
     base = model or base_model_of(run, vetted)
-    loaded = load_model(base, precision="fp32")
+    args = model_args or ModelArgs()
+    loaded = load_model(base, precision="fp32", args=dataclasses.replace(args, dtype="float32"))
     try:
         peft_model = PeftModel.from_pretrained(loaded.model, str(vetted.path))
     except Exception as e:
@@ -77,8 +82,10 @@ def merge_run(run: str | Path, out: str | Path, model: str | None = None, overwr
     except (AttributeError, NotImplementedError, ValueError, TypeError) as e:
         raise TunevalError(f"{run}: PEFT cannot merge {vetted.peft_type} adapters ({e})") from None
     merged.config.name_or_path = str(out)
-    merged = merged.to(DTYPES[precision])
+    dtype = args.torch_dtype(precision)
+    merged = merged.to(dtype)
     info = {"base": base, "adapter": str(vetted.path), "peft_type": vetted.peft_type, "out": str(out), "precision": precision,
+            "dtype": str(dtype).removeprefix("torch."), "revision": args.revision,
             "params": sum(p.numel() for p in merged.parameters())}
     with atomic_dir(out) as tmp:
         merged.save_pretrained(tmp)  # transformers 5 writes safetensors only

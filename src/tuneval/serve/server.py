@@ -80,7 +80,7 @@ def build_app(model: str, adapters: dict[str, str] | None = None, settings: Serv
         if not root.is_dir():
             raise TunevalError(f"--adapters-root {root}: no such directory")
         settings.adapters_root = root.resolve()
-    bank = AdapterBank(load_model(model, precision=settings.precision), base_name=model)
+    bank = AdapterBank(load_model(model, precision=settings.precision, args=settings.model_args), base_name=model)
     for name, path in (adapters or {}).items():
         bank.load(name, path)
     return create_app(bank, settings)

@@ -105,10 +105,10 @@ def evaluate_result(recipe: Recipe, evaluation: TaskEvaluation, run_dir: Path) -
     """The recipe's eval section on the saved result, reloaded as `tuneval eval --adapter RUN` loads it."""
     from tuneval.methods.loading import load_result
 
-    loaded, net = load_result(recipe.model, run_dir, precision=recipe.precision)
+    loaded, net = load_result(recipe.model, run_dir, precision=recipe.precision, args=recipe.model_args)
     net.eval()
     scores = evaluation.metrics(net, out_dir=RunDir(run_dir).eval_dir, label=recipe.method,
-                                meta={"model": recipe.model, "run": str(run_dir), "precision": loaded.precision})
+                                meta={"model": recipe.model, "run": str(run_dir), **loaded.meta})
     return {"split": recipe.eval.split, "examples": evaluation.size, "precision": loaded.precision,
             "loss": evaluation.loss(net), **scores}
 

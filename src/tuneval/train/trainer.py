@@ -207,6 +207,9 @@ def _metrics(recipe: Recipe, loaded: LoadedModel, params: tuple[int, int], resul
         **_best(trainer),
         "resumed_from": outcome.checkpoint,
         "precision": precision,
+        "dtype": loaded.dtype,  # the base weights' dtype (fp32 master weights unless model_args.dtype says)
+        "revision": loaded.args.revision,
+        "attn_implementation": loaded.args.attn_implementation,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "torch_threads": torch.get_num_threads(),
         "data": data_summary,
@@ -240,10 +243,11 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
         check_run_dir(recipe, resume, overwrite)  # a bad output_dir fails now, not after loading the model
         _warn_cpu_fallback()
     precision = resolve_precision(recipe.precision)
-    arch = loaded.arch if loaded is not None else load_config(recipe.model)[1]
+    arch = loaded.arch if loaded is not None else load_config(recipe.model, recipe.model_args)[1]
     args = training_arguments(recipe, run.path, arch, bf16=precision == "bf16")
     set_seed(recipe.seed)
-    loaded = loaded or load_model(recipe.model, precision="fp32", device="cpu")  # fp32 master weights; the Trainer places it
+    # fp32 master weights unless model_args.dtype names one (model_args.py); the Trainer places the model
+    loaded = loaded or load_model(recipe.model, precision="fp32", device="cpu", args=recipe.model_args)
     examples, data_summary = build_examples(recipe, loaded)
     wanted = evaluates(recipe) or recipe.eval.after_training
     evaluation = TaskEvaluation(recipe, loaded.tokenizer, loaded.arch) if wanted else None

@@ -1,0 +1,53 @@
+"""`tuneval.evaluate(...)`: the `tuneval eval` command as a function (the command calls it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+def evaluate(model: str = DEFAULT_MODEL, adapter: str | Path | None = None, *, task: str | None = None,
+             split: str | None = None, limit: int | None = None, out: str | Path | None = None,
+             data_dir: str | None = None, template: int | None = None, batch_size: int = 16,
+             max_new_tokens: int | None = None, chat_template: bool = True, tasks: str | list[str] | None = None,
+             suite: str | None = None, num_fewshot: int | None = None, tasks_dir: str | Path | None = None,
+             seed: int = 1234, bootstrap_iters: int = 1000, precision: str = "auto",
+             on_task=None, model_args=None) -> dict[str, Any]:
+    """`tuneval eval`: one generation `task` scored with ROUGE/BLEU (returns results.json's content),
+    or benchmark `tasks`/`suite` by log-likelihood (returns summary.json's content)."""
+    from tuneval.methods.loading import run_label
+
+    names = ",".join(tasks) if isinstance(tasks, list) else tasks
+    out = Path(out or default_eval_out(model, adapter, task=task, tasks=names, suite=suite))
+    if names or suite:
+        from tuneval.evaluate.suite import evaluate_suite
+
+        return evaluate_suite(model, adapter, tasks=names, suite=suite, limit=limit, num_fewshot=num_fewshot,
+                              tasks_dir=tasks_dir, data_dir=data_dir, out=out, batch_size=batch_size, seed=seed,
+                              bootstrap_iters=bootstrap_iters, chat_template=chat_template, precision=precision,
+                              on_task=on_task, model_args=model_args)
+    from tuneval.data.tasks import load_task
+    from tuneval.evaluate.run import evaluate_generation
+    from tuneval.methods.loading import load_result
+
+    task, split = task or "dialogsum", split or "validation"
+    label = run_label(model, adapter)
+    spec = load_task(task)
+    loaded, net = load_result(model, adapter, precision=precision, args=model_args)  # model_args: a ModelArgs
+    return evaluate_generation(
+        net, loaded.tokenizer, loaded.arch, spec, split=split, limit=50 if limit is None else limit, data_dir=data_dir,
+        template=template, batch_size=batch_size, max_new_tokens=64 if max_new_tokens is None else max_new_tokens,
+        chat_template=chat_template, label=label,
+        meta={"model": model, "adapter": str(adapter) if adapter else None, **loaded.meta}, out_dir=out)
+
+
+def default_eval_out(model: str, adapter: str | Path | None, *, task: str | None = None, tasks: str | None = None,
+                     suite: str | None = None) -> Path:
+    """Where `evaluate` writes when no `out` is given: runs/eval/<model[+adapter]>-<task or suite>."""
+    from tuneval.methods.loading import run_label
+
+    if tasks or suite:
+        return Path("runs") / "eval" / f"{run_label(Path(model).name, adapter)}-{suite or tasks.replace(',', '-')[:60]}"
+    return Path("runs") / "eval" / f"{Path(run_label(model, adapter)).name}-{task or 'dialogsum'}"
