@@ -19,7 +19,7 @@ ROOT = Path(tuneval.__file__).parent
 # modules forms (test_no_import_circle).
 LAYERS = [
     {"errors"},
-    {"io", "typed", "precision", "console"},  # each imports nothing from tuneval but errors
+    {"io", "typed", "precision", "console", "callable_package"},  # each imports nothing from tuneval but errors
     {"runs", "model_args"},  # the run directory's layout (runs.py); how weights load (model_args.py, on typed)
     {"models"},
     {"methods"},  # loads trained results over models (methods/loading.py)

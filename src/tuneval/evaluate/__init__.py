@@ -1,19 +1,8 @@
 """Evaluation: metrics (per item, then corpus), generation, reports, comparisons.
 
-The package is also callable: `tuneval.evaluate(...)` is `evaluate/entry.py`'s `evaluate`. Python sets
-the attribute `tuneval.evaluate` to this package as soon as any of its modules is imported, so the
-Python API's name (`from tuneval import evaluate`) must work when it finds the package.
+The package is also callable: `tuneval.evaluate(...)` is `evaluate/entry.py`'s `evaluate` (callable_package.py).
 """
 
-import sys
-import types
+from tuneval.callable_package import make_callable
 
-
-class _CallablePackage(types.ModuleType):
-    def __call__(self, *args, **kwargs):
-        from tuneval.evaluate.entry import evaluate
-
-        return evaluate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePackage
+make_callable(__name__, "tuneval.evaluate.entry", "evaluate")

@@ -1,19 +1,8 @@
 """Training: the HF Trainer, configured from a recipe, plus progress/memory callbacks.
 
-The package is also callable: `tuneval.train(...)` is `train/entry.py`'s `train`. Python sets
-the attribute `tuneval.train` to this package as soon as any of its modules is imported, so the
-Python API's name (`from tuneval import train`) must work when it finds the package.
+The package is also callable: `tuneval.train(...)` is `train/entry.py`'s `train` (callable_package.py).
 """
 
-import sys
-import types
+from tuneval.callable_package import make_callable
 
-
-class _CallablePackage(types.ModuleType):
-    def __call__(self, *args, **kwargs):
-        from tuneval.train.entry import train
-
-        return train(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePackage
+make_callable(__name__, "tuneval.train.entry", "train")
