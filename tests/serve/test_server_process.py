@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import select
 import socket
 import subprocess
 import sys
@@ -25,39 +24,14 @@ def free_port() -> int:
 
 
 def post_chunked(port: int, path: str, total: int, headers: dict[str, str]) -> tuple[int | None, int]:
-    """POST ~`total` bytes of JSON as a chunked body over a raw socket (no Content-Length).
+    """The load test's own chunked-body sender (bench/serve.py), so both send the same bytes."""
+    import importlib.util
+    from pathlib import Path
 
-    Stops sending as soon as the server answers; returns (status or None, bytes sent). A raw
-    socket because HTTP clients send the whole body before they read the answer.
-    """
-    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
-    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Type: application/json",
-            "Transfer-Encoding: chunked", *(f"{k}: {v}" for k, v in headers.items())]
-    filler, sent = b"hello " * 10_000, 0
-    try:
-        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
-        try:
-            for part in [b'{"model": "m", "prompt": "'] + [filler] * (total // len(filler)) + [b'"}']:
-                if select.select([sock], [], [], 0)[0]:
-                    break  # the server answered already
-                sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
-                sent += len(part)
-            else:
-                sock.sendall(b"0\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server answered and closed: read the answer
-        reply = b""
-        try:
-            while b"\r\n" not in reply:
-                more = sock.recv(65536)
-                if not more:
-                    break
-                reply += more
-        except (ConnectionResetError, socket.timeout):
-            pass
-        return (int(reply.split(b" ", 2)[1]) if reply.startswith(b"HTTP/") else None), sent
-    finally:
-        sock.close()
+    spec = importlib.util.spec_from_file_location("bench_serve", Path(__file__).parents[2] / "bench" / "serve.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench.post_chunked(port, path, total, headers, model="m")
 
 
 def test_server_process_answers(lively_llama, llama_adapters, tmp_path):
