@@ -180,3 +180,22 @@ class RunDir:
 
     def write_metrics(self, metrics: Mapping[str, Any]) -> None:
         atomic_write_json(self.metrics_file, dict(metrics))
+
+
+VERSIONED = ("tuneval", "torch", "transformers", "peft", "accelerate", "datasets", "rouge-score", "sacrebleu",
+             "bitsandbytes", "matplotlib")
+
+
+def environment() -> dict[str, str]:
+    """Python, platform and the versions of the libraries a run's numbers depend on: saved in every
+    run's metrics.json, so a run can be repeated on the same stack (or a difference explained)."""
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in VERSIONED:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out

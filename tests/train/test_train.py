@@ -37,6 +37,9 @@ def test_method_trains_saves_and_reloads(tiny_model_dir, tiny_data_dir, tmp_path
     before = {k: v.clone() for k, v in load_model(str(tiny_model_dir)).model.state_dict().items()}
     metrics, model, loaded = train(recipe(tiny_model_dir, tiny_data_dir, method, tmp_path / "run", precision))
     assert metrics["precision"] == precision
+    import transformers  # the stack the numbers came from is saved with them
+
+    assert metrics["versions"]["transformers"] == transformers.__version__ and "torch" in metrics["versions"]
     assert "_original_forward" not in model.__dict__ and "forward" not in model.__dict__  # no autocast wrapper left
     assert metrics["global_step"] == 3 and torch.isfinite(torch.tensor(metrics["train_loss"]))
     assert metrics["train_tokens"] > 0 and metrics["peak_memory_mb"] > 0 and metrics["checkpoint_mb"] > 0

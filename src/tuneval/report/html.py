@@ -9,10 +9,8 @@ only when an input has what it shows.
 from __future__ import annotations
 
 import json
-import platform
 from datetime import datetime, timezone
 from html import escape
-from importlib import metadata
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -24,9 +22,9 @@ from tuneval.evaluate.metrics import fmt
 from tuneval.io import atomic_write_text
 from tuneval.report import charts, stats
 from tuneval.report.inputs import Eval, Inputs, load_inputs
+from tuneval.runs import environment
 
 SAMPLE_METRICS = ("rouge1", "rouge2", "rougeL")
-VERSIONED = ("tuneval", "torch", "transformers", "peft", "accelerate", "datasets", "rouge-score", "sacrebleu", "matplotlib")
 
 
 def _asset(name: str) -> str:
@@ -246,17 +244,6 @@ def _kv(pairs: dict[str, Any]) -> str:
     return f'<dl class="kv">{items}</dl>'
 
 
-def environment() -> dict[str, str]:
-    """Where the report was written; runs that saved their own versions show those instead."""
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for pkg in VERSIONED:
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
 def _provenance(inputs: Inputs) -> str:
     parts = []
     for d in inputs.demos:
@@ -283,8 +270,8 @@ def _provenance(inputs: Inputs) -> str:
                                             if not isinstance(v, (dict, list)) or k in ("grid", "counts")})
                          + "</details>")
     parts.append("<details><summary>environment that wrote this report</summary>" + _kv(environment())
-                 + '<p class="note">Runs record their device, threads and precision (above), not library versions; '
-                 "these are the versions installed where the report was written.</p></details>")
+                 + '<p class="note">Each run records its own versions (above, under "versions"); runs saved before '
+                 "that show none, and these are the versions installed where the report was written.</p></details>")
     return _section("provenance", "Machine, versions, recipes and seeds", "".join(parts))
 
 

@@ -27,7 +27,7 @@ from tuneval.methods import count_parameters, get_method
 from tuneval.methods.common import save_trained
 from tuneval.models import LoadedModel, load_config, load_model
 from tuneval.precision import resolve_precision
-from tuneval.runs import RunDir
+from tuneval.runs import RunDir, environment
 from tuneval.train.arguments import evaluates, training_arguments
 from tuneval.train.callbacks import CurvesCallback, JsonlLog, PeakMemory, progress_callback
 from tuneval.train.checkpoints import MarkComplete, resume_checkpoint
@@ -212,6 +212,7 @@ def _metrics(recipe: Recipe, loaded: LoadedModel, params: tuple[int, int], resul
         "attn_implementation": loaded.args.attn_implementation,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "torch_threads": torch.get_num_threads(),
+        "versions": environment(),
         "data": data_summary,
     }
 
