@@ -106,6 +106,7 @@ def worker(method: str, a: argparse.Namespace) -> dict[str, Any]:
 def base_row(a: argparse.Namespace) -> dict[str, Any]:
     from tuneval.config import recipe_from_dict
     from tuneval.data.tasks import load_task
+    from tuneval.evaluate.metrics import HEADLINE
     from tuneval.evaluate.run import evaluate_generation
     from tuneval.train.evaluation import TaskEvaluation
     from tuneval.models import load_model
@@ -119,7 +120,7 @@ def base_row(a: argparse.Namespace) -> dict[str, Any]:
                                   label="untrained", out_dir=Path(a.out) / "untrained" / "eval")
     m = results["metrics"]
     return {"method": "(untrained)", "family": "-", "val_loss": vloss,
-            **{k: m[k] for k in ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu")}}
+            **{k: m[k] for k in HEADLINE}}
 
 
 def run_all(a: argparse.Namespace) -> list[dict[str, Any]]:

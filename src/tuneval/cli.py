@@ -178,7 +178,7 @@ def eval_(
                     chat_template=chat_template, precision=precision, model_args=margs)
         return
     from tuneval.api import default_eval_out, evaluate  # defaults: dialogsum, validation, limit 50, 64 new tokens
-    from tuneval.evaluate.metrics import fmt
+    from tuneval.evaluate.metrics import HEADLINE, fmt
 
     out = out or default_eval_out(model, adapter, task=task)
     _check_out_dir(out)  # results are written after the whole generation: a bad --out must fail now
@@ -189,7 +189,7 @@ def eval_(
     if not main_process:
         return
     m = results["metrics"]
-    console.print(" ".join(f"{k}={fmt(k, m[k])}" for k in ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu")))
+    console.print(" ".join(f"{k}={fmt(k, m[k])}" for k in HEADLINE))
     console.print(f"[dim]{m['bleu_signature']}[/dim]")
     console.print(f"results: {out / 'results.json'}  report: {out / 'report.md'}")
 

@@ -15,6 +15,7 @@ import sacrebleu
 from rouge_score import rouge_scorer
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+HEADLINE = (*ROUGE_TYPES, "bleu")  # the F1s and corpus BLEU: what every table of a generation task shows
 SCALE_100 = {"bleu", "chrf"}  # sacrebleu's scale; every other metric is in [0, 1] (or [-1, 1])
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 

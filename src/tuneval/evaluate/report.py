@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuneval.evaluate.metrics import fmt
+from tuneval.evaluate.metrics import HEADLINE, fmt
 
-HEADLINE = ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu")
 
 
 def _clip(text: str | None, n: int = 600) -> str:

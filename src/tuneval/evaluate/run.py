@@ -51,9 +51,7 @@ def evaluate_generation(
         if limit < 1:
             raise TunevalError(f"--limit must be at least 1, got {limit}")
         rows = rows[:limit]
-    index = task.templates.eval_index if template is None else template
-    if not 0 <= index < len(task.templates.prompts):
-        raise TunevalError(f"template {index} is out of range for task '{task.name}' (0..{len(task.templates.prompts) - 1})")
+    index = template_index(task, template)
     fmt = PromptFormatter(tokenizer, arch, chat_template=chat_template, max_seq_len=max_seq_len)
     budget = fmt.generation_budget(max_new_tokens)
     input_fields = [f for f in task.fields if f not in _target_fields(task)]
@@ -113,3 +111,11 @@ def _target_fields(task: TaskSpec) -> set[str]:
     from tuneval.data.templates import placeholders
 
     return placeholders(task.templates.target)
+
+
+def template_index(task: TaskSpec, template: int | None, where: str = "template") -> int:
+    """The phrasing to evaluate with: `template`, else the task's own evaluation template."""
+    index = task.templates.eval_index if template is None else template
+    if not 0 <= index < len(task.templates.prompts):
+        raise TunevalError(f"{where} {index} is out of range for task '{task.name}' (0..{len(task.templates.prompts) - 1})")
+    return index

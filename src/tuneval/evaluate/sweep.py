@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from tuneval.errors import TunevalError
-from tuneval.evaluate.metrics import SCALE_100, fmt
+from tuneval.evaluate.metrics import HEADLINE, SCALE_100, fmt
 from tuneval.io import atomic_write_json, atomic_write_text
 from tuneval.runs import RunDir
 
@@ -104,7 +104,7 @@ def train_and_score(recipe, *, loaded=None, console=None, label: str | None = No
                                    "global_step", "train_examples")},
         "max_length": metrics["data"]["max_length"],
         "val_loss": ev["loss"],
-        **{k: ev.get(k) for k in ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu")},
+        **{k: ev.get(k) for k in HEADLINE},
         "eval_examples": ev["examples"],
         "precision": ev["precision"],
     }

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from tuneval.evaluate.harness import DEFAULT_SEED
+from tuneval.evaluate.metrics import HEADLINE as METRICS
 from tuneval.evaluate.metrics import reference_streams
 from tuneval.evaluate.task_metrics import Metric, Scorer, bootstrap_ci, paired_bootstrap
 
-METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu")
 BLEU_STATS = "_bleu_stats"  # per-record n-gram counts, added to the report's copies of the records
 
 

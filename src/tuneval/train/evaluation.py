@@ -23,8 +23,6 @@ from tuneval.config import Recipe
 from tuneval.errors import TunevalError
 from tuneval.runs import RunDir
 
-GENERATION_METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum", "bleu")
-
 
 def _benchmark(name: str):
     """The multiple-choice benchmark task of this name, if there is one."""
@@ -41,6 +39,7 @@ class TaskEvaluation:
         from tuneval.data.collate import PromptFormatter
         from tuneval.data.tasks import load_split, load_task
         from tuneval.data.templates import placeholders
+        from tuneval.evaluate.run import template_index
 
         self.recipe, self.tokenizer, self.arch = recipe, tokenizer, arch
         e, d = recipe.eval, recipe.data
@@ -48,10 +47,7 @@ class TaskEvaluation:
         rows = load_split(self.task, e.split, d.data_dir)[: e.limit]  # fails now, before any training
         if not rows:
             raise TunevalError(f"task '{recipe.task}': split '{e.split}' has no rows to evaluate on")
-        self.index = self.task.templates.eval_index if e.template is None else e.template
-        if not 0 <= self.index < len(self.task.templates.prompts):
-            raise TunevalError(f"eval.template: {self.index} is out of range for task '{self.task.name}' "
-                               f"(0..{len(self.task.templates.prompts) - 1})")
+        self.index = template_index(self.task, e.template, "eval.template")  # fails now too
         fmt = PromptFormatter(tokenizer, arch, d.chat_template, d.max_seq_len, d.max_target_tokens)
         fields = [f for f in self.task.fields if f not in placeholders(self.task.templates.target)]
         self.loss_examples = [fmt.training_example(self.task.templates, self.index, row, fields) for row in rows]
@@ -72,13 +68,14 @@ class TaskEvaluation:
             result = run_task(model, self.tokenizer, self.arch, self.bench, limit=e.limit, data_dir=d.data_dir,
                               batch_size=e.batch_size, bootstrap_iters=0, label=label, meta=meta, out_dir=out_dir)
             return {k: float(v) for k, v in result["metrics"].items() if isinstance(v, (int, float))}
+        from tuneval.evaluate.metrics import HEADLINE
         from tuneval.evaluate.run import evaluate_generation
 
         result = evaluate_generation(
             model, self.tokenizer, self.arch, self.task, split=e.split, limit=e.limit, data_dir=d.data_dir,
             template=self.index, batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, max_seq_len=d.max_seq_len,
             chat_template=d.chat_template, label=label, meta=meta, out_dir=out_dir)
-        return {k: float(result["metrics"][k]) for k in GENERATION_METRICS}
+        return {k: float(result["metrics"][k]) for k in HEADLINE}
 
     @torch.no_grad()
     def loss(self, model) -> float:
