@@ -88,7 +88,7 @@ def run_lm_eval(model, tokenizer, tasks: dict[str, str], limits: dict[str, int |
 
 
 def run_tuneval(model, tokenizer, arch, names: list[str], limits, data_dir, batch_size: int):
-    from tuneval.evaluate.benchmarks import load_registry
+    from tuneval.tasks import load_registry
     from tuneval.evaluate.harness import run_task
 
     reg = load_registry()

@@ -31,15 +31,13 @@ from typing import Any
 
 def prompts_for(loaded, a: argparse.Namespace) -> list[list[int]]:
     from tuneval.data.collate import PromptFormatter
-    from tuneval.data.tasks import load_split, load_task
-    from tuneval.data.templates import placeholders
+    from tuneval.tasks import get_task, load_rows
 
-    task = load_task("dialogsum")
-    rows = load_split(task, "validation", a.data_dir)[: a.prompts]
+    task = get_task("dialogsum")
+    rows = load_rows(task, "validation", a.data_dir)[: a.prompts]
     fmt = PromptFormatter(loaded.tokenizer, loaded.arch, chat_template=True, max_seq_len=a.max_seq_len)
-    fields = [f for f in task.fields if f not in placeholders(task.templates.target)]
     budget = fmt.generation_budget(a.max_new_tokens)
-    return [fmt.fit_prompt(task.templates, task.templates.eval_index, row, budget, fields)[1] for row in rows]
+    return [fmt.fit_prompt(task.templates, task.templates.eval_index, row, budget, task.input_fields)[1] for row in rows]
 
 
 def one_at_a_time(model, tokenizer, prompts, max_new_tokens: int) -> tuple[list[list[int]], float]:

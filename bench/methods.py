@@ -105,19 +105,20 @@ def worker(method: str, a: argparse.Namespace) -> dict[str, Any]:
 
 def base_row(a: argparse.Namespace) -> dict[str, Any]:
     from tuneval.config import recipe_from_dict
-    from tuneval.data.tasks import load_task
-    from tuneval.evaluate.metrics import HEADLINE
-    from tuneval.evaluate.run import evaluate_generation
-    from tuneval.train.evaluation import TaskEvaluation
+    from tuneval.evaluate.harness import run_task
+    from tuneval.metrics.text import HEADLINE
     from tuneval.models import load_model
+    from tuneval.tasks import get_task
+    from tuneval.train.evaluation import TaskEvaluation
 
     recipe = recipe_from_dict({"model": a.model, "method": "full", "data": {"data_dir": a.data_dir},
                                "eval": {"limit": a.eval_examples}}, "bench:none")
     loaded = load_model(a.model)
     vloss = TaskEvaluation(recipe, loaded.tokenizer, loaded.arch).loss(loaded.model)
-    results = evaluate_generation(loaded.model, loaded.tokenizer, loaded.arch, load_task("dialogsum"),
-                                  limit=a.eval_examples, data_dir=a.data_dir, batch_size=16, max_new_tokens=64,
-                                  label="untrained", out_dir=Path(a.out) / "untrained" / "eval")
+    task = get_task("dialogsum")
+    results = run_task(loaded.model, loaded.tokenizer, loaded.arch, task, template=task.template_index(None),
+                       limit=a.eval_examples, data_dir=a.data_dir, batch_size=16, max_new_tokens=64,
+                       label="untrained", out_file=Path(a.out) / "untrained" / "eval" / "results.json")
     m = results["metrics"]
     return {"method": "(untrained)", "family": "-", "val_loss": vloss,
             **{k: m[k] for k in HEADLINE}}

@@ -1,14 +1,32 @@
-"""Training throughput: the standard recipe vs tuneval's default path, side by side, on the same examples.
+"""Training throughput: the standard recipe, TRL's SFTTrainer and tuneval, side by side, on the same examples.
 
 * standard: transformers' Trainer as a typical notebook uses it: fp32, every example padded to
   --pad-to (512) tokens, random order (no length grouping), the model's own loss over
   full-vocabulary logits at every position, with the padding attention mask.
-* tuneval: `tuneval.train.trainer.train` with the recipe defaults: length-grouped batches padded
-  to their own longest row, logits and loss only where a next-token label is
-  (`train.logits_to_keep: labels`), no padding mask under causal right padding
+* trl: TRL's `SFTTrainer` (pinned in the `bench` extra) set up as TRL's SFT docs set up this case:
+  a conversational prompt/completion dataset (the same instructions and targets, the chat template
+  applied by TRL), `completion_only_loss=True`, the same peft `LoraConfig` (passed as `peft_config`),
+  batch size, learning rate, schedule and seed, `bf16` where the host has it natively
+  (`tuneval.precision.native_bf16`), `gradient_checkpointing=False` (TRL's default is True; off as in
+  the other paths, so TRL is not slowed by recomputation). TRL documents `padding_free` (and BFD
+  `packing`, which implies it) as supported with FlashAttention 2/3 only, so the `trl` path uses it
+  only under a FlashAttention implementation and pads batches otherwise (sdpa/eager on a CPU).
+  `trl, padding_free` runs TRL's padding-free batches (each batch flattened into one row with
+  position ids) beyond its docs where the attention is sdpa or eager: transformers 5.23 builds a
+  block-diagonal mask from the position ids there and TRL passes `use_cache=False`, so examples stay
+  apart (the worker checks it with `tuneval.data.packing.check_packed_attention` before training).
+  It keeps `batch-size` examples a step; `packing=True` would count packed rows instead, changing the
+  number of steps and examples per step, so it is not the like-for-like peer. TRL's completion ends
+  with the chat template's end of turn and the newline after it, so TRL trains on one more (easy)
+  token per example than the other paths: its real-token count is higher by --examples and its mean
+  loss per token lower for that reason alone (one near-free target among each example's few dozen).
+* tuneval: `tuneval.train.trainer.train` with the recipe defaults: examples packed into rows of up
+  to `max_seq_len` (= --pad-to) tokens kept apart by position ids (`data.packing`, about
+  --batch-size examples a step), length-grouped rows, logits and loss only where a next-token label
+  is (`train.logits_to_keep: labels`), no padding mask under causal right padding
   (`train.drop_padding_mask`); bf16 only where the hardware has it (`precision: auto`).
 
-Both: the embedded SmolLM2-135M-Instruct, LoRA r=32 (alpha 32, dropout 0.05) on q_proj/v_proj,
+All: the embedded SmolLM2-135M-Instruct, LoRA r=32 (alpha 32, dropout 0.05) on q_proj/v_proj,
 the same --examples DialogSum training examples (cut to --pad-to tokens; the response-only
 loss of tuneval's formatter), batch --batch-size, learning rate --lr, AdamW, linear decay, seed
 --seed, one epoch. Each path runs in a process of its own, so its peak memory (process RSS on
@@ -18,15 +36,15 @@ once each), loss on the first --eval-examples validation examples after training
 FLOP/s (4 x parameters per real token for LoRA, 6 x for full) as a share of this machine's
 measured fp32 and bf16 matmul peaks (best of a few square matmuls, up to 2048^3).
 
-Measured run (~10 min on 2 quiet CPU cores):
+Measured run (~15 min on 2 quiet CPU cores; the two TRL paths take about as long as the standard one):
     .venv/bin/python bench/train_throughput.py --data-dir ../shared/data
-What each lever gives (tuneval with one lever off at a time; ~4 more tuneval runs):
+What each lever gives (tuneval with one lever off at a time; ~5 more tuneval runs):
     .venv/bin/python bench/train_throughput.py --data-dir ../shared/data --levers
 Smoke test:
     .venv/bin/python bench/train_throughput.py --data-dir ../shared/data --examples 4 --batch-size 2 \\
         --eval-examples 2 --out runs/bench-train-throughput-smoke
 Writes OUT/train_throughput.json and .md. The last line printed is `speedup: <ratio>x`
-(tuneval's real tokens/s over the standard recipe's).
+(tuneval's real tokens/s over the best TRL path's).
 """
 
 from __future__ import annotations
@@ -40,13 +58,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-# --levers: tuneval's default path with one lever turned off (or, for padding, on) at a time.
+# --levers: tuneval's default path with one lever turned off (or, for padding, on) at a time; a `data.` key
+# is a data-section option, any other a train-section one.
 LEVERS: dict[str, dict[str, Any]] = {
+    "tuneval, packing=false": {"data.packing": False},
     "tuneval, logits_to_keep=all": {"logits_to_keep": "all"},
     "tuneval, drop_padding_mask=false": {"drop_padding_mask": False},
     "tuneval, group_by_length=false": {"group_by_length": False},
     "tuneval, pad_to_multiple_of=64": {"pad_to_multiple_of": 64},
 }
+# TRL's SFTTrainer: as its docs set it up for the attention in use, and padding-free (see the docstring).
+TRL_PATHS = ["trl", "trl, padding_free"]
 COLUMNS = [("path", "path", "{}"), ("tokens_per_second", "real tok/s", "{:.1f}"),
            ("padding_share", "padding share", "{:.1%}"), ("peak_memory_mb", "peak MB", "{:.0f}"),
            ("train_loss", "mean train loss", "{:.4f}"), ("val_loss", "val loss", "{:.4f}"),
@@ -55,31 +77,38 @@ COLUMNS = [("path", "path", "{}"), ("tokens_per_second", "real tok/s", "{:.1f}")
            ("share_bf16", "% bf16 peak", "{:.1%}"), ("loadavg", "load avg (start/end)", "{}")]
 
 
-def recipe_for(a: argparse.Namespace, out: Path, **train_opts):
+def recipe_for(a: argparse.Namespace, out: Path, **opts):
     from tuneval.config import recipe_from_dict
 
+    data_opts = {k.removeprefix("data."): v for k, v in opts.items() if k.startswith("data.")}
+    train_opts = {k: v for k, v in opts.items() if not k.startswith("data.")}
     raw = {
         "model": a.model, "task": "dialogsum", "method": a.method, "seed": a.seed, "output_dir": str(out),
-        "data": {"data_dir": a.data_dir, "train_examples": a.examples, "max_seq_len": a.pad_to},
+        "data": {"data_dir": a.data_dir, "train_examples": a.examples, "max_seq_len": a.pad_to, **data_opts},
         "train": {"learning_rate": a.lr, "num_train_epochs": 1, "per_device_train_batch_size": a.batch_size,
                   "logging_steps": 1, "save_steps": 10**9, **train_opts},
-        "eval": {"limit": a.eval_examples, "batch_size": a.batch_size, "after_training": False},  # scored in finish()
+        "eval": {"limit": max(a.eval_examples, 1), "batch_size": a.batch_size, "after_training": False},  # scored in finish()
     }
     if a.method == "lora":
         raw["lora"] = {"r": 32, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}
     return recipe_from_dict(raw, "bench:train_throughput")
 
 
-def counting(collator_cls):
-    """A collator class that also counts real tokens and padded slots (for the padding share)."""
+def counting(collator_cls, counter=None):
+    """A collator class that also counts real tokens and padded slots (for the padding share), on
+    `counter` (a class with `real` and `slots`; the new class itself if None). Packed and padding-free
+    batches have no attention_mask: `real_token_mask` reads their padding from the position ids."""
     class Counting(collator_cls):
         real = 0
         slots = 0
 
-        def __call__(self, features):
-            batch = super().__call__(features)
-            Counting.real += int(batch["attention_mask"].sum())
-            Counting.slots += batch["attention_mask"].numel()
+        def __call__(self, *args, **kwargs):
+            from tuneval.data.packing import real_token_mask
+
+            batch = super().__call__(*args, **kwargs)
+            mask = real_token_mask(batch)
+            (counter or Counting).real += int(mask.sum())
+            (counter or Counting).slots += mask.numel()
             return batch
     return Counting
 
@@ -116,21 +145,112 @@ def run_standard(a: argparse.Namespace, out: Path) -> dict[str, Any]:
     with PeakMemory() as memory:
         output = trainer.train()
     seconds = time.perf_counter() - start
-    return finish(a, recipe, model, loaded, Collator, seconds, memory.peak_mb, output.training_loss,
-                  trainer.state, count_parameters(model)[1])
+    row = finish(a, recipe, model, loaded, Collator, seconds, memory.peak_mb, output.training_loss,
+                 trainer.state, count_parameters(model)[1])
+    row["setup"] = f"fp32, every example padded to {a.pad_to}, random order, full-vocabulary logits, padding mask"
+    return row
+
+
+def chat_records(recipe, loaded) -> tuple[list[dict[str, Any]], list[dict]]:
+    """tuneval's training examples, and the same examples as TRL's conversational prompt/completion
+    records: the instruction as tuneval rendered it (its longest field cut to fit as tuneval cut it)
+    and the target text (cut to max_target_tokens as tuneval cut it; TRL adds the end of turn)."""
+    from tuneval.data.collate import PromptFormatter
+    from tuneval.train.trainer import build_examples
+
+    records: list[dict[str, Any]] = []
+    original = PromptFormatter.training_example
+
+    def recording(self, templates, index, row, fields):
+        target_ids = self.encode_target(templates.render(row, index)[1])
+        instruction, _ = self.fit_prompt(templates, index, row, self.max_seq_len - len(target_ids), fields)
+        records.append({"prompt": [{"role": "user", "content": instruction}],
+                        "completion": [{"role": "assistant", "content": self.tokenizer.decode(target_ids[:-1])}]})
+        return original(self, templates, index, row, fields)
+
+    PromptFormatter.training_example = recording
+    try:
+        examples, _ = build_examples(recipe, loaded)
+    finally:
+        PromptFormatter.training_example = original
+    if len(records) != len(examples):
+        raise SystemExit(f"trl: recorded {len(records)} chat records for {len(examples)} examples")
+    return records, examples
+
+
+def run_trl(a: argparse.Namespace, out: Path, padding_free: bool) -> dict[str, Any]:
+    """TRL's SFTTrainer on the same examples (see the module docstring for how it is set up and why)."""
+    import torch
+    from datasets import Dataset
+    from transformers import set_seed
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from tuneval.data.packing import check_packed_attention
+    from tuneval.methods import count_parameters
+    from tuneval.methods.lora import lora_config
+    from tuneval.models import load_model
+    from tuneval.precision import native_bf16
+    from tuneval.train.callbacks import PeakMemory, RichProgressCallback
+    from tuneval.train.trainer import plain_model
+
+    recipe = recipe_for(a, out)
+    set_seed(a.seed)
+    loaded = load_model(a.model, precision="fp32", device="cpu")  # fp32 master weights, as tuneval trains
+    records, _ = chat_records(recipe, loaded)
+    attn = loaded.model.config._attn_implementation
+    documented = attn in ("flash_attention_2", "flash_attention_3")  # where TRL documents padding_free
+    flat = padding_free or documented
+    config = SFTConfig(
+        output_dir=str(out), per_device_train_batch_size=a.batch_size, learning_rate=a.lr, num_train_epochs=1,
+        lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0, seed=a.seed, data_seed=a.seed,
+        logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(), bf16=native_bf16(), gradient_checkpointing=False,
+        completion_only_loss=True, padding_free=flat,
+        max_length=None if flat else a.pad_to,  # TRL refuses max_length with padding_free unpacked; cut already
+    )
+    set_seed(a.seed)  # LoRA's A starts from the seed, as in the other paths
+    peft_config = lora_config(recipe.method_args, loaded.arch) if a.method == "lora" else None
+    trainer = SFTTrainer(model=loaded.model, args=config, train_dataset=Dataset.from_list(records),
+                         processing_class=loaded.tokenizer, peft_config=peft_config,
+                         callbacks=[RichProgressCallback("trl" + (", padding_free" if flat else ""))])
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if flat:  # TRL passes use_cache=False on every training forward; check examples stay apart as it trains
+        cache, trainer.model.config.use_cache = trainer.model.config.use_cache, False
+        check_packed_attention(trainer.model)
+        trainer.model.config.use_cache = cache
+    collator = counting(type(trainer.data_collator))
+    trainer.data_collator.__class__ = collator  # count what TRL's own collator pads (read at train())
+    start = time.perf_counter()
+    with PeakMemory() as memory:
+        output = trainer.train()
+    seconds = time.perf_counter() - start
+    model = plain_model(trainer)
+    row = finish(a, recipe, model, loaded, collator, seconds, memory.peak_mb, output.training_loss,
+                 trainer.state, count_parameters(model)[1])
+    row["setup"] = (f"attn {attn}, bf16 {config.bf16}, padding_free {flat}"
+                    + (" (documented for this attention)" if documented else " (beyond TRL's docs; examples checked apart)"
+                       if flat else " (TRL documents padding_free for FlashAttention only)"))
+    return row
 
 
 def run_tuneval(a: argparse.Namespace, out: Path, levers: dict[str, Any]) -> dict[str, Any]:
     from tuneval.data.collate import DataCollator
+    from tuneval.data.packing import PackedCollator
     from tuneval.train import trainer as tuneval_trainer
 
     Collator = counting(DataCollator)
-    tuneval_trainer.DataCollator = Collator  # count what tuneval's own collator pads
+    tuneval_trainer.DataCollator = Collator  # count what tuneval's own collators pad
+    tuneval_trainer.PackedCollator = counting(PackedCollator, counter=Collator)
     recipe = recipe_for(a, out, **levers)
     metrics, model, loaded = tuneval_trainer.train(recipe, overwrite=True)
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    return finish(a, recipe, model, loaded, Collator, metrics["train_seconds"], metrics["peak_memory_mb"],
-                  metrics["train_loss"], None, metrics["all_params"], log=log)
+    row = finish(a, recipe, model, loaded, Collator, metrics["train_seconds"], metrics["peak_memory_mb"],
+                 metrics["train_loss"], None, metrics["all_params"], log=log)
+    row["setup"] = (f"packing {metrics['packing']}" + (f" ({metrics['packed_rows']} rows)" if metrics["packing"] else "")
+                    + f", precision {metrics['precision']}, attn {model.config._attn_implementation}")
+    return row
 
 
 def finish(a, recipe, model, loaded, Collator, seconds, peak_mb, train_loss, state, params, log=None):
@@ -198,6 +318,8 @@ def worker(name: str, a: argparse.Namespace) -> dict[str, Any]:
         row = matmul_peak()
     elif name == "standard":
         row = run_standard(a, out)
+    elif name.startswith("trl"):
+        row = run_trl(a, out, padding_free=name == "trl, padding_free")
     else:
         row = run_tuneval(a, out, {} if name == "tuneval" else LEVERS[name])
     if name != "peak":
@@ -238,7 +360,7 @@ def main() -> None:
     from tuneval.demo import machine
     from tuneval.io import atomic_write_json, atomic_write_text
 
-    names = ["peak", "standard", "tuneval", *(LEVERS if a.levers else [])]
+    names = ["peak", "standard", *TRL_PATHS, "tuneval", *(LEVERS if a.levers else [])]
     rows: dict[str, dict[str, Any]] = {}
     for name in names:
         print(f"[{name}] running...", flush=True)
@@ -256,8 +378,9 @@ def main() -> None:
         r["share_fp32"] = r["model_gflops"] / peak["fp32"]
         r["share_bf16"] = r["model_gflops"] / peak["bf16"]
     std, tv = rows["standard"], rows["tuneval"]
-    speedup = tv["tokens_per_second"] / std["tokens_per_second"]
-    md = (f"# Training throughput: standard recipe vs tuneval\n\nMachine: {machine()}. Matmul peak (best of a few "
+    best_trl = max(TRL_PATHS, key=lambda n: rows[n]["tokens_per_second"])
+    speedup = tv["tokens_per_second"] / rows[best_trl]["tokens_per_second"]
+    md = (f"# Training throughput: standard recipe, TRL SFTTrainer and tuneval\n\nMachine: {machine()}. Matmul peak (best of a few "
           f"square matmuls): fp32 {peak['fp32']:.1f} GFLOP/s (n={peak['fp32_n']}), bf16 {peak['bf16']:.1f} GFLOP/s "
           f"(n={peak['bf16_n']}). Model `{a.model}`, {a.method}"
           f"{' r=32 q/v' if a.method == 'lora' else ''}, {std['tokens']} real tokens in {a.examples} DialogSum "
@@ -265,14 +388,17 @@ def main() -> None:
           f"{6 if a.method == 'full' else 4} x {std['params']:,} parameters per real token. Peak memory: process "
           f"RSS (CUDA allocator peak on GPU). Val loss: first {a.eval_examples} validation examples after training. "
           f"Load average before/after each run is shown: above the core count means other jobs shared the CPU.\n\n"
-          f"{table(list(rows.values()))}\n\nSpeedup (tuneval real tokens/s over the standard recipe's): "
-          f"**{speedup:.2f}x**.\n")
+          f"{table(list(rows.values()))}\n\nHow each path ran:\n\n"
+          + "".join(f"- {n}: {r['setup']}\n" for n, r in rows.items() if r.get("setup"))
+          + f"\nSpeedup (tuneval real tokens/s over the best TRL path's, `{best_trl}`): **{speedup:.2f}x**; over the "
+          f"standard recipe's: {tv['tokens_per_second'] / std['tokens_per_second']:.2f}x.\n")
     if a.levers:
         md += "\nEach lever alone (tuneval with that one setting changed; tok/s relative to tuneval's default):\n\n"
         md += "\n".join(f"- `{n.split(', ', 1)[1]}`: {rows[n]['tokens_per_second'] / tv['tokens_per_second']:.2f}x "
                         f"speed, peak {rows[n]['peak_memory_mb']:.0f} MB" for n in LEVERS) + "\n"
     atomic_write_json(out / "train_throughput.json", {"machine": machine(), "args": vars(a), "matmul_peak_gflops": peak,
-                                                      "rows": list(rows.values()), "speedup": speedup})
+                                                      "rows": list(rows.values()), "best_trl": best_trl,
+                                                      "speedup": speedup})
     atomic_write_text(out / "train_throughput.md", md)
     print(md)
     print(f"saved: {out / 'train_throughput.md'}, train_throughput.json")

@@ -154,7 +154,7 @@ def test_json_error_reads_once(capsys, tiny_llama_dir, tiny_data_dir):
     (["--template", "-1"], "--template must be at least 0, got -1"),
     (["--tasks", "copa", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
     (["--tasks", "copa", "--split", "test"], "--split applies to --task"),
-    (["--tasks", "copa", "--template", "2"], "--template applies to --task"),
+    (["--tasks", "copa", "--template", "2"], "--template: task 'copa'"),
     (["--suite", "glue", "--max-new-tokens", "8"], "--max-new-tokens applies to --task"),
     (["--num-fewshot", "2"], "--num-fewshot applies to --tasks/--suite"),
 ])
@@ -194,7 +194,7 @@ def test_sigint_prints_interrupted_and_exits_130(tmp_path, tiny_llama_dir, tiny_
 
     script = textwrap.dedent("""
         import sys, time
-        import tuneval.evaluate.run as run
+        import tuneval.evaluate.harness as run
 
         def generate_forever(*args, **kwargs):  # a generation long enough to interrupt
             print("generating", flush=True)

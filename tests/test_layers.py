@@ -19,12 +19,13 @@ ROOT = Path(tuneval.__file__).parent
 # modules forms (test_no_import_circle).
 LAYERS = [
     {"errors"},
-    {"io", "typed", "precision", "console", "callable_package"},  # each imports nothing from tuneval but errors
+    {"io", "typed", "precision", "console", "callable_package", "metrics"},  # nothing from tuneval but errors
     {"runs", "model_args"},  # the run directory's layout (runs.py); how weights load (model_args.py, on typed)
     {"models"},
     {"methods"},  # loads trained results over models (methods/loading.py)
     {"config"},  # the recipe: knows the methods' settings classes
-    {"data"},
+    {"data"},  # row readers, user formats, tokenising and padding/packing
+    {"tasks"},  # the one task model: YAML tasks, rows per split, both prompt families, mixtures
     {"train", "evaluate", "serve"},
     {"demo", "report", "api"},  # api.py: train/evaluate/load for notebooks, what the commands call
     {"cli_options"},  # flags several commands share (cli_options.py)

@@ -6,7 +6,7 @@ from rich.console import Console
 
 from tuneval.console import mixture_table
 from tuneval.errors import first_line
-from tuneval.evaluate.metrics import fmt, reference_streams
+from tuneval.metrics.text import fmt, reference_streams
 from tuneval.evaluate.report import samples_table
 from tuneval.methods.loading import run_label
 

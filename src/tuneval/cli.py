@@ -91,20 +91,25 @@ def _join_launcher() -> bool:
 
 
 def _check_eval_options(bench: bool, *, task, split, template, max_new_tokens, num_fewshot, tasks_dir, limit,
-                        batch_size) -> None:
+                        batch_size, data=None, format_=None) -> None:
     """`eval` has two modes; an option of the other mode would be silently ignored, so it is refused.
 
-    Benchmark tasks (lm-eval style) name their own split, prompts and generation lengths."""
+    --tasks/--suite score each task on its own evaluation split with its default prompt family;
+    --task generates with a FLAN template on a split of choice (both run evaluate/harness.run_task)."""
     from tuneval.config import EvalConfig
     from tuneval.typed import check_option
 
-    generation_only = {"--task": task, "--split": split, "--template": template, "--max-new-tokens": max_new_tokens}
-    bench_only = {"--num-fewshot": num_fewshot, "--tasks-dir": tasks_dir}
+    generation_only = {"--task": task, "--split": split, "--max-new-tokens": max_new_tokens}
+    bench_only = {"--num-fewshot": num_fewshot}
     for flag, value in (generation_only if bench else bench_only).items():
         if value is not None:
             raise TunevalError(f"{flag} applies to --task (generation scored with ROUGE/BLEU), not to --tasks/--suite, "
-                               "whose tasks set their own split, prompts and lengths" if bench else
+                               "whose tasks set their own split and lengths" if bench else
                                f"{flag} applies to --tasks/--suite (benchmark tasks), not to --task")
+    if data is not None and (bench or task or template is not None):
+        raise TunevalError("--data is scored on its own: not with --task, --tasks, --suite or --template")
+    if format_ is not None and data is None:
+        raise TunevalError("--format describes --data")
     for flag, value, key in (("--limit", limit, "limit"), ("--batch-size", batch_size, "batch_size"),
                              ("--max-new-tokens", max_new_tokens, "max_new_tokens"), ("--template", template, "template")):
         check_option(flag, value, EvalConfig, key)
@@ -112,9 +117,13 @@ def _check_eval_options(bench: bool, *, task, split, template, max_new_tokens, n
 
 @app.command()
 def train(
-    recipe: Path = typer.Argument(..., help="Recipe YAML (a run's config.yaml works too)."),
+    recipe: Optional[Path] = typer.Argument(None, help="Recipe YAML (a run's config.yaml works too); optional with --data."),
     set_: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Local data directory (else $TUNEVAL_DATA_DIR, else the hub)."),
+    data: Optional[str] = typer.Option(None, "--data", help="Your own data: a jsonl/json/csv/tsv/parquet file or a directory (= data.path)."),
+    format_: Optional[str] = typer.Option(None, "--format", help="Its format: alpaca, messages, sharegpt, prompt_completion, text, columns (default: recognised)."),
+    validation_share: Optional[float] = typer.Option(None, "--validation-share", help="Share held out for validation (default 0.1)."),
+    tasks_dir: Optional[str] = typer.Option(None, "--tasks-dir", help="Your task YAML files (a directory or one file) = data.tasks_dir."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
     precision: Optional[str] = _precision_option(None),
@@ -128,8 +137,11 @@ def train(
     from tuneval.train.trainer import train as run_train
 
     _quiet_libraries()
-    overrides = list(set_) + ([f"data.data_dir={data_dir}"] if data_dir else []) + (
-        [f"precision={precision}"] if precision else []) + model_args_overrides(
+    if recipe is None and data is None:
+        raise TunevalError("give a recipe, or your data with --data PATH [--format F]")
+    flags = {"data.data_dir": data_dir, "data.path": data, "data.format": format_,
+             "data.validation_share": validation_share, "data.tasks_dir": tasks_dir, "precision": precision}
+    overrides = list(set_) + [f"{k}={v}" for k, v in flags.items() if v is not None] + model_args_overrides(
         dtype, revision, trust_remote_code, attn_implementation)
     r = load_recipe(recipe, overrides)
     metrics, _, _ = run_train(r, resume=resume, overwrite=overwrite)
@@ -144,20 +156,23 @@ def train(
 def eval_(
     model: str = typer.Option("smollm2-135m-instruct", "--model", help="Embedded name, local directory or hub id."),
     adapter: Optional[Path] = typer.Option(None, "--adapter", help="PEFT adapter directory (or a run directory)."),
-    task: Optional[str] = typer.Option(None, "--task", help="Generation task scored with ROUGE/BLEU (default dialogsum)."),
+    task: Optional[str] = typer.Option(None, "--task", help="A task generated with its FLAN template and scored with ROUGE/BLEU (default dialogsum)."),
     split: Optional[str] = typer.Option(None, "--split", help="Split of --task (default validation)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="First N examples of the split (default 50 with --task; "
                                         "with --tasks/--suite: the suite's per-task limit, else all)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where results.json and report.md go."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir"),
-    template: Optional[int] = typer.Option(None, "--template", help="Template index (default: the task's eval template)."),
+    template: Optional[int] = typer.Option(None, "--template", help="FLAN template index to generate with (--task default: "
+                                           "the task's eval template; --tasks default: each task's own prompt)."),
     batch_size: int = typer.Option(16, "--batch-size"),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Generation length for --task (default 64)."),
     chat_template: bool = typer.Option(True, "--chat-template/--no-chat-template"),
     tasks: Optional[str] = typer.Option(None, "--tasks", help="Benchmark tasks or groups, comma-separated (e.g. copa,sst2,mmlu)."),
     suite: Optional[str] = typer.Option(None, "--suite", help="A benchmark suite: glue, superglue, mmlu, forgetting."),
     num_fewshot: Optional[int] = typer.Option(None, "--num-fewshot", help="Few-shot examples per prompt (default: the task's)."),
-    tasks_dir: Optional[Path] = typer.Option(None, "--tasks-dir", help="Directory of extra task/suite YAML files."),
+    tasks_dir: Optional[Path] = typer.Option(None, "--tasks-dir", help="Your task/suite YAML files (a directory or one file)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Your own data file or directory, every row scored against its reference."),
+    format_: Optional[str] = typer.Option(None, "--format", help="Its format (alpaca, messages, sharegpt, prompt_completion, columns; default: recognised)."),
     seed: int = typer.Option(1234, "--seed", help="Few-shot sampling and bootstrap seed."),
     bootstrap_iters: int = typer.Option(1000, "--bootstrap-iters", help="Bootstrap resamples for the 95% intervals."),
     precision: str = _precision_option(),
@@ -169,28 +184,31 @@ def eval_(
     """Score a model on benchmark tasks (--tasks/--suite), or generate on one --task and score ROUGE/BLEU."""
     margs = model_args_from(dtype, revision, trust_remote_code, attn_implementation)
     _check_eval_options(bool(tasks or suite), task=task, split=split, template=template, max_new_tokens=max_new_tokens,
-                        num_fewshot=num_fewshot, tasks_dir=tasks_dir, limit=limit, batch_size=batch_size)
+                        num_fewshot=num_fewshot, tasks_dir=tasks_dir, limit=limit, batch_size=batch_size,
+                        data=data, format_=format_)
     main_process = _join_launcher()
     if tasks or suite:
         _quiet_libraries()
         _benchmarks(model, adapter, tasks=tasks, suite=suite, limit=limit, num_fewshot=num_fewshot, tasks_dir=tasks_dir,
                     data_dir=data_dir, out=out, batch_size=batch_size, seed=seed, bootstrap_iters=bootstrap_iters,
-                    chat_template=chat_template, precision=precision, model_args=margs)
+                    chat_template=chat_template, precision=precision, model_args=margs, template=template)
         return
     from tuneval.api import default_eval_out, evaluate  # defaults: dialogsum, validation, limit 50, 64 new tokens
-    from tuneval.evaluate.metrics import HEADLINE, fmt
+    from tuneval.metrics.text import HEADLINE, fmt
 
-    out = out or default_eval_out(model, adapter, task=task)
+    out = out or default_eval_out(model, adapter, task=task or (Path(data).stem if data else None))
     _check_out_dir(out)  # results are written after the whole generation: a bad --out must fail now
     _quiet_libraries()
-    results = evaluate(model, adapter, task=task, split=split, limit=limit, out=out, data_dir=data_dir,
-                       template=template, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                       chat_template=chat_template, precision=precision, model_args=margs)
+    results = evaluate(model, adapter, task=task, split=split, limit=limit, out=out, data_dir=data_dir, data=data,
+                       format=format_, template=template, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                       tasks_dir=tasks_dir,
+                       chat_template=chat_template, seed=seed, bootstrap_iters=bootstrap_iters, precision=precision,
+                       model_args=margs)
     if not main_process:
         return
     m = results["metrics"]
     console.print(" ".join(f"{k}={fmt(k, m[k])}" for k in HEADLINE))
-    console.print(f"[dim]{m['bleu_signature']}[/dim]")
+    console.print(f"[dim]{results['signatures'].get('bleu', '')}[/dim]")
     console.print(f"results: {out / 'results.json'}  report: {out / 'report.md'}")
 
 
@@ -271,6 +289,33 @@ def merge(
 
 
 @app.command()
+def export(
+    run: Path = typer.Argument(..., help="Run directory (or its adapter/ directory) to export."),
+    out: Path = typer.Option(..., "--out", help="Where the model (safetensors, tokenizer, README.md card) goes."),
+    max_shard_size: str = typer.Option("2GB", "--max-shard-size", help="Largest safetensors file (e.g. 2GB, 500MB)."),
+    adapter_only: bool = typer.Option(False, "--adapter-only", help="The PEFT adapter alone, not merged into its base."),
+    push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Then upload it to this Hub repo (org/name)."),
+    private: bool = typer.Option(False, "--private", help="With --push-to-hub: create the repo private."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
+    precision: str = _precision_option(),
+    dtype: Optional[str] = dtype_option(),
+    revision: Optional[str] = revision_option(),
+    trust_remote_code: bool = trust_remote_code_option(),
+    attn_implementation: Optional[str] = attn_implementation_option(),
+):
+    """Export a run for others: merged (or adapter-only) safetensors with a model card; optionally push it."""
+    from tuneval.serve.export import export_run
+
+    _quiet_libraries()
+    info = export_run(run, out, max_shard_size=max_shard_size, adapter_only=adapter_only, push_to_hub=push_to_hub,
+                      private=private, overwrite=overwrite, precision=precision,
+                      model_args=model_args_from(dtype, revision, trust_remote_code, attn_implementation))
+    pushed = f"; pushed to {info['url']}" if info.get("url") else ""
+    console.print(f"exported {info['kind']} {info['method']} model ({info['params']:,d} params, {info['dtype']}) "
+                  f"-> {info['out']}{pushed}", highlight=False)
+
+
+@app.command()
 def serve(
     model: str = typer.Option("smollm2-135m-instruct", "--model", help="Base model: embedded name, directory or hub id."),
     adapter: list[str] = typer.Option([], "--adapter", help="NAME=RUN: an adapter to load at start (repeatable)."),
@@ -316,6 +361,37 @@ def serve(
         console.print(f"serving {model} (adapters: {names}{auth}) on http://{host}:{port}/v1")
 
     run_server(model, adapters, host=host, port=port, settings=settings, log_level=log_level, on_ready=ready)
+
+
+@app.command()
+def chat(
+    model: Optional[str] = typer.Option(None, "--model", help="Embedded name, directory or hub id (default: the "
+                                        "--adapter run's base, else smollm2-135m-instruct)."),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="Run directory (or adapter directory) to talk to."),
+    system: Optional[str] = typer.Option(None, "--system", help="System message that opens the conversation."),
+    once: Optional[str] = typer.Option(None, "--once", help="Answer this one prompt on stdout, then exit (for scripts)."),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Longest reply, in tokens."),
+    temperature: float = typer.Option(0.0, "--temperature", help="0: greedy (default); above 0: sample."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (with --temperature above 0)."),
+    precision: str = _precision_option(),
+    dtype: Optional[str] = dtype_option(),
+    revision: Optional[str] = revision_option(),
+    trust_remote_code: bool = trust_remote_code_option(),
+    attn_implementation: Optional[str] = attn_implementation_option(),
+):
+    """Chat with a model (and a trained adapter) in the terminal, tokens streamed; /reset, /exit, Ctrl-D."""
+    from tuneval.serve.chat import check_sampling, open_chat, read_terminal, run_chat, run_once, write_stdout
+
+    margs = model_args_from(dtype, revision, trust_remote_code, attn_implementation)
+    check_sampling(max_new_tokens, temperature, top_p)  # before anything slow
+    _quiet_libraries()
+    session = open_chat(model, adapter, precision=precision, model_args=margs, system=system,
+                        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                        on_notice=lambda text: err.print(text, highlight=False, markup=False, soft_wrap=True))
+    err.print(session.header(), highlight=False, markup=False, soft_wrap=True)  # stderr: --once's stdout is the answer
+    code = run_once(session, once, write_stdout) if once is not None else run_chat(session, read_terminal, write_stdout)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -415,7 +491,7 @@ def sweep(
 
 
 def _print_task(r: dict) -> None:
-    from tuneval.evaluate.metrics import fmt
+    from tuneval.metrics.text import fmt
 
     m = r["primary_metric"]
     ci = r["bootstrap"].get(m, {})

@@ -36,16 +36,32 @@ class ReplayConfig:
 @dataclass
 class DataConfig:
     data_dir: str | None = None  # None: $TUNEVAL_DATA_DIR, else the task's hub dataset
+    tasks_dir: str | None = None  # the user's task YAMLs (a directory or one file), beside the built-in tasks
+    # Your own data instead of a task (README "Bring your own data"): a file or directory (jsonl, json,
+    # csv, tsv, parquet) or a hub dataset id, in one of data/formats.FORMATS; it becomes the run's task.
+    path: str | None = None
+    dataset: str | None = None  # a hub dataset id (through `datasets`)
+    format: str | None = None  # alpaca | messages | sharegpt | prompt_completion | text | columns; None: guessed
+    columns: dict[str, str] | None = None  # format field -> your column, e.g. {prompt: question, response: answer}
+    validation_share: float | None = checked(None, gt=0, lt=1, null="0.1 when the data has no validation split")
     train_split: str = "train"
     train_examples: int | None = checked(None, ge=1, null="all")  # first N of a seeded shuffle
     max_seq_len: int = checked(1024, ge=8)  # prompt + response tokens; the longest input field is cut to fit
     max_target_tokens: int = checked(128, ge=1)
     chat_template: bool = True  # wrap prompts in the tokenizer's chat template when it has one
+    # Causal LMs: whole examples packed into rows of up to max_seq_len tokens, kept apart by position ids
+    # (data/packing.py), so batches hold next to no padding; a batch keeps about per_device_train_batch_size
+    # examples. Seq2seq and prompt-learning methods train unpacked; false: unpacked for every model.
+    packing: bool = True
     template: int | None = checked(None, ge=0, null="drawn per example")  # N: always template N (seeded draw if None)
     holdout_templates: list[int] = checked(default_factory=list, ge=0)  # phrasings of `task` never trained on
     replay: ReplayConfig | None = None  # e.g. {task: self_instruct, fraction: 0.1}
 
     def check(self) -> Iterator[tuple[str, str]]:
+        if self.path and self.dataset:
+            yield "path", f"give data.path or data.dataset, not both (got {self.path!r} and {self.dataset!r})"
+        if (self.format or self.columns or self.validation_share) and not (self.path or self.dataset):
+            yield "format", "data.format, data.columns and data.validation_share describe data.path or data.dataset"
         if self.max_seq_len <= self.max_target_tokens:  # the prompt would be cut away entirely
             yield "max_seq_len", f"must be greater than data.max_target_tokens ({self.max_target_tokens}), got {self.max_seq_len}"
 
@@ -128,7 +144,7 @@ MIXING_STRATEGIES = ("rates", "proportional", "temperature")
 
 @dataclass
 class MixtureConfig:
-    """Several tasks in one run, mixed as seqio/FLAN mix them (see data/mixtures.py)."""
+    """Several tasks in one run, mixed as seqio/FLAN mix them (see tasks/mixtures.py)."""
 
     strategy: str = "proportional"  # rates | proportional (examples-proportional) | temperature
     cap: int | None = None  # FLAN's per-task cap K (seqio's `maximum`): rate ∝ min(n, K)
@@ -197,6 +213,10 @@ def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> Recipe:
             allowed = sorted(top | set(SECTIONS) | {spec.name})
             raise TunevalError(f"{source}: unknown key '{key}'{hint} (known: {', '.join(allowed)})")
     kwargs.setdefault("method_args", spec.settings())
+    data = kwargs.get("data")
+    if data is not None and (data.path or data.dataset) and "task" not in kwargs:
+        # your own data is the run's task, named after the file (or the hub dataset)
+        kwargs["task"] = Path(data.path).stem if data.path else str(data.dataset).rstrip("/").split("/")[-1]
     if kwargs.get("mixture") is not None:
         _check_mixture(kwargs["mixture"], source)
         kwargs.setdefault("task", kwargs["mixture"].tasks[0].task)  # the primary task: evaluated, names the run

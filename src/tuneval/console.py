@@ -13,7 +13,7 @@ from rich.table import Table
 
 
 def mixture_table(summary: dict[str, Any]) -> Table:
-    """The resolved mixture of a run, as data/mixtures.build_mixture_examples summarises it
+    """The resolved mixture of a run, as tasks/mixtures.build_examples summarises it
     (its `mixture`, also saved as RUN/mixture.json): rates, rows drawn per task and per template."""
     mixture = summary["mixture"]
     how = mixture["strategy"] + (f", cap {mixture['cap']}" if mixture["cap"] else "") + (

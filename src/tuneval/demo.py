@@ -17,14 +17,15 @@ from rich.console import Console
 from rich.markdown import Markdown
 
 from tuneval.config import recipe_from_dict
-from tuneval.data.tasks import load_task
 from tuneval.evaluate.distributed import is_main
 from tuneval.evaluate.report import comparison_table, samples_table
-from tuneval.evaluate.run import evaluate_generation
+from tuneval.evaluate.harness import run_task
+from tuneval.evaluate.report import eval_report
 from tuneval.io import atomic_write_json, atomic_write_text
 from tuneval.methods.loading import load_result
 from tuneval.precision import resolve_precision
 from tuneval.runs import RunDir
+from tuneval.tasks import get_task
 from tuneval.train.trainer import train
 
 DEFAULT_TRAIN_EXAMPLES = 96
@@ -63,13 +64,17 @@ def run_demo(*, model: str, data_dir: str | None, out: Path, train_examples: int
     if not main:
         console = Console(quiet=True)
     precision = resolve_precision(precision)
-    task = load_task("dialogsum")
-    eval_kw = dict(split="validation", limit=eval_examples, data_dir=data_dir, batch_size=16, max_new_tokens=64)
+    task = get_task("dialogsum")
     console.rule(f"[bold]tuneval demo[/bold]: {model} on DialogSum, {train_examples} training / {eval_examples} eval examples")
 
     base, net = load_result(model, precision=precision)
-    rows = [evaluate_generation(net, base.tokenizer, base.arch, task, label="original", out_dir=out / "eval-original",
-                                meta={"model": model, "adapter": None, "precision": precision}, **eval_kw)]
+    # Scored as `tuneval eval --task dialogsum` scores it (evaluate/entry.py), as the trained runs' eval/ are.
+    rows = [run_task(net, base.tokenizer, base.arch, task, split="validation", limit=eval_examples,
+                     template=task.template_index(None), data_dir=data_dir, batch_size=16, max_new_tokens=64,
+                     label="original", meta={"model": model, "adapter": None, "precision": precision},
+                     out_file=out / "eval-original" / "results.json")]
+    if main:
+        atomic_write_text(out / "eval-original" / "report.md", eval_report(rows[0]))
     del base, net
     rows[0]["method"] = "none"
     console.print(f"original: rouge1={rows[0]['metrics']['rouge1']:.4f}")
@@ -94,7 +99,7 @@ def run_demo(*, model: str, data_dir: str | None, out: Path, train_examples: int
     table = comparison_table(rows)
     samples = samples_table(rows, n=3)
     header = (f"Model `{model}`, task DialogSum (validation, first {eval_examples} examples, template "
-              f"{rows[0]['template']['index']}), {train_examples} training examples per method, seed {seed}, "
+              f"{rows[0]['prompt']['template']}), {train_examples} training examples per method, seed {seed}, "
               f"precision {precision}. Machine: {machine()}.")
     report = f"# tuneval demo\n\n{header}\n\n{table}\n\n## Side-by-side samples\n\n{samples}\n"
     atomic_write_text(out / "comparison.md", report)

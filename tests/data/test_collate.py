@@ -2,7 +2,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from tuneval.data.collate import IGNORE_INDEX, DataCollator, PromptFormatter
-from tuneval.data.tasks import load_task
+from tuneval.tasks import get_task as load_task
 
 ROW = {"dialogue": "#Person1#: hello how are you\n#Person2#: fine thanks", "summary": "They greet each other."}
 

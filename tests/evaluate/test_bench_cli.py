@@ -47,7 +47,7 @@ def test_eval_tasks_writes_results_and_summary(tiny_llama_dir, bench_data_dir, t
     assert code == 0, err
     copa = json.loads((out / "copa" / "results.json").read_text())
     assert copa["num_examples"] == 4 and copa["split_size"] == 6 and copa["num_fewshot"] == 0
-    assert [ex["doc_id"] for ex in copa["examples"]] == [0, 1, 2, 3]  # limit = the first N, every time
+    assert [ex["id"] for ex in copa["examples"]] == [0, 1, 2, 3]  # limit = the first N, every time
     assert copa["examples"][0]["source"].endswith("copa/val.jsonl:1")
     data = [json.loads(line) for line in (bench_data_dir / "superglue" / "copa" / "val.jsonl").read_text().splitlines()]
     for ex, doc in zip(copa["examples"], data):
@@ -95,7 +95,29 @@ def test_generate_task_through_the_harness(tiny_llama_dir, bench_data_dir, tmp_p
     r = json.loads((tmp_path / "g" / "dialogsum" / "results.json").read_text())
     assert {"rouge1", "rougeLsum", "bleu"} <= set(r["metrics"]) and r["signatures"]["bleu"].startswith("nrefs:1")
     assert r["examples"][0]["prompt"].startswith("<|im_start|>user\nSummarize the following conversation.")
-    assert r["stats"]["chat_template"] is True
+    assert r["chat_template"] is True and r["prompt"]["family"] == "template"
+
+
+def test_task_and_tasks_are_one_computation(tiny_llama_dir, bench_data_dir, tmp_path, capsys):
+    """`--task X` and `--tasks X` run the one harness: for a task whose evaluation prompt is its FLAN
+    template (dialogsum), the same examples, prompts, predictions and numbers in the same shape."""
+    common = ["eval", "--model", str(tiny_llama_dir), "--limit", "3", "--data-dir", str(bench_data_dir),
+              "--bootstrap-iters", "20"]
+    assert run([*common, "--task", "dialogsum", "--out", str(tmp_path / "one")], capsys)[0] == 0
+    assert run([*common, "--tasks", "dialogsum", "--out", str(tmp_path / "many")], capsys)[0] == 0
+    one = json.loads((tmp_path / "one" / "results.json").read_text())
+    many = json.loads((tmp_path / "many" / "dialogsum" / "results.json").read_text())
+    volatile = {"created", "stats", "generation", "adapter", "suite", "limit"}
+    assert set(one) == set(many)
+    assert {k: v for k, v in one.items() if k not in volatile} == {k: v for k, v in many.items() if k not in volatile}
+    assert one["metrics"] == many["metrics"] and one["bootstrap"] == many["bootstrap"]
+    # A FLAN phrasing on a multiple-choice task: --tasks --template N generates with it, like --task.
+    assert run([*common, "--tasks", "sst2", "--template", "2", "--out", str(tmp_path / "t2")], capsys)[0] == 0
+    assert run([*common, "--task", "sst2", "--template", "2", "--out", str(tmp_path / "t1")], capsys)[0] == 0
+    a = json.loads((tmp_path / "t2" / "sst2" / "results.json").read_text())
+    b = json.loads((tmp_path / "t1" / "results.json").read_text())
+    assert a["prompt"] == b["prompt"] and a["prompt"]["template"] == 2 and a["metrics"] == b["metrics"]
+    assert a["output_type"] == "generate_until" and {"rouge1", "bleu", "exact_match"} <= set(a["metrics"])
 
 
 @pytest.mark.parametrize("argv, needles", [

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tuneval.cli import main
-from tuneval.evaluate.metrics import summarization_metrics
+from tuneval.metrics.text import summarization_metrics
 
 
 def test_eval_saves_predictions_and_recomputable_metrics(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
@@ -15,7 +15,7 @@ def test_eval_saves_predictions_and_recomputable_metrics(tiny_model_dir, tiny_da
               "--max-new-tokens", "8", "--batch-size", "3", "--out", str(out)])
     assert e.value.code == 0
     results = json.loads((out / "results.json").read_text())
-    assert results["num_examples"] == 4 and results["template"]["index"] == 4
+    assert results["num_examples"] == 4 and results["prompt"]["template"] == 4
     assert [ex["id"] for ex in results["examples"]] == ["validation_0", "validation_1", "validation_2", "validation_3"]
     assert all(ex["prompt"] and ex["input"] and ex["references"] for ex in results["examples"])
     assert all(ex["source"].endswith(f"validation.jsonl:{i + 1}") for i, ex in enumerate(results["examples"]))

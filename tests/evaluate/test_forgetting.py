@@ -16,10 +16,10 @@ def mc_result(task, accuracy_mask, group=None, category=None, primary="acc", met
     for i, right in enumerate(accuracy_mask):
         gold = i % 2
         pred = gold if right else 1 - gold
-        examples.append({"doc_id": i, "prompt": f"{task} {i}", "gold": gold, "pred": pred, "pred_norm": pred,
+        examples.append({"id": i, "prompt": f"{task} {i}", "gold": gold, "pred": pred, "pred_norm": pred,
                          "probs": [0.7, 0.3] if pred == 0 else [0.3, 0.7], "acc": float(right)})
     specs = metric_list or [{"metric": "acc"}, {"metric": "acc_norm"}, {"metric": "ece"}]
-    from tuneval.evaluate.task_metrics import Scorer, higher_is_better
+    from tuneval.metrics.registry import Scorer, higher_is_better
 
     return {"task": task, "label": "x", "output_type": "multiple_choice", "primary_metric": primary, "metric_list": specs,
             "higher_is_better": higher_is_better("multiple_choice", specs), "num_examples": len(examples),

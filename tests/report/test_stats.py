@@ -6,8 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from tuneval.evaluate.metrics import corpus_bleu, summarization_metrics
-from tuneval.evaluate.task_metrics import Scorer, bootstrap_ci, paired_bootstrap
+from tuneval.metrics.text import corpus_bleu, summarization_metrics
+from tuneval.metrics.registry import Scorer, bootstrap_ci, paired_bootstrap
 from tuneval.report import stats
 
 

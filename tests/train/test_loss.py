@@ -141,15 +141,19 @@ def test_each_lever_switch_gives_the_same_training(tiny_llama_dir, tiny_data_dir
     """tuneval's default path vs each lever turned off (and pad_to_multiple_of on): same losses, right shapes."""
     from tuneval.train.trainer import train
 
+    from tuneval.data.packing import PackedCollator
+
     widths = []
-    original = DataCollator.__call__
 
-    def recording(self, features):
-        batch = original(self, features)
-        widths.append(batch["input_ids"].shape[1])
-        return batch
+    def recording(original):
+        def call(self, features):
+            batch = original(self, features)
+            widths.append(batch["input_ids"].shape[1])
+            return batch
+        return call
 
-    monkeypatch.setattr(DataCollator, "__call__", recording)
+    for collator in (DataCollator, PackedCollator):  # packed rows (data.packing, the default) or padded examples
+        monkeypatch.setattr(collator, "__call__", recording(collator.__call__))
     default, *_ = train(_recipe(tiny_llama_dir, tiny_data_dir, tmp_path / "default"))
     assert widths and any(w % 64 for w in widths)
     for name, opts in {"all_logits": {"logits_to_keep": "all"}, "mask": {"drop_padding_mask": False},

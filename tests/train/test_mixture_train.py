@@ -8,8 +8,8 @@ import torch
 
 from tests.data.fixtures import write_task_data
 from tuneval.config import load_recipe, recipe_from_dict
-from tuneval.data.tasks import load_task
-from tuneval.evaluate.run import evaluate_generation
+from tuneval.evaluate.harness import run_task
+from tuneval.tasks import get_task as load_task
 from tuneval.train.trainer import train
 
 
@@ -47,8 +47,8 @@ def test_mixture_trains_and_saves_its_resolved_mixture(tiny_model_dir, tiny_data
     again = load_recipe(tmp_path / "run" / "config.yaml")
     assert again.mixture == recipe.mixture and again.task == "dialogsum"
     # Evaluating the run on its primary task goes through the usual path.
-    results = evaluate_generation(model.eval(), loaded.tokenizer, loaded.arch, load_task("dialogsum"), limit=2,
-                                  data_dir=str(data_dir), max_new_tokens=4, max_seq_len=256)
+    results = run_task(model.eval(), loaded.tokenizer, loaded.arch, load_task("dialogsum"), limit=2,
+                       data_dir=str(data_dir), max_new_tokens=4, max_seq_len=256)
     assert results["num_examples"] == 2 and "rouge1" in results["metrics"]
 
 
@@ -81,7 +81,7 @@ def test_single_task_holdout_keeps_the_plain_path(tiny_llama_dir, tiny_data_dir,
     assert not (tmp_path / "r" / "mixture.json").exists()
     # Scored on a phrasing it never trained on.
     task = load_task("dialogsum")
-    results = evaluate_generation(model.eval(), loaded.tokenizer, loaded.arch, task, limit=2, template=4,
-                                  data_dir=str(tiny_data_dir), max_new_tokens=4, max_seq_len=256)
-    assert results["template"] == {"index": 4, "text": task.templates.prompts[4]}
+    results = run_task(model.eval(), loaded.tokenizer, loaded.arch, task, limit=2, template=4,
+                       data_dir=str(tiny_data_dir), max_new_tokens=4, max_seq_len=256)
+    assert results["prompt"]["template"] == 4 and results["prompt"]["text"] == task.templates.prompts[4]
     assert all("Summarize the following conversation." in e["prompt"] for e in results["examples"])

@@ -4,6 +4,9 @@ Causal LMs see prompt+response as one sequence with the loss on the response onl
 (prompt positions are labelled -100). Seq2seq models see the prompt as encoder input and
 the response as labels. Batches are padded to their own longest row (dynamic padding),
 never to a fixed maximum: on DialogSum (~260 tokens a row) pad-to-512 wastes half the compute.
+
+Conversations (chat records of tuneval.data.formats) go through the tokenizer's chat template
+with the loss on every assistant turn; plain text (format `text`) is packed into blocks.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from typing import Any
 
 import torch
 
-from tuneval.data.templates import TemplateSet
+from tuneval.errors import TunevalError, first_line
 
 IGNORE_INDEX = -100
+TemplateSet = Any  # tuneval.tasks.prompts.TemplateSet, a layer up: anything with render(row, index)
 
 
 @dataclass
@@ -75,6 +79,135 @@ class PromptFormatter:
             "input_ids": prompt_ids + target_ids,
             "labels": [IGNORE_INDEX] * len(prompt_ids) + target_ids,
         }
+
+
+    # Conversations: a chat record's messages (tuneval.data.formats), and continued pre-training text.
+
+    def conversation_example(self, messages: list[dict[str, str]], prompt_turns: int = 0,
+                             where: str = "") -> dict[str, list[int]]:
+        """Causal: the whole conversation, labelled -100 everywhere but the tokens of every assistant
+        turn from message `prompt_turns` on: its content and the end-of-turn token the chat template
+        writes after it (so the model learns to stop), not the whitespace after that token nor the
+        next turn's header. Seq2seq: the conversation before the last assistant turn as encoder
+        input, that turn plus EOS as labels.
+
+        Too long a conversation keeps its first max_seq_len tokens (TRL's keep_start): the system
+        prompt and first turns stay, the turns past the limit are lost. A first assistant turn that
+        starts past the limit leaves nothing labelled; callers skip such examples.
+        """
+        if self.arch == "seq2seq":
+            return {"input_ids": self._encoder_ids(messages[:-1]), "labels": self.encode_target(messages[-1]["content"])}
+        ids, spans = self._chat_spans(messages, where) if self.uses_chat else self._plain_spans(messages)
+        labels = [IGNORE_INDEX] * len(ids)
+        for turn, start, end in spans:
+            if turn >= prompt_turns:
+                labels[start:end] = ids[start:end]
+        return {"input_ids": ids[: self.max_seq_len], "labels": labels[: self.max_seq_len]}
+
+    def conversation_prompt(self, messages: list[dict[str, str]], max_new_tokens: int = 0, where: str = "") -> list[int]:
+        """Token ids to generate the next assistant turn from (for generative evaluation the
+        reference is the record's last assistant turn, left out of `messages`). Too long a prompt
+        keeps its last tokens: the turn being answered and the generation prompt matter most."""
+        if messages and messages[-1]["role"] == "assistant":
+            raise ValueError("conversation_prompt takes the messages before the assistant turn to generate")
+        if self.arch == "seq2seq":
+            return self._encoder_ids(messages)
+        if self.uses_chat:
+            ids = self._render_chat(messages, True, where)
+        else:
+            ids = self._plain_spans(messages)[0] + (self._encode("\n") if messages else []) + self._encode("Assistant:")
+        return ids[-self.generation_budget(max_new_tokens):]
+
+    def text_examples(self, texts: list[str], block_size: int | None = None) -> list[dict[str, list[int]]]:
+        """Continued pre-training: every text tokenized and ended with EOS, all joined and cut into
+        blocks of `block_size` tokens (default max_seq_len), labels = input_ids, as Hugging Face's
+        run_clm groups texts; the last, shorter block is kept (batches are padded dynamically)."""
+        if self.arch != "causal":
+            raise TunevalError("format 'text' (continued pre-training) needs a causal language model, "
+                               "not a seq2seq one")
+        size = block_size or self.max_seq_len
+        eos = self.tokenizer.eos_token_id
+        stream: list[int] = []
+        for text in texts:
+            ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]
+            stream += ids if ids and ids[-1] == eos else ids + [eos]
+        return [{"input_ids": stream[i:i + size], "labels": stream[i:i + size]} for i in range(0, len(stream), size)]
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _render_chat(self, messages: list[dict[str, str]], generation_prompt: bool, where: str) -> list[int]:
+        """The chat template's text, tokenized without added specials (the template writes its own)."""
+        try:
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+        except Exception as e:  # jinja's raise_exception ("roles must alternate ..."), a template bug
+            raise TunevalError(f"{where or 'conversation'}: the chat template of {self._template_name()} refused it "
+                               f"({first_line(e)}); train with data.chat_template: false for plain "
+                               "User:/Assistant: text") from None
+        return self._encode(text)
+
+    def _template_name(self) -> str:
+        return getattr(self.tokenizer, "name_or_path", "") or type(self.tokenizer).__name__
+
+    def _chat_spans(self, messages: list[dict[str, str]], where: str) -> tuple[list[int], list[tuple[int, int, int]]]:
+        """Token ids of the conversation and (message index, start, end) of each assistant turn.
+
+        Turn i spans from the end of messages[:i] rendered with the generation prompt to the end
+        of messages[:i+1]. That holds only if each rendering is a prefix of the whole one; some
+        templates (e.g. those dropping earlier turns' reasoning) render history differently, and
+        then no span would be right, so that is an error naming the template.
+        """
+        ids = self._render_chat(messages, False, where)
+        spans = []
+        for i, message in enumerate(messages):
+            if message["role"] != "assistant":
+                continue
+            before = self._render_chat(messages[:i], True, where)
+            through = self._render_chat(messages[: i + 1], False, where)
+            if not (len(before) < len(through) and ids[: len(through)] == through and through[: len(before)] == before):
+                raise TunevalError(f"{where or 'conversation'}: the chat template of {self._template_name()} does not "
+                                   f"render the conversation up to turn {i} as a prefix of the whole, so the assistant "
+                                   "tokens cannot be located; train with data.chat_template: false for plain "
+                                   "User:/Assistant: text")
+            spans.append((i, len(before), self._turn_end(through, len(before))))
+        return ids, spans
+
+    def _turn_end(self, ids: list[int], start: int) -> int:
+        """End of an assistant turn's labels: after its end-of-turn token, leaving out the newline a
+        template such as ChatML writes after `<|im_end|>` (the next turn's, not the model's, to write)."""
+        special = set(self.tokenizer.all_special_ids) | set(getattr(self.tokenizer, "added_tokens_decoder", {}))
+        end = len(ids)
+        while end > start and ids[end - 1] not in special and not self.tokenizer.decode([ids[end - 1]]).strip():
+            end -= 1
+        return end if end > start and ids[end - 1] in special else len(ids)
+
+    def _plain_spans(self, messages: list[dict[str, str]]) -> tuple[list[int], list[tuple[int, int, int]]]:
+        """Without a chat template: `User: ...` / `Assistant: ...` lines, each assistant turn ending
+        in EOS (what the model learns to stop with), tokenized piece by piece so the prompt for
+        generation is exactly a prefix of the training sequence."""
+        eos = self.tokenizer.eos_token_id
+        ids = [t for t in self.tokenizer("", add_special_tokens=True)["input_ids"] if t != eos]  # BOS, if any
+        spans = []
+        for i, message in enumerate(messages):
+            if i:
+                ids += self._encode("\n")
+            if message["role"] == "assistant":
+                ids += self._encode("Assistant:")
+                start = len(ids)
+                ids += self._encode(" " + message["content"]) + [eos]
+                spans.append((i, start, len(ids)))
+            else:
+                ids += self._encode(f"{message['role'].capitalize()}: {message['content']}")
+        return ids, spans
+
+    def _encoder_ids(self, context: list[dict[str, str]]) -> list[int]:
+        """A seq2seq model's input: a lone user turn as it is (as a single-turn task prompt would be),
+        else `Role: content` lines. Too long keeps the end, the turn being answered."""
+        if len(context) == 1 and context[0]["role"] == "user":
+            text = context[0]["content"]
+        else:
+            text = "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in context)
+        return self.tokenizer(text, add_special_tokens=True)["input_ids"][-self.max_seq_len:]
 
 
 @dataclass

@@ -1,6 +1,8 @@
-"""Row sources: local jsonl / csv / tsv files, or a hub dataset.
+"""Row sources: local jsonl / json / csv / tsv / parquet files (or a directory of them), or a hub dataset.
 
-Every row remembers where it came from, so a bad value is reported as file:line:field.
+Every row remembers where it came from, so a bad value is reported as file:line:field; a row of a
+parquet file or a JSON object of columns has no line, and is named "file row N" (from 0, as
+pandas and datasets count).
 """
 
 from __future__ import annotations
@@ -31,6 +33,78 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         row["_where"] = f"{path}:{lineno}"
         rows.append(row)
     return rows
+
+
+def read_json(path: Path) -> list[dict[str, Any]]:
+    """A JSON array of objects (each row named by the line its object starts on), or an object of
+    equal-length column lists (`df.to_json(orient="list")`, `Dataset.to_dict()`). A `.json` file that
+    holds JSON lines, as many exports write under that suffix, is read as JSON lines."""
+    text = read_text(path)
+    start = len(text) - len(text.lstrip())
+    if text[start:start + 1] == "[":
+        return _json_array(path, text, start)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        if e.msg == "Extra data":  # one value, then more: JSON lines
+            return read_jsonl(path)
+        raise TunevalError(f"{path}:{e.lineno}: not valid JSON ({e.msg.removesuffix(' at')} at column {e.colno})") from None
+    if isinstance(data, dict) and "\n" not in text.strip() and not _is_columns(data):
+        return read_jsonl(path)  # a single JSON line
+    if not isinstance(data, dict) or not _is_columns(data):
+        raise TunevalError(f"{path}: expected a JSON array of objects, an object of equal-length column lists, "
+                           f"or JSON lines; got {_json_kind(data)}")
+    names = list(data)
+    return [{**{name: data[name][i] for name in names}, "_where": f"{path} row {i}"}
+            for i in range(len(data[names[0]]))]
+
+
+def _is_columns(data: dict) -> bool:
+    lengths = {len(v) if isinstance(v, list) else -1 for v in data.values()}
+    return bool(data) and len(lengths) == 1 and -1 not in lengths
+
+
+def _json_kind(data: Any) -> str:
+    if isinstance(data, dict):
+        return "an object whose values are not equal-length lists"
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(data), "a number")
+
+
+def _json_array(path: Path, text: str, pos: int) -> list[dict[str, Any]]:
+    """Decode the array one element at a time, so each row keeps the line its object starts on."""
+    decoder, rows = json.JSONDecoder(), []
+    space = re.compile(r"\s*")
+    pos = space.match(text, pos + 1).end()
+    try:
+        while text[pos:pos + 1] != "]":
+            if rows:
+                if text[pos:pos + 1] != ",":
+                    raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+                pos = space.match(text, pos + 1).end()
+            line = text.count("\n", 0, pos) + 1
+            row, pos = decoder.raw_decode(text, pos)
+            if not isinstance(row, dict):
+                raise TunevalError(f"{path}:{line}: expected a JSON object, got {type(row).__name__}")
+            rows.append({**row, "_where": f"{path}:{line}"})
+            pos = space.match(text, pos).end()
+        after = space.match(text, pos + 1).end()
+        if after < len(text):
+            raise json.JSONDecodeError("Extra data", text, after)
+    except json.JSONDecodeError as e:
+        raise TunevalError(f"{path}:{e.lineno}: not valid JSON ({e.msg.removesuffix(' at')} at column {e.colno})") from None
+    return rows
+
+
+def read_parquet(path: Path) -> list[dict[str, Any]]:
+    """Rows of a parquet file (what `Dataset.to_parquet` and the hub's converted datasets hold);
+    nested columns (a `messages` list of role/content structs) come back as lists of dicts."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # not parquet, truncated, unsupported encoding: one line for the user
+        raise TunevalError(f"{path}: not a readable parquet file ({first_line(e)})") from None
+    return [{**row, "_where": f"{path} row {i}"} for i, row in enumerate(table.to_pylist())]
 
 
 def read_delimited(path: Path, delimiter: str, columns: list[str] | None) -> list[dict[str, Any]]:
@@ -111,32 +185,52 @@ def read_file(path: Path, columns: list[str] | None = None, format: str | None =
             raise TunevalError(f"{path}: unknown format '{format}' (known: {', '.join(sorted(FORMATS))})")
         return FORMATS[format](path, columns)
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
+    if suffix == ".jsonl":
         return read_jsonl(path)
+    if suffix == ".json":
+        return read_json(path)
+    if suffix == ".parquet":
+        return read_parquet(path)
     if suffix == ".csv":
         return read_delimited(path, ",", columns)
     if suffix == ".tsv":
         return read_delimited(path, "\t", columns)
-    raise TunevalError(f"{path}: unsupported file type '{suffix}' (use .jsonl, .csv or .tsv, or name a format: "
+    raise TunevalError(f"{path}: unsupported file type '{suffix}' (use {', '.join(DATA_SUFFIXES)}, or name a format: "
                        f"{', '.join(sorted(FORMATS))})")
 
 
-def read_hub(hub_id: str, split: str) -> list[dict[str, Any]]:
+DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+
+
+def read_path(path: Path, columns: list[str] | None = None, format: str | None = None) -> list[dict[str, Any]]:
+    """A file, or a directory of data files of one type (a dataset saved in shards: train-00000.parquet,
+    ...), read in name order and concatenated; each row still names its own file. Hidden files and
+    other suffixes in the directory are left alone; subdirectories are not searched."""
+    path = Path(path)
+    if not path.is_dir():
+        return read_file(path, columns, format)
+    files = sorted(p for p in path.iterdir()
+                   if p.is_file() and not p.name.startswith(".") and (format or p.suffix.lower() in DATA_SUFFIXES))
+    if not files:
+        raise TunevalError(f"{path}: no data files in this directory (looked for {', '.join(DATA_SUFFIXES)})")
+    kinds = sorted({p.suffix.lower() for p in files})
+    if len(kinds) > 1:
+        raise TunevalError(f"{path}: the directory mixes file types ({', '.join(kinds)}); keep one type per directory")
+    return [row for p in files for row in read_file(p, columns, format)]
+
+
+def read_hub(hub_id: str, split: str, name: str | None = None) -> list[dict[str, Any]]:
+    """A hub dataset's split (`name`: its configuration, e.g. glue's `sst2`)."""
     try:
         import datasets
 
-        ds = datasets.load_dataset(hub_id, split=split)
+        ds = datasets.load_dataset(hub_id, name, split=split)
     except Exception as e:  # offline, unknown id, unknown split: all one message for the user
         raise TunevalError(
             f"hub dataset '{hub_id}' split '{split}' could not be loaded ({first_line(e)}); "
             "pass --data-dir or set TUNEVAL_DATA_DIR to read local files"
         ) from None
-    rows = []
-    for i, row in enumerate(ds):
-        row = dict(row)
-        row["_where"] = f"hub:{hub_id}[{split}] row {i}"
-        rows.append(row)
-    return rows
+    return [{**dict(row), "_where": f"hub:{hub_id}[{split}] row {i}"} for i, row in enumerate(ds)]
 
 
 def slice_rows(rows: list[dict[str, Any]], spec: str, where: str) -> list[dict[str, Any]]:

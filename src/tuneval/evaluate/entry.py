@@ -14,9 +14,12 @@ def evaluate(model: str = DEFAULT_MODEL, adapter: str | Path | None = None, *, t
              max_new_tokens: int | None = None, chat_template: bool = True, tasks: str | list[str] | None = None,
              suite: str | None = None, num_fewshot: int | None = None, tasks_dir: str | Path | None = None,
              seed: int = 1234, bootstrap_iters: int = 1000, precision: str = "auto",
-             on_task=None, model_args=None) -> dict[str, Any]:
-    """`tuneval eval`: one generation `task` scored with ROUGE/BLEU (returns results.json's content),
-    or benchmark `tasks`/`suite` by log-likelihood (returns summary.json's content)."""
+             on_task=None, model_args=None, data: str | Path | None = None, format: str | None = None,
+             columns: dict[str, str] | None = None) -> dict[str, Any]:
+    """`tuneval eval`: one `task` generated with a FLAN template and scored with ROUGE/BLEU (returns
+    results.json's content), or `tasks`/`suite`, each through its default prompt family (returns
+    summary.json's content). Both run evaluate/harness.run_task."""
+    from tuneval.evaluate.distributed import is_main
     from tuneval.methods.loading import run_label
 
     names = ",".join(tasks) if isinstance(tasks, list) else tasks
@@ -27,20 +30,31 @@ def evaluate(model: str = DEFAULT_MODEL, adapter: str | Path | None = None, *, t
         return evaluate_suite(model, adapter, tasks=names, suite=suite, limit=limit, num_fewshot=num_fewshot,
                               tasks_dir=tasks_dir, data_dir=data_dir, out=out, batch_size=batch_size, seed=seed,
                               bootstrap_iters=bootstrap_iters, chat_template=chat_template, precision=precision,
-                              on_task=on_task, model_args=model_args)
-    from tuneval.data.tasks import load_task
-    from tuneval.evaluate.run import evaluate_generation
+                              on_task=on_task, model_args=model_args, template=template)
+    from tuneval.evaluate.harness import run_task
+    from tuneval.evaluate.report import eval_report
+    from tuneval.io import atomic_write_text
     from tuneval.methods.loading import load_result
+    from tuneval.tasks import get_task
 
-    task, split = task or "dialogsum", split or "validation"
-    label = run_label(model, adapter)
-    spec = load_task(task)
+    if data is not None:  # your own data: every row, its last assistant turn the reference
+        from tuneval.tasks.user_data import data_task
+
+        spec = data_task(path=str(data), format=format, columns=columns, scored_whole=True, where="--data")
+        index = None  # every row unless --limit
+    else:
+        spec = get_task(task or "dialogsum", tasks_dir)  # fails before the model loads
+        index, limit = spec.template_index(template), 50 if limit is None else limit
     loaded, net = load_result(model, adapter, precision=precision, args=model_args)  # model_args: a ModelArgs
-    return evaluate_generation(
-        net, loaded.tokenizer, loaded.arch, spec, split=split, limit=50 if limit is None else limit, data_dir=data_dir,
-        template=template, batch_size=batch_size, max_new_tokens=64 if max_new_tokens is None else max_new_tokens,
-        chat_template=chat_template, label=label,
-        meta={"model": model, "adapter": str(adapter) if adapter else None, **loaded.meta}, out_dir=out)
+    results = run_task(
+        net, loaded.tokenizer, loaded.arch, spec, split=split, limit=limit,
+        template=index, data_dir=data_dir, batch_size=batch_size, max_new_tokens=max_new_tokens,
+        chat_template=chat_template, seed=seed, bootstrap_iters=bootstrap_iters, label=run_label(model, adapter),
+        meta={"model": model, "adapter": str(adapter) if adapter else None, "suite": None, **loaded.meta},
+        out_file=out / "results.json")
+    if is_main():
+        atomic_write_text(out / "report.md", eval_report(results))
+    return results
 
 
 def default_eval_out(model: str, adapter: str | Path | None, *, task: str | None = None, tasks: str | None = None,

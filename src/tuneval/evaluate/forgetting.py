@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from tuneval.errors import TunevalError
-from tuneval.evaluate.bootstrap import POOLED, interval, resample
+from tuneval.metrics.bootstrap import POOLED, interval, resample
 from tuneval.evaluate.harness import DEFAULT_SEED
-from tuneval.evaluate.metrics import SCALE_100, fmt
+from tuneval.metrics.text import SCALE_100, fmt
 from tuneval.evaluate.summary import group_item_values
-from tuneval.evaluate.task_metrics import Scorer, paired_bootstrap
+from tuneval.metrics.registry import Scorer, paired_bootstrap
 from tuneval.io import atomic_write_json, atomic_write_text
 
 COLORS = {"improved": "#2e7d32", "unchanged": "#9e9e9e", "forgot": "#c62828"}
@@ -52,9 +52,13 @@ def verdict(ci_low: float, ci_high: float, higher_is_better: bool) -> str:
     return "unchanged"
 
 
+def _id(example: dict):
+    return example["id"] if "id" in example else example.get("doc_id")  # doc_id: results written before 2026-12
+
+
 def _check_paired(task: str, before: dict, after: dict) -> None:
     b, a = before["examples"], after["examples"]
-    if len(b) != len(a) or any(x["doc_id"] != y["doc_id"] or x["prompt"] != y["prompt"] for x, y in zip(b, a)):
+    if len(b) != len(a) or any(_id(x) != _id(y) or x["prompt"] != y["prompt"] for x, y in zip(b, a)):
         raise TunevalError(f"task '{task}': before and after scored different examples or prompts "
                            f"({len(b)} vs {len(a)}); run both with the same --limit, --num-fewshot and data")
 

@@ -1,4 +1,14 @@
-"""Run benchmark tasks on a model: prompts with few-shot examples, scoring, results on disk.
+"""The one evaluation harness: a task, a model, per-example records, metrics, one results.json shape.
+
+A task is scored through one of its two prompt families (tasks/task.py):
+- its scoring prompt (`doc_to_text`...), as lm-evaluation-harness runs it (below), or
+- a FLAN template (`template=N`, or the task's `eval_template` when it has no scoring prompt):
+  the same rendering, field cutting and chat template training uses (data/collate.py), greedy
+  generation, scored with ROUGE/BLEU against the rendered target.
+`tuneval eval --task X` asks for the FLAN family, `--tasks X` for the task's default family;
+both come here, and write the same shape: the config, the metric values with bootstrap
+intervals, and every example's record (id, source, input, prompt, then the prediction and
+references, or the choices, log-likelihoods, pick and gold).
 
 Prompts are built as lm-evaluation-harness builds them: description, then each few-shot
 example as `doc_to_text + target_delimiter + target + fewshot_delimiter`, then the
@@ -26,35 +36,37 @@ from typing import Any
 
 import numpy as np
 
+from tuneval.data.collate import PromptFormatter
+from tuneval.data.formats import generation_pair
 from tuneval.errors import TunevalError
-from tuneval.evaluate import templating as tpl
-from tuneval.evaluate.bench_data import load_docs
-from tuneval.evaluate.benchmarks import BenchTask
 from tuneval.evaluate.distributed import is_main, map_examples
 from tuneval.evaluate.generation import generate
 from tuneval.evaluate.loglik import loglikelihoods, max_length
-from tuneval.evaluate.task_metrics import Scorer, bootstrap_ci, higher_is_better, metric_specs, signatures
 from tuneval.io import atomic_write_json
+from tuneval.metrics.registry import Scorer, bootstrap_ci, higher_is_better, metric_specs, primary_metric, signatures
+from tuneval.metrics.text import summarization_metrics
+from tuneval.tasks import Task, load_rows
+from tuneval.tasks import prompts as tpl
 
 DEFAULT_SEED = 1234  # lm-eval's default few-shot seed
 
 
-def _fewshot_pool(task: BenchTask, data_dir, eval_docs: list[dict]) -> tuple[list[dict], bool]:
+def _fewshot_pool(task: Task, scored: str, data_dir, eval_docs: list[dict]) -> tuple[list[dict], bool]:
     """(docs to draw shots from, whether they are the evaluated docs themselves) as lm-eval picks them."""
     for split in (task.fewshot_split, task.training_split, task.validation_split if task.test_split else None):
-        if split and split != task.eval_split:
-            return load_docs(task, split, data_dir), False
+        if split and split != scored:
+            return load_rows(task, split, data_dir), False
     return eval_docs, True
 
 
-def _target_text(task: BenchTask, doc: dict) -> str:
+def _target_text(task: Task, doc: dict) -> str:
     if task.output_type == "multiple_choice":
         choices = tpl.doc_to_choice(task, doc)
         return choices[tpl.gold_index(task, doc, choices)]
     return tpl.references(task, doc)[0]
 
 
-def build_contexts(task: BenchTask, docs: list[dict], num_fewshot: int, pool: list[dict], pool_is_eval: bool,
+def build_contexts(task: Task, docs: list[dict], num_fewshot: int, pool: list[dict], pool_is_eval: bool,
                    seed: int) -> list[str]:
     """The full prompt of each doc: description, few-shot examples, the doc's own text."""
     contexts = []
@@ -75,11 +87,17 @@ def build_contexts(task: BenchTask, docs: list[dict], num_fewshot: int, pool: li
     return contexts
 
 
-def _doc_id(doc: dict, index: int) -> Any:
-    for key in ("idx", "id", "fname"):
-        if key in doc and isinstance(doc[key], (int, str)):
-            return doc[key]
-    return index
+def _record(task: Task, doc: dict, index: int, prompt: str) -> dict[str, Any]:
+    """The fields every example record starts with, whatever the prompt family."""
+    doc_id: Any = index
+    for key in (task.id_field, "idx", "id", "fname"):
+        if key and key in doc and isinstance(doc[key], (int, str)):
+            doc_id = doc[key]
+            break
+    text = doc.get(task.input_field) if task.input_field else None
+    if text is None and "messages" in doc:  # a conversation: what the last user turn asked
+        text = next((m["content"] for m in reversed(doc["messages"][:-1]) if m["role"] == "user"), None)
+    return {"id": doc_id, "source": doc.get("_where"), "input": None if text is None else str(text), "prompt": prompt}
 
 
 def _multiple_choice(model, tokenizer, arch, task, docs, contexts, batch_size, label, shard=None):
@@ -100,16 +118,15 @@ def _multiple_choice(model, tokenizer, arch, task, docs, contexts, batch_size, l
     examples = []
     for i, (doc, ctx, cs, gold, mine) in enumerate(zip(docs, contexts, choices, golds, scored)):
         lls = np.array([s[0] for s in mine])
-        greedy = [s[1] for s in mine]
         probs = np.exp(lls - lls.max())
         probs /= probs.sum()
         lengths = np.array([float(len(c)) for c in cs])  # characters, as lm-eval's acc_norm
         examples.append({
-            "doc_id": _doc_id(doc, i), "source": doc.get("_where"), "prompt": ctx, "choices": cs,
-            "loglik": [float(x) for x in lls], "is_greedy": greedy, "probs": [float(p) for p in probs],
+            **_record(task, doc, i, ctx), "choices": cs, "loglik": [float(x) for x in lls],
+            "is_greedy": [s[1] for s in mine], "probs": [float(p) for p in probs],
             "pred": int(np.argmax(lls)), "pred_norm": int(np.argmax(lls / lengths)), "gold": gold,
         })
-    return examples, stats
+    return examples, {**stats, "chat_template": False}
 
 
 def _cut(text: str, until: list[str]) -> str:
@@ -119,9 +136,11 @@ def _cut(text: str, until: list[str]) -> str:
     return text.strip()
 
 
-def _generate(model, tokenizer, arch, task, docs, contexts, batch_size, label, chat_template, shard=None):
+def _scoring_prompts(model, tokenizer, arch, task, contexts, chat_template, max_new_tokens):
+    """The scoring family's generation inputs: each context through the chat template when the
+    tokenizer has one and the task allows it, cut from the left to fit the model."""
     use_chat = chat_template and task.chat_template and arch == "causal" and bool(getattr(tokenizer, "chat_template", None))
-    budget = max_length(model) - task.max_gen_toks if arch == "causal" else max_length(model)
+    budget = max_length(model) - max_new_tokens if arch == "causal" else max_length(model)
     prompts, ids = [], []
     for ctx in contexts:
         if use_chat:
@@ -132,63 +151,160 @@ def _generate(model, tokenizer, arch, task, docs, contexts, batch_size, label, c
             text, enc = ctx, tokenizer(ctx)["input_ids"]
         prompts.append(text)
         ids.append(enc[-budget:])
+    return prompts, ids, use_chat
+
+
+def _template_prompts(tokenizer, arch, task, docs, index, chat_template, max_new_tokens, max_seq_len):
+    """The FLAN family's generation inputs, made exactly as training makes its prompts (the
+    longest input field cut to fit), and the rendered targets as references."""
+    fmt = PromptFormatter(tokenizer, arch, chat_template=chat_template, max_seq_len=max_seq_len)
+    budget = fmt.generation_budget(max_new_tokens)
+    prompts, ids, refs = [], [], []
+    for doc in docs:
+        instruction, enc = fmt.fit_prompt(task.templates, index, doc, budget, task.input_fields)
+        prompts.append(fmt.prompt_text(instruction))
+        ids.append(enc)
+        refs.append([task.templates.render(doc, index)[1]])
+    return prompts, ids, refs, fmt.uses_chat
+
+
+def _generate(model, tokenizer, arch, task, docs, prompts, ids, refs, *, until, max_new_tokens, batch_size, label,
+              shard):
     start = time.perf_counter()
 
     def run(part: list) -> tuple[list[str], dict[str, int]]:
-        texts, n = generate(model, tokenizer, part, arch, batch_size=batch_size, max_new_tokens=task.max_gen_toks,
+        texts, n = generate(model, tokenizer, part, arch, batch_size=batch_size, max_new_tokens=max_new_tokens,
                             description=f"{label} {task.name}")
         return texts, {"new_tokens": n}
 
     outputs, counts = map_examples(model, ids, run, shard)
-    new_tokens = counts.get("new_tokens", 0)
     seconds = time.perf_counter() - start
-    examples = [{"doc_id": _doc_id(d, i), "source": d.get("_where"), "prompt": p, "raw_output": out,
-                 "prediction": _cut(out, task.until), "references": tpl.references(task, d)}
-                for i, (d, p, out) in enumerate(zip(docs, prompts, outputs))]
-    return examples, {"new_tokens": new_tokens, "generate_seconds": round(seconds, 2), "chat_template": use_chat,
-                      "max_gen_toks": task.max_gen_toks, "until": task.until, "processes": counts.get("processes", 1)}
+    new_tokens = counts.get("new_tokens", 0)
+    examples = [{**_record(task, d, i, p), "references": r, "prediction": _cut(out, until), "raw_output": out}
+                for i, (d, p, r, out) in enumerate(zip(docs, prompts, refs, outputs))]
+    return examples, {"strategy": "greedy", "max_new_tokens": max_new_tokens, "until": until, "batch_size": batch_size,
+                      "new_tokens": new_tokens, "seconds": round(seconds, 2),
+                      "tokens_per_second": round(new_tokens / seconds, 1) if seconds > 0 else None,
+                      "processes": counts.get("processes", 1)}
 
 
-def run_task(model, tokenizer, arch: str, task: BenchTask, *, limit: int | None = None, num_fewshot: int | None = None,
-             data_dir=None, batch_size: int = 16, seed: int = DEFAULT_SEED, bootstrap_iters: int = 1000,
-             chat_template: bool = True, label: str = "model", meta: dict | None = None,
-             out_dir: str | Path | None = None, shard: bool | None = None) -> dict[str, Any]:
-    """Score one task; results.json keeps every example's prompt, scores, pick and gold.
+def _text_metrics(examples: list[dict], specs: list[dict]) -> dict[str, Any]:
+    """For ROUGE and BLEU: precision and recall beside the F1s, BLEU's n-gram precisions and brevity
+    penalty (metrics.text.summarization_metrics), for the tables that show them; per-item ROUGE
+    goes into each record (the Scorer reuses it)."""
+    names = {s["metric"] for s in specs}
+    if not {"rouge", "bleu"} <= names:
+        return {}
+    metrics, items = summarization_metrics([e["prediction"] for e in examples], [e["references"] for e in examples])
+    for ex, item in zip(examples, items):
+        ex["rouge"] = item
+    return metrics
 
-    `shard`: None shares the examples out over a running process group, False keeps them here."""
+
+def _conversation_prompts(tokenizer, arch, task, docs, chat_template, max_new_tokens, max_seq_len):
+    """A data-format task's generation inputs: each conversation up to its last assistant turn, made
+    as training makes them (data/collate.py); that turn is the reference."""
+    fmt = PromptFormatter(tokenizer, arch, chat_template=chat_template, max_seq_len=max_seq_len)
+    prompts, ids, refs = [], [], []
+    for doc in docs:
+        messages, reference = generation_pair(doc)
+        enc = fmt.conversation_prompt(messages, max_new_tokens, where=doc["_where"])
+        prompts.append(tokenizer.decode(enc))
+        ids.append(enc)
+        refs.append([reference])
+    return prompts, ids, refs, fmt.uses_chat
+
+
+def family(task: Task, template: int | None) -> str:
+    """Which prompt family scores `task`: "template" (a FLAN phrasing), "scoring" (doc_to_text) or
+    "conversation" (a data-format task: the data holds prompt and reference)."""
+    if task.conversational and template is None:
+        return "conversation"
+    if template is not None or task.doc_to_text is None:
+        return "template"
+    return "scoring"
+
+
+# long: one straight pass (rows, prompts, model, scores, record) shared by both prompt families
+def run_task(model, tokenizer, arch: str, task: Task, *, split: str | None = None, limit: int | None = None,
+             num_fewshot: int | None = None, template: int | None = None, data_dir=None, batch_size: int = 16,
+             seed: int = DEFAULT_SEED, bootstrap_iters: int = 1000, chat_template: bool = True,
+             max_new_tokens: int | None = None, max_seq_len: int = 1024, label: str = "model",
+             meta: dict | None = None, out_file: str | Path | None = None, shard: bool | None = None) -> dict[str, Any]:
+    """Score one task; results.json (out_file) keeps every example's record beside the metrics.
+
+    `template`: a FLAN phrasing to generate with (None: the task's default family). `shard`: None
+    shares the examples out over a running process group, False keeps them here."""
+    if limit is not None and limit < 1:
+        raise TunevalError(f"--limit must be at least 1, got {limit}")
     start = time.perf_counter()
-    all_docs = load_docs(task, task.eval_split, data_dir)
+    split = split or task.eval_split
+    how = family(task, template)
+    all_docs = load_rows(task, split, data_dir)
     docs = all_docs[:limit] if limit else all_docs
     k = task.num_fewshot if num_fewshot is None else num_fewshot
-    pool, pool_is_eval = _fewshot_pool(task, data_dir, all_docs) if k > 0 else ([], False)
-    contexts = build_contexts(task, docs, k, pool, pool_is_eval, seed)
-    if task.output_type == "multiple_choice":
-        examples, stats = _multiple_choice(model, tokenizer, arch, task, docs, contexts, batch_size, label, shard)
+    if how == "conversation":
+        if k > 0:
+            raise TunevalError(f"task '{task.name}': few-shot prompts need a scoring prompt (doc_to_text)")
+        output_type, specs = "generate_until", metric_specs("generate_until", task.metrics)
+        max_new = max_new_tokens or task.max_gen_toks
+        prompts, ids, refs, use_chat = _conversation_prompts(tokenizer, arch, task, docs, chat_template, max_new,
+                                                             max_seq_len)
+        examples, gen = _generate(model, tokenizer, arch, task, docs, prompts, ids, refs, until=[],
+                                  max_new_tokens=max_new, batch_size=batch_size, label=label, shard=shard)
+        prompt_info: dict[str, Any] = {"family": how, "format": task.format, "columns": task.column_map,
+                                       "validation": task.split_info}
+    elif how == "template":
+        index = task.template_index(template)
+        if k > 0:
+            raise TunevalError(f"task '{task.name}': few-shot prompts need a scoring prompt (doc_to_text); "
+                               f"FLAN template {index} is scored zero-shot")
+        output_type, specs = "generate_until", metric_specs("generate_until", task.generation_metrics())
+        max_new = max_new_tokens or task.max_gen_toks
+        prompts, ids, refs, use_chat = _template_prompts(tokenizer, arch, task, docs, index, chat_template, max_new,
+                                                         max_seq_len)
+        examples, gen = _generate(model, tokenizer, arch, task, docs, prompts, ids, refs, until=[],
+                                  max_new_tokens=max_new, batch_size=batch_size, label=label, shard=shard)
+        prompt_info = {"family": how, "template": index, "text": task.templates.prompts[index],
+                       "target": task.templates.target}
     else:
-        examples, stats = _generate(model, tokenizer, arch, task, docs, contexts, batch_size, label, chat_template,
-                                    shard)
-    specs = metric_specs(task.output_type, task.metrics)
-    scorer = Scorer(task.output_type, specs, examples)
+        output_type, specs = task.output_type, metric_specs(task.output_type, task.metrics)
+        pool, pool_is_eval = _fewshot_pool(task, split, data_dir, all_docs) if k > 0 else ([], False)
+        contexts = build_contexts(task, docs, k, pool, pool_is_eval, seed)
+        prompt_info = {"family": how, "description": task.description, "doc_to_text": task.doc_to_text,
+                       "doc_to_choice": task.doc_to_choice, "doc_to_target": task.doc_to_target,
+                       "target_delimiter": task.target_delimiter, "fewshot_delimiter": task.fewshot_delimiter}
+        if output_type == "multiple_choice":
+            examples, gen = _multiple_choice(model, tokenizer, arch, task, docs, contexts, batch_size, label, shard)
+            use_chat = False
+        else:
+            max_new = max_new_tokens or task.max_gen_toks
+            prompts, ids, use_chat = _scoring_prompts(model, tokenizer, arch, task, contexts, chat_template, max_new)
+            examples, gen = _generate(model, tokenizer, arch, task, docs, prompts, ids,
+                                      [tpl.references(task, d) for d in docs], until=task.until,
+                                      max_new_tokens=max_new, batch_size=batch_size, label=label, shard=shard)
+    extra = _text_metrics(examples, specs) if output_type == "generate_until" else {}
+    scorer = Scorer(output_type, specs, examples)
     for name, values in scorer.item_values.items():
         for ex, v in zip(examples, values):
             ex[name] = float(v)
     results = {
-        "task": task.name, "source": task.source, "label": label, "output_type": task.output_type,
-        "split": task.eval_split, "num_examples": len(docs), "split_size": len(all_docs), "limit": limit,
+        "task": task.name, "source": task.source, "label": label, "output_type": output_type,
+        "split": split, "num_examples": len(docs), "split_size": len(all_docs), "limit": limit,
         "num_fewshot": k, "seed": seed, "group": task.group, "category": task.category,
-        "primary_metric": task.primary_metric, "metric_list": specs,
-        "higher_is_better": higher_is_better(task.output_type, specs),
-        "metrics": scorer.score(), "bootstrap": {"iterations": bootstrap_iters, "level": 0.95,
-                                                 **bootstrap_ci(scorer, bootstrap_iters, seed)},
-        "signatures": signatures(specs, examples),
-        "prompt": {"description": task.description, "doc_to_text": task.doc_to_text,
-                   "doc_to_choice": task.doc_to_choice, "doc_to_target": task.doc_to_target,
-                   "target_delimiter": task.target_delimiter, "fewshot_delimiter": task.fewshot_delimiter},
-        "stats": {**stats, "seconds": round(time.perf_counter() - start, 2)},
+        "primary_metric": primary_metric(output_type, specs), "metric_list": specs,
+        "higher_is_better": higher_is_better(output_type, specs),
+        "metrics": {**extra, **scorer.score()},
+        "bootstrap": {"iterations": bootstrap_iters, "level": 0.95, **bootstrap_ci(scorer, bootstrap_iters, seed)},
+        "signatures": signatures(specs, examples), "prompt": prompt_info, "input_field": task.input_field,
+        "chat_template": use_chat, "generation": gen if output_type == "generate_until" else None,
+        "stats": {**(gen if output_type == "multiple_choice" else {"processes": gen["processes"]}),
+                  "seconds": round(time.perf_counter() - start, 2)},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(meta or {}),
         "examples": examples,
     }
-    if out_dir is not None and is_main():
-        atomic_write_json(Path(out_dir) / task.name / "results.json", results)
+    if out_file is not None and is_main():
+        atomic_write_json(Path(out_file), results)
     return results
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuneval.evaluate.metrics import HEADLINE, fmt
+from tuneval.metrics.text import HEADLINE, fmt
 
 
 
@@ -23,20 +23,27 @@ def input_heading(results: dict[str, Any]) -> str:
     return name.replace("_", " ").title() if name else "Input"
 
 
+def _prompt_line(prompt: dict[str, Any]) -> str:
+    if "template" in prompt:
+        return f"Template {prompt['template']}: `{prompt['text']!r}`"
+    if prompt.get("family") == "conversation":
+        return f"The data's own conversations (format {prompt.get('format')}), the last assistant turn as reference"
+    return f"Prompt `{prompt.get('doc_to_text')!r}`"
+
+
 def eval_report(results: dict[str, Any], samples: int = 3) -> str:
     m = results["metrics"]
     lines = [
         f"# {results['label']} on {results['task']} ({results['split']}, {results['num_examples']} examples)",
         "",
-        f"Template {results['template']['index']}: `{results['template']['text']!r}`; greedy, "
-        f"max {results['generation']['max_new_tokens']} new tokens.",
+        f"{_prompt_line(results['prompt'])}; greedy, max {results['generation']['max_new_tokens']} new tokens.",
         "",
         "| metric | precision | recall | F1 |",
         "|---|---|---|---|",
     ]
     for k in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
         lines.append(f"| {k} | {m[f'{k}_precision']:.4f} | {m[f'{k}_recall']:.4f} | {m[f'{k}_f1']:.4f} |")
-    lines += ["", f"Corpus BLEU: **{m['bleu']:.2f}** (`{m['bleu_signature']}`)", "", "## Samples", ""]
+    lines += ["", f"Corpus BLEU: **{m['bleu']:.2f}** (`{results['signatures'].get('bleu', '')}`)", "", "## Samples", ""]
     for ex in results["examples"][:samples]:
         lines += [f"### {ex['id']}", "", f"**{input_heading(results)}**", "", _quote(ex["input"]), "",
                   f"**Human**: {ex['references'][0]}", "", f"**Model**: {ex['prediction']}", ""]

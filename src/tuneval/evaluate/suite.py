@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from tuneval.evaluate.benchmarks import load_registry, plan
 from tuneval.evaluate.distributed import is_main
 from tuneval.evaluate.forgetting import compare, load_results, write_forgetting
 from tuneval.evaluate.harness import DEFAULT_SEED
 from tuneval.evaluate.summary import run_plan
+from tuneval.tasks import load_registry, plan
 
 
 def _plan(tasks, suite, limit, num_fewshot, tasks_dir):
@@ -26,16 +26,18 @@ def evaluate_suite(model: str, adapter: str | Path | None = None, *, tasks=None,
                    limit: int | None = None, num_fewshot: int | None = None, tasks_dir=None, data_dir=None,
                    out: str | Path, batch_size: int = 16, seed: int = DEFAULT_SEED, bootstrap_iters: int = 1000,
                    chat_template: bool = True, on_task: Callable[[dict], None] | None = None,
-                   precision: str = "auto", model_args=None) -> dict[str, Any]:
+                   precision: str = "auto", model_args=None, template: int | None = None) -> dict[str, Any]:
     from tuneval.methods.loading import load_result, run_label
 
     todo = _plan(tasks, suite, limit, num_fewshot, tasks_dir)  # bad task names fail before the model loads
+    for task, _, _ in todo if template is not None else []:
+        task.template_index(template, "--template")  # and a phrasing a task lacks
     loaded, net = load_result(model, adapter, precision=precision, args=model_args)
     label = run_label(model, adapter)
     meta = {"model": model, "adapter": str(adapter) if adapter else None, "suite": suite, **loaded.meta}
     return run_plan(net, loaded.tokenizer, loaded.arch, todo, out_dir=out, data_dir=data_dir, batch_size=batch_size,
                     seed=seed, bootstrap_iters=bootstrap_iters, chat_template=chat_template, label=label, meta=meta,
-                    on_task=on_task)
+                    on_task=on_task, template=template)
 
 
 def run_forgetting(model: str, adapter: str | Path, *, tasks=None, suite: str | None = "forgetting",

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from tuneval.evaluate.bootstrap import POOLED, interval, resample
+from tuneval.metrics.bootstrap import POOLED, interval, resample
 from tuneval.evaluate.distributed import is_main
 from tuneval.evaluate.harness import DEFAULT_SEED, run_task
-from tuneval.evaluate.metrics import fmt
+from tuneval.metrics.text import fmt
 from tuneval.io import atomic_write_json, atomic_write_text
 
 
@@ -74,15 +74,16 @@ def summary_markdown(summary: dict[str, Any]) -> str:
 
 def run_plan(model, tokenizer, arch: str, plan: list, *, out_dir: str | Path, data_dir=None, batch_size: int = 16,
              seed: int = DEFAULT_SEED, bootstrap_iters: int = 1000, chat_template: bool = True, label: str = "model",
-             meta: dict | None = None, on_task=None) -> dict[str, Any]:
-    """Every (task, limit, num_fewshot) of the plan; per-task results.json, then summary.{md,json}."""
+             meta: dict | None = None, on_task=None, template: int | None = None) -> dict[str, Any]:
+    """Every (task, limit, num_fewshot) of the plan; per-task results.json, then summary.{md,json}.
+    `template`: score every task with that FLAN phrasing instead of its default prompt family."""
     out = Path(out_dir)
     start = time.perf_counter()
     results = []
     for task, limit, k in plan:
         r = run_task(model, tokenizer, arch, task, limit=limit, num_fewshot=k, data_dir=data_dir, batch_size=batch_size,
                      seed=seed, bootstrap_iters=bootstrap_iters, chat_template=chat_template, label=label, meta=meta,
-                     out_dir=out)
+                     template=template, out_file=out / task.name / "results.json")
         results.append(r)
         if on_task is not None:
             on_task(r)

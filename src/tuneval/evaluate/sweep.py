@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from tuneval.errors import TunevalError
-from tuneval.evaluate.metrics import HEADLINE, SCALE_100, fmt
+from tuneval.metrics.text import HEADLINE, SCALE_100, fmt
 from tuneval.io import atomic_write_json, atomic_write_text
 from tuneval.runs import RunDir
 

@@ -36,6 +36,9 @@ class MethodSpec:
     save: Callable[[torch.nn.Module, Path], None] | None = None
     # (base model, directory, settings, arch) -> model; None = PeftModel.from_pretrained
     load: Callable[[torch.nn.Module, Path, Any, str], torch.nn.Module] | None = None
+    # settings -> quantization options for loading the base (models.load_model's `quantization`), or
+    # None to load it in full precision first (QLoRA quantizing at from_pretrained: methods/qlora.py)
+    load_quantization: Callable[[Any], dict | None] | None = None
 
 
 METHODS: dict[str, MethodSpec] = {}
@@ -50,6 +53,11 @@ def get_method(name: str) -> MethodSpec:
     if name not in METHODS:
         raise TunevalError(f"unknown method '{name}' (known: {', '.join(sorted(METHODS))})")
     return METHODS[name]
+
+
+def base_quantization(spec: MethodSpec, settings: Any) -> dict | None:
+    """How the method wants its base loaded (None: as is), for training and for reloading alike."""
+    return spec.load_quantization(settings) if spec.load_quantization is not None else None
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:

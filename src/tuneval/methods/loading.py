@@ -43,6 +43,30 @@ def load_adapter(loaded: LoadedModel, adapter_dir: str | Path) -> torch.nn.Modul
     return PeftModel.from_pretrained(loaded.model, str(adapter_dir))
 
 
+def run_model_args(adapter: str | Path | None, args: ModelArgs | None) -> ModelArgs | None:
+    """How the run `adapter` loaded its base (its recipe's model_args), under the values `args` sets
+    itself: a model trained from a revision or with remote code is scored, merged and exported the
+    same way without repeating the flags. Any other directory: `args` as given."""
+    import dataclasses
+
+    from tuneval.typed import build_dataclass
+
+    if adapter is None:
+        return args
+    path = Path(adapter)
+    run = RunDir(path.parent if path.name == RunDir(path.parent).adapter_dir.name else path)
+    saved = (run.config() or {}).get("model_args")
+    if not isinstance(saved, dict):
+        return args
+    base = build_dataclass(ModelArgs, saved, str(run.config_file), "model_args.")
+    if args is None:
+        return base
+    default = ModelArgs()
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(ModelArgs)
+             if getattr(args, f.name) != getattr(default, f.name)}
+    return dataclasses.replace(base, **given)
+
+
 def load_result(model: str, adapter: str | Path | None = None, precision: str = "auto",
                 device: str | None = None, args: ModelArgs | None = None) -> tuple[LoadedModel, torch.nn.Module]:
     """(loaded base, model to score) for `model` with an optional trained result over it.
@@ -51,10 +75,29 @@ def load_result(model: str, adapter: str | Path | None = None, precision: str = 
     and the demo and sweep after training all come through here, so a score taken right
     after training is the score `tuneval eval` gives on the saved run at the same precision.
     A run directory of full fine-tuning (it holds model/) stands for its own weights.
-    `args` (model_args.py) says how the base is loaded: dtype, revision, remote code, attention.
+    `args` (model_args.py) says how the base is loaded: dtype, revision, remote code, attention;
+    a run's own model_args fill in what `args` leaves at its defaults (run_model_args).
     """
+    args = run_model_args(adapter, args)
     if adapter is not None and RunDir(adapter).has_model:
         loaded = load_model(str(RunDir(adapter).model_dir), precision=precision, device=device, args=args)
         return loaded, loaded.model
-    loaded = load_model(model, precision=precision, device=device, args=args)
+    loaded = load_model(model, precision=precision, device=device, args=args, quantization=_quantization(adapter))
     return loaded, (load_adapter(loaded, adapter) if adapter is not None else loaded.model)
+
+
+def _quantization(adapter: str | Path | None) -> dict | None:
+    """How the run's method loads its base (QLoRA: maybe quantized as it loads), from its marker."""
+    from tuneval.methods import base_quantization, get_method
+    from tuneval.methods.common import read_marker
+    from tuneval.typed import build_dataclass
+
+    if adapter is None:
+        return None
+    directory = RunDir(adapter).adapter_dir if RunDir(adapter).has_adapter else Path(adapter)
+    info = read_marker(directory)
+    if not info:
+        return None
+    spec = get_method(info.get("method", ""))
+    settings = build_dataclass(spec.settings, info.get("settings") or {}, str(directory / MARKER), f"{spec.name}.")
+    return base_quantization(spec, settings)

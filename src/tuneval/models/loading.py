@@ -99,7 +99,7 @@ def default_device() -> str:
 
 
 def load_model(name_or_path: str, precision: str = "auto", device: str | None = None,
-               args: ModelArgs | None = None) -> LoadedModel:
+               args: ModelArgs | None = None, quantization: dict | None = None) -> LoadedModel:
     """Load weights and tokenizer in the precision policy's dtype; `device` None means `default_device()`.
 
     `args` (model_args.py) may name the dtype instead (`dtype: auto` keeps the policy's), a
@@ -107,7 +107,8 @@ def load_model(name_or_path: str, precision: str = "auto", device: str | None = 
     Training passes precision="fp32" (master weights; bf16 training is autocast over them;
     an explicit args.dtype still wins) and device="cpu": the Trainer (or accelerate, one GPU
     per process) places the model itself, and loading every rank's copy onto cuda:0 first
-    would crowd one card.
+    would crowd one card. `quantization`: BitsAndBytesConfig options, to load the linear layers
+    4-bit as they stream in (QLoRA; methods/qlora.py says when).
     """
     from tuneval.precision import resolve_precision
 
@@ -123,8 +124,15 @@ def load_model(name_or_path: str, precision: str = "auto", device: str | None = 
                                f"(is tokenizer_config.json missing from {path}?)")
         tokenizer.pad_token = tokenizer.eos_token
     attn = {"attn_implementation": args.attn_implementation} if args.attn_implementation else {}
+    device = device or default_device()
     try:
-        model = auto.from_pretrained(path, dtype=dtype, **attn, **extra).to(device or default_device())
+        if quantization is not None:
+            from transformers import BitsAndBytesConfig
+
+            model = auto.from_pretrained(path, dtype=dtype, quantization_config=BitsAndBytesConfig(
+                load_in_4bit=True, **quantization), device_map=device, **attn, **extra)
+        else:
+            model = auto.from_pretrained(path, dtype=dtype, **attn, **extra).to(device)
     except ValueError as e:
         _needs_remote_code(name_or_path, e)
         raise

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from tuneval.evaluate.forgetting import COLORS as VERDICT_COLORS
-from tuneval.evaluate.metrics import SCALE_100
+from tuneval.metrics.text import SCALE_100
 
 GENERATION_CURVES = ("rougeL", "rouge1", "rougeLsum", "rouge2", "bleu")
 

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from tuneval.evaluate.harness import DEFAULT_SEED
-from tuneval.evaluate.metrics import fmt
+from tuneval.metrics.text import fmt
 from tuneval.io import atomic_write_text
 from tuneval.report import charts, stats
 from tuneval.report.inputs import Eval, Inputs, load_inputs
@@ -259,8 +259,8 @@ def _provenance(inputs: Inputs) -> str:
     for e in inputs.evals:
         res = e.results
         keep = {k: res.get(k) for k in ("model", "adapter", "run", "precision", "task", "split", "num_examples",
-                                        "chat_template", "template", "generation", "created", "versions", "machine")}
-        keep["bleu_signature"] = res.get("metrics", {}).get("bleu_signature")
+                                        "chat_template", "prompt", "generation", "created", "versions", "machine")}
+        keep["bleu_signature"] = (res.get("signatures") or {}).get("bleu")
         parts.append(f"<details><summary>evaluation {escape(e.label)}: {escape(str(e.path))}</summary>{_kv(keep)}</details>")
     for group in (inputs.suites, inputs.forgettings, inputs.sweeps):
         for x in group:

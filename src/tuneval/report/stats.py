@@ -2,7 +2,7 @@
 
 Generation results.json carries every prediction and its per-item ROUGE but no interval, so
 the report bootstraps them with the harness's own `bootstrap_ci` and `paired_bootstrap`
-(task_metrics.py). Only BLEU is made cheaper: it is a corpus statistic, and re-tokenising
+(metrics/registry.py). Only BLEU is made cheaper: it is a corpus statistic, and re-tokenising
 500 sentences on each of 1,000 resamples takes minutes per model; summing sacrebleu's own
 per-sentence n-gram counts gives the identical score (sacrebleu's significance tests do
 the same) in well under a millisecond.
@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from tuneval.evaluate.harness import DEFAULT_SEED
-from tuneval.evaluate.metrics import HEADLINE as METRICS
-from tuneval.evaluate.metrics import reference_streams
-from tuneval.evaluate.task_metrics import Metric, Scorer, bootstrap_ci, paired_bootstrap
+from tuneval.metrics.text import HEADLINE as METRICS
+from tuneval.metrics.text import reference_streams
+from tuneval.metrics.registry import Metric, Scorer, bootstrap_ci, paired_bootstrap
 
 BLEU_STATS = "_bleu_stats"  # per-record n-gram counts, added to the report's copies of the records
 

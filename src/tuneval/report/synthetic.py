@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from tuneval.evaluate.metrics import summarization_metrics
+from tuneval.metrics.text import corpus_bleu, summarization_metrics
 from tuneval.io import atomic_write_json, atomic_write_text
 from tuneval.runs import EVAL_RESULTS, RunDir
 
@@ -46,8 +46,10 @@ def eval_results(label: str, examples: list[dict], quality: float, seed: int, **
     metrics, items = summarization_metrics(preds, refs)
     return {
         "label": label, "task": "dialogsum", "split": "validation", "num_examples": len(examples),
-        "template": {"index": 4, "text": "Summarize the following conversation.\n\n{dialogue}\n\nSummary:"},
-        "chat_template": True,
+        "prompt": {"family": "template", "template": 4,
+                   "text": "Summarize the following conversation.\n\n{dialogue}\n\nSummary:", "target": "{summary}"},
+        "output_type": "generate_until", "primary_metric": "rouge1", "chat_template": True,
+        "signatures": {"bleu": corpus_bleu(preds, refs)["bleu_signature"]},
         "generation": {"strategy": "greedy", "max_new_tokens": 64, "batch_size": 16, "seconds": 1.0,
                        "new_tokens": 100, "tokens_per_second": 100.0},
         "metrics": metrics, "created": "2026-12-01T00:00:00+00:00", "precision": "fp32", **meta,

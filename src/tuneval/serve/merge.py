@@ -35,13 +35,46 @@ def base_model_of(run: Path, vetted: AdapterDir) -> str:
     raise TunevalError(f"{run}: cannot tell which base model the adapter belongs to; pass --model")
 
 
-def check_mergeable(vetted: AdapterDir, where: str | Path) -> None:
+def check_mergeable(vetted: AdapterDir, where: str | Path, instead: str | None = None) -> None:
+    """`instead`: what to do with such an adapter (default: serve it as one)."""
     if vetted.peft_type in INPUT_ADAPTERS:
         raise TunevalError(
             f"{where}: {vetted.peft_type} adapters cannot be merged: what they learn are virtual tokens added to "
             "every input, not a change to any weight, so there is nothing to fold into the base. "
-            f"Serve it as an adapter instead (tuneval serve --adapter NAME={where})"
+            + (instead or f"Serve it as an adapter instead (tuneval serve --adapter NAME={where})")
         )
+
+
+def check_out(out: Path, overwrite: bool, source: Path) -> None:
+    """A non-empty `out` is replaced only with --overwrite, and never when it holds `source` (what is being read)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not overwrite:
+            raise TunevalError(f"{out}: already exists and is not empty; pass --overwrite to replace it")
+        if out.resolve() in (source, *source.parents):
+            raise TunevalError(f"{out}: would overwrite {source}, which is being read")
+
+
+def merged_model(run: Path, vetted: AdapterDir, base: str, args):
+    """(base with the adapter folded in, the loaded base): loaded and merged in fp32, not yet saved.
+
+    fp32 because adding a bf16-rounded update to bf16-rounded weights would round twice;
+    the caller casts the result once to the dtype it saves."""
+    import dataclasses
+
+    from peft import PeftModel
+
+    from tuneval.models import load_model
+
+    loaded = load_model(base, precision="fp32", args=dataclasses.replace(args, dtype="float32"))
+    try:
+        peft_model = PeftModel.from_pretrained(loaded.model, str(vetted.path))
+    except Exception as e:
+        raise TunevalError(f"{run}: adapter does not fit base '{base}': {first_line(e)}") from None
+    try:
+        merged = peft_model.merge_and_unload(safe_merge=True)  # safe_merge: refuse NaN/inf weights
+    except (AttributeError, NotImplementedError, ValueError, TypeError) as e:
+        raise TunevalError(f"{run}: PEFT cannot merge {vetted.peft_type} adapters ({e})") from None
+    return merged, loaded
 
 
 def merge_run(run: str | Path, out: str | Path, model: str | None = None, overwrite: bool = False,
@@ -52,12 +85,7 @@ def merge_run(run: str | Path, out: str | Path, model: str | None = None, overwr
     would round twice); the result is saved in the precision policy's dtype, or in
     `model_args.dtype` where that names one (its revision, remote code and attention apply to the base).
     """
-    import dataclasses
-
     from tuneval.model_args import ModelArgs
-    from peft import PeftModel
-
-    from tuneval.models import load_model
     from tuneval.precision import resolve_precision
 
     precision = resolve_precision(precision)  # a bad value fails before anything loads
@@ -65,22 +93,12 @@ def merge_run(run: str | Path, out: str | Path, model: str | None = None, overwr
     run, out = Path(run), Path(out)
     vetted = check_adapter_dir(run)
     check_mergeable(vetted, run)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not overwrite:
-            raise TunevalError(f"{out}: already exists and is not empty; pass --overwrite to replace it")
-        if out.resolve() in (vetted.path, *vetted.path.parents):
-            raise TunevalError(f"{out}: would overwrite the adapter being merged")
+    check_out(out, overwrite, vetted.path)
     base = model or base_model_of(run, vetted)
-    args = model_args or ModelArgs()
-    loaded = load_model(base, precision="fp32", args=dataclasses.replace(args, dtype="float32"))
-    try:
-        peft_model = PeftModel.from_pretrained(loaded.model, str(vetted.path))
-    except Exception as e:
-        raise TunevalError(f"{run}: adapter does not fit base '{base}': {first_line(e)}") from None
-    try:
-        merged = peft_model.merge_and_unload(safe_merge=True)  # safe_merge: refuse NaN/inf weights
-    except (AttributeError, NotImplementedError, ValueError, TypeError) as e:
-        raise TunevalError(f"{run}: PEFT cannot merge {vetted.peft_type} adapters ({e})") from None
+    from tuneval.methods.loading import run_model_args
+
+    args = run_model_args(run, model_args) or ModelArgs()  # the run's own model_args under the flags given
+    merged, loaded = merged_model(run, vetted, base, args)
     merged.config.name_or_path = str(out)
     dtype = args.torch_dtype(precision)
     merged = merged.to(dtype)

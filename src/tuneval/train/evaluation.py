@@ -24,57 +24,59 @@ from tuneval.errors import TunevalError
 from tuneval.runs import RunDir
 
 
-def _benchmark(name: str):
-    """The multiple-choice benchmark task of this name, if there is one."""
-    from tuneval.evaluate.benchmarks import load_registry
-
-    task = load_registry().tasks.get(name)
-    return task if task is not None and task.output_type == "multiple_choice" else None
-
-
 class TaskEvaluation:
     """Fixed validation examples of the recipe's task, and how to score a model on them."""
 
     def __init__(self, recipe: Recipe, tokenizer, arch: str):
         from tuneval.data.collate import PromptFormatter
-        from tuneval.data.tasks import load_split, load_task
-        from tuneval.data.templates import placeholders
-        from tuneval.evaluate.run import template_index
+        from tuneval.tasks import load_rows
+        from tuneval.tasks.mixtures import recipe_registry
 
         self.recipe, self.tokenizer, self.arch = recipe, tokenizer, arch
         e, d = recipe.eval, recipe.data
-        self.task = load_task(recipe.task)
-        rows = load_split(self.task, e.split, d.data_dir)[: e.limit]  # fails now, before any training
+        self.task = recipe_registry(recipe).task(recipe.task)
+        rows = load_rows(self.task, e.split, d.data_dir)[: e.limit]  # fails now, before any training
         if not rows:
             raise TunevalError(f"task '{recipe.task}': split '{e.split}' has no rows to evaluate on")
-        self.index = template_index(self.task, e.template, "eval.template")  # fails now too
         fmt = PromptFormatter(tokenizer, arch, d.chat_template, d.max_seq_len, d.max_target_tokens)
-        fields = [f for f in self.task.fields if f not in placeholders(self.task.templates.target)]
-        self.loss_examples = [fmt.training_example(self.task.templates, self.index, row, fields) for row in rows]
-        self.bench = _benchmark(recipe.task)
-        self.primary = self.bench.primary_metric if self.bench is not None else "rouge1"
+        if self.task.conversational:  # your own data: its conversations, labelled as training labels them
+            self.index = None
+            self.loss_examples = [fmt.conversation_example(r["messages"], r.get("prompt_turns", 0), r["_where"])
+                                  for r in rows if "messages" in r]
+        else:
+            self.index = self.task.template_index(e.template, "eval.template")  # fails now too
+            self.loss_examples = [fmt.training_example(self.task.templates, self.index, row, self.task.input_fields)
+                                  for row in rows]
+        # A multiple-choice task is scored by log-likelihood over its choices; anything else by
+        # greedy generation with the evaluation template, as `tuneval eval --task` scores it.
+        self.multiple_choice = self.task.output_type == "multiple_choice" and self.task.doc_to_text is not None
+        self.primary = self.task.primary_metric if self.multiple_choice else "rouge1"
 
     @property
     def size(self) -> int:
         return len(self.loss_examples)
 
     def metrics(self, model, *, out_dir: str | Path | None = None, label: str = "model",
-                meta: dict[str, Any] | None = None) -> dict[str, float]:
-        """The task's metrics for `model` on the fixed examples; per-example results go to out_dir."""
+                meta: dict[str, Any] | None = None, bootstrap_iters: int = 0) -> dict[str, float]:
+        """The task's metrics for `model` on the fixed examples; per-example results go to out_dir
+        (with `bootstrap_iters` resamples for their intervals: none during training, where only
+        the values are logged)."""
+        from tuneval.evaluate.distributed import is_main
+        from tuneval.evaluate.harness import run_task
+        from tuneval.evaluate.report import eval_report
+        from tuneval.io import atomic_write_text
+        from tuneval.metrics.text import HEADLINE
+
         e, d = self.recipe.eval, self.recipe.data
-        if self.bench is not None:
-            from tuneval.evaluate.harness import run_task
-
-            result = run_task(model, self.tokenizer, self.arch, self.bench, limit=e.limit, data_dir=d.data_dir,
-                              batch_size=e.batch_size, bootstrap_iters=0, label=label, meta=meta, out_dir=out_dir)
+        result = run_task(model, self.tokenizer, self.arch, self.task, split=e.split, limit=e.limit,
+                          template=None if self.multiple_choice else self.index, data_dir=d.data_dir,
+                          batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, max_seq_len=d.max_seq_len,
+                          chat_template=d.chat_template, bootstrap_iters=bootstrap_iters, label=label, meta=meta,
+                          out_file=None if out_dir is None else Path(out_dir) / "results.json")
+        if self.multiple_choice:
             return {k: float(v) for k, v in result["metrics"].items() if isinstance(v, (int, float))}
-        from tuneval.evaluate.metrics import HEADLINE
-        from tuneval.evaluate.run import evaluate_generation
-
-        result = evaluate_generation(
-            model, self.tokenizer, self.arch, self.task, split=e.split, limit=e.limit, data_dir=d.data_dir,
-            template=self.index, batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, max_seq_len=d.max_seq_len,
-            chat_template=d.chat_template, label=label, meta=meta, out_dir=out_dir)
+        if out_dir is not None and is_main():
+            atomic_write_text(Path(out_dir) / "report.md", eval_report(result))
         return {k: float(result["metrics"][k]) for k in HEADLINE}
 
     @torch.no_grad()
@@ -105,7 +107,7 @@ def evaluate_result(recipe: Recipe, evaluation: TaskEvaluation, run_dir: Path) -
     loaded, net = load_result(recipe.model, run_dir, precision=recipe.precision, args=recipe.model_args)
     net.eval()
     scores = evaluation.metrics(net, out_dir=RunDir(run_dir).eval_dir, label=recipe.method,
-                                meta={"model": recipe.model, "run": str(run_dir), **loaded.meta})
+                                meta={"model": recipe.model, "run": str(run_dir), **loaded.meta}, bootstrap_iters=1000)
     return {"split": recipe.eval.split, "examples": evaluation.size, "precision": loaded.precision,
             "loss": evaluation.loss(net), **scores}
 

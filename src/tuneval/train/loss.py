@@ -70,7 +70,7 @@ def causal_lm_loss(model: torch.nn.Module, inputs: dict, num_items_in_batch=None
     inputs = dict(inputs)
     labels = inputs.pop("labels")
     if drop_padding_mask and _right_padded(inputs.get("attention_mask")):
-        inputs.pop("attention_mask")
+        inputs.pop("attention_mask", None)  # packed rows (data/packing.py) carry none
     keep, targets = labelled_positions(labels, shift)
     if logits_to_keep == "labels":
         outputs = model(**inputs, logits_to_keep=keep)

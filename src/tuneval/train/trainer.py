@@ -9,7 +9,6 @@ removes it again.
 from __future__ import annotations
 
 import json
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +19,15 @@ from transformers import Seq2SeqTrainer, set_seed
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from tuneval.config import Recipe
-from tuneval.data.collate import DataCollator, PromptFormatter
-from tuneval.data.tasks import load_split, load_task
+from tuneval.data.collate import DataCollator
+from tuneval.data.packing import PackedCollator, pack_examples, packing_applies, real_token_mask, rows_per_step
 from tuneval.io import atomic_dir, atomic_write_json, dir_size_mb
-from tuneval.methods import count_parameters, get_method
+from tuneval.methods import base_quantization, count_parameters, get_method
 from tuneval.methods.common import save_trained
 from tuneval.models import LoadedModel, load_config, load_model
 from tuneval.precision import resolve_precision
 from tuneval.runs import RunDir, environment
+from tuneval.tasks.mixtures import build_examples as tasks_build_examples
 from tuneval.train.arguments import evaluates, training_arguments
 from tuneval.train.callbacks import CurvesCallback, JsonlLog, PeakMemory, progress_callback
 from tuneval.train.checkpoints import MarkComplete, resume_checkpoint
@@ -38,45 +38,27 @@ from tuneval.train.rundir import check_run_dir, prepare_run_dir
 
 
 def build_examples(recipe: Recipe, loaded: LoadedModel) -> tuple[list[dict], dict[str, Any]]:
-    """Tokenised training examples and a summary of what was drawn (saved with the run)."""
-    if recipe.mixture is not None or recipe.data.replay is not None:
+    """Tokenised training examples and a summary of what was drawn (saved with the run): the
+    recipe's task alone, or its mixture (tasks/mixtures.py), shown as a table when it is one."""
+    examples, summary = tasks_build_examples(recipe, loaded)
+    if "mixture" in summary and is_main_process():
         from rich.console import Console
 
         from tuneval.console import mixture_table
-        from tuneval.data.mixtures import build_mixture_examples  # several tasks: see data/mixtures.py
 
-        examples, summary = build_mixture_examples(recipe, loaded)
-        if is_main_process():
-            Console().print(mixture_table(summary))
-        return examples, summary
-    from tuneval.data.mixtures import draw_templates, train_templates
-
-    task = load_task(recipe.task)
-    rows = load_split(task, recipe.data.train_split, recipe.data.data_dir)
-    rng = random.Random(recipe.seed)
-    order = list(range(len(rows)))
-    rng.shuffle(order)
-    if recipe.data.train_examples is not None:
-        order = order[: recipe.data.train_examples]
-    rows = [rows[i] for i in order]
-    n_templates = len(task.templates.prompts)
-    allowed = train_templates(task, fixed=recipe.data.template, holdout=recipe.data.holdout_templates)
-    indices = draw_templates(len(rows), recipe.seed, allowed)
-    fmt = PromptFormatter(loaded.tokenizer, loaded.arch, recipe.data.chat_template,
-                          recipe.data.max_seq_len, recipe.data.max_target_tokens)
-    examples = [fmt.training_example(task.templates, i, row, task.input_fields) for row, i in zip(rows, indices)]
-    lengths = [len(e["input_ids"]) for e in examples]
-    summary = {
-        "task": task.name,
-        "examples": len(examples),
-        "per_template": {str(t): indices.count(t) for t in range(n_templates)},
-        **({"holdout_templates": sorted(recipe.data.holdout_templates)} if recipe.data.holdout_templates else {}),
-        "chat_template": fmt.uses_chat,
-        "tokens": sum(lengths),
-        "mean_length": round(sum(lengths) / len(lengths), 1),
-        "max_length": max(lengths),
-    }
+        Console().print(mixture_table(summary))
     return examples, summary
+
+
+def _load_device(quantization: dict | None) -> str:
+    """Training loads on the CPU and the Trainer places the model; a base quantized as it loads
+    goes straight to its process's GPU, where bitsandbytes quantizes it (there is one when at-load
+    quantization is the default: methods/qlora.py)."""
+    if quantization is None or not torch.cuda.is_available():
+        return "cpu"
+    import os
+
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
 
 
 def plain_model(trainer) -> torch.nn.Module:
@@ -116,15 +98,44 @@ def _gathered_state(trainer) -> dict[str, torch.Tensor] | None:
     return trainer.accelerator.get_state_dict(trainer.model)
 
 
+def _pack(recipe: Recipe, arch: str, model, examples: list[dict], args) -> tuple[bool, list[dict]]:
+    """(True, packed rows) where `data.packing` applies (data/packing.py), each device batch then about
+    per_device_train_batch_size examples' worth of rows, as unpacked; else (False, the examples)."""
+    if not packing_applies(recipe.data.packing, arch, model):
+        return False, examples
+    rows = pack_examples(examples, recipe.data.max_seq_len)
+    args.per_device_train_batch_size = rows_per_step(args.per_device_train_batch_size, len(examples), len(rows))
+    return True, rows
+
+
+def _counting(cls: type) -> type:
+    """`cls` that counts each training batch's real tokens and slots (metrics.json's padding share), and
+    counts a packed batch's real tokens from its position ids (it has no attention_mask; the Trainer
+    would count `input_ids != pad_token_id`, missing every EOS where EOS pads). See data/packing.py."""
+    class Counting(cls):
+        real_tokens = 0
+        token_slots = 0
+
+        def _track_num_input_tokens(self, inputs):  # the Trainer's hook for include_num_input_tokens_seen
+            mask = real_token_mask(inputs)
+            self.real_tokens += int(mask.sum())
+            self.token_slots += mask.numel()
+            super()._track_num_input_tokens(inputs if "attention_mask" in inputs else {**inputs, "attention_mask": mask})
+
+    return Counting
+
+
 def _make_trainer(recipe: Recipe, model, args, examples, loaded: LoadedModel, evaluation: TaskEvaluation | None,
-                  callbacks: list | None):
-    """The HF Trainer for this architecture, with tuneval's speed levers, evaluation and callbacks."""
+                  callbacks: list | None, packed: bool = False):
+    """The HF Trainer for this architecture, with tuneval's speed levers, evaluation and callbacks.
+
+    `packed`: `examples` are packed rows (data/packing.py), collated without an attention mask.
+    """
     t = recipe.train
     cls, levers = (Seq2SeqTrainer, {}) if loaded.arch == "seq2seq" else (
         FastCausalTrainer, {"logits_to_keep": t.logits_to_keep, "drop_padding_mask": t.drop_padding_mask})
     during = evaluation is not None and evaluates(recipe)
-    if during:
-        cls = with_task_metrics(cls)
+    cls = _counting(with_task_metrics(cls) if during else cls)
     metric = (args.metric_for_best_model or (evaluation.primary if evaluation else "")).removeprefix("eval_") or None
     run = RunDir(recipe.run_dir)
     trainer = cls(
@@ -132,7 +143,8 @@ def _make_trainer(recipe: Recipe, model, args, examples, loaded: LoadedModel, ev
         args=args,
         train_dataset=examples,
         eval_dataset=evaluation.loss_examples if during else None,
-        data_collator=DataCollator(loaded.tokenizer.pad_token_id, pad_to_multiple_of=t.pad_to_multiple_of),
+        data_collator=(PackedCollator if packed else DataCollator)(loaded.tokenizer.pad_token_id,
+                                                                   pad_to_multiple_of=t.pad_to_multiple_of),
         processing_class=loaded.tokenizer,
         callbacks=[progress_callback(f"train {recipe.method}", metric), MarkComplete(),
                    JsonlLog(run.log_file),
@@ -142,6 +154,7 @@ def _make_trainer(recipe: Recipe, model, args, examples, loaded: LoadedModel, ev
     )
     if during:
         trainer.task_evaluation = evaluation
+    trainer.packed_rows = len(examples) if packed else None
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     return trainer
@@ -201,6 +214,7 @@ def _metrics(recipe: Recipe, loaded: LoadedModel, params: tuple[int, int], resul
         "train_tokens": tokens,
         "train_seconds": seconds,
         "train_tokens_per_second": tokens / seconds if seconds > 0 else 0.0,
+        **_padding(trainer),
         "train_loss": outcome.output.training_loss,
         "train_examples": examples,
         "global_step": trainer.state.global_step,
@@ -215,6 +229,14 @@ def _metrics(recipe: Recipe, loaded: LoadedModel, params: tuple[int, int], resul
         "versions": environment(),
         "data": data_summary,
     }
+
+
+def _padding(trainer) -> dict[str, Any]:
+    """Whether the run packed examples (and into how many rows), and the share of batch slots that were padding."""
+    slots = getattr(trainer, "token_slots", 0)
+    share = 1 - trainer.real_tokens / slots if slots else None
+    rows = getattr(trainer, "packed_rows", None)
+    return {"packing": rows is not None, **({"packed_rows": rows} if rows is not None else {}), "padding_share": share}
 
 
 def _warn_cpu_fallback() -> None:
@@ -248,20 +270,23 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
     args = training_arguments(recipe, run.path, arch, bf16=precision == "bf16")
     set_seed(recipe.seed)
     # fp32 master weights unless model_args.dtype names one (model_args.py); the Trainer places the model
-    loaded = loaded or load_model(recipe.model, precision="fp32", device="cpu", args=recipe.model_args)
+    quantization = base_quantization(spec, recipe.method_args)  # QLoRA may quantize as the weights load
+    loaded = loaded or load_model(recipe.model, precision="fp32", device=_load_device(quantization),
+                                  args=recipe.model_args, quantization=quantization)
     examples, data_summary = build_examples(recipe, loaded)
     wanted = evaluates(recipe) or recipe.eval.after_training
     evaluation = TaskEvaluation(recipe, loaded.tokenizer, loaded.arch) if wanted else None
     set_seed(recipe.seed)  # the method's new weights (LoRA A, soft prompts) start from the seed too
     model = spec.apply(loaded.model, recipe.method_args, loaded.arch)
-    model.config.use_cache = False
+    model.config.use_cache = False  # packing needs it too: a KV cache turns its mask off (data/packing.py)
     params = count_parameters(model)
+    packed, rows = _pack(recipe, loaded.arch, model, examples, args)  # refused where packed examples would leak
     # Recipe, model and data have passed: only now is an old run replaced (see train/rundir.py).
     new_run = prepare_run_dir(recipe, resume, overwrite) if main else None
     try:
         if "mixture" in data_summary and main:
             atomic_write_json(run.mixture_file, data_summary["mixture"])
-        trainer = _make_trainer(recipe, model, args, examples, loaded, evaluation, callbacks)
+        trainer = _make_trainer(recipe, model, args, rows, loaded, evaluation, callbacks, packed)
         outcome = _run_trainer(trainer, run, resume, main)
     except BaseException:
         if new_run is not None:

@@ -1,0 +1,159 @@
+"""A task's rows for one split: the one loader training and evaluation both use.
+
+Local files (under the data directory: `--data-dir`, else $TUNEVAL_DATA_DIR) come first; with
+neither, the task's hub dataset (`dataset_path`, `dataset_name`) through `datasets`. A split's
+`data_files` entry is one of:
+- a path (`dialogsum/train.jsonl`); the suffix picks the reader (data/sources.py), `.txt` needs a
+  `line_pattern` (a regex with named groups) or a `format` (label_text, trec);
+- a list of paths, read one after the other (CoLA's in-domain + out-of-domain dev sets);
+- a mapping with `path` and per-file options: `format`, `columns` (for headerless csv/tsv),
+  `line_pattern`, `rename` (column -> field), `rows` (a slice, `"1600:"`, the fixed held-out part
+  of a file with one split), `explode` (one row per item of a list field);
+- a mapping field -> path without `path`: parallel plain-text files, one segment per line (WMT).
+Every row keeps `_where` (file:line), so a bad value is reported where it is.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tuneval.data.formats import split_validation, to_records
+from tuneval.data.sources import check_fields, explode, read_file, read_hub, read_lines, read_path, slice_rows
+from tuneval.errors import TunevalError
+from tuneval.io import read_text
+from tuneval.tasks.task import AUTO, Task
+
+DATA_DIR_ENV = "TUNEVAL_DATA_DIR"
+Row = dict[str, Any]
+
+
+def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
+    """An explicit directory must exist; else $TUNEVAL_DATA_DIR; else None (use the hub)."""
+    chosen = data_dir or os.environ.get(DATA_DIR_ENV) or None
+    if chosen is None:
+        return None
+    path = Path(chosen).expanduser()
+    if not path.is_dir():
+        origin = "--data-dir" if data_dir else DATA_DIR_ENV
+        raise TunevalError(f"data directory '{path}' ({origin}) does not exist")
+    return path
+
+
+def _read_parallel(root: Path, fields: dict[str, str]) -> list[Row]:
+    columns: dict[str, list[str]] = {}
+    for name, rel in fields.items():
+        path = root / rel
+        if not path.is_file():
+            raise TunevalError(f"{path}: data file not found")
+        columns[name] = read_text(path).rstrip("\n").split("\n")
+    lengths = {name: len(v) for name, v in columns.items()}
+    if len(set(lengths.values())) != 1:
+        raise TunevalError(f"parallel files differ in line count: {', '.join(f'{root / fields[k]}={n}' for k, n in lengths.items())}")
+    first = root / next(iter(fields.values()))
+    n = next(iter(lengths.values()))
+    return [{**{name: col[i] for name, col in columns.items()}, "_where": f"{first}:{i + 1}"} for i in range(n)]
+
+
+def _read_one(path: Path, task: Task, options: dict[str, Any]) -> list[Row]:
+    if path.is_dir():  # a directory of data files, read in name order (a user's --data DIR)
+        return read_path(path, options.get("columns", task.columns))
+    columns = options.get("columns", task.columns)
+    pattern = options.get("line_pattern", task.line_pattern)
+    if options.get("format") is None and path.suffix.lower() not in (".jsonl", ".json", ".csv", ".tsv", ".parquet"):
+        if not pattern:
+            raise TunevalError(f"{task.source}: {path.name} is plain text; set 'line_pattern' (a regex with named groups) "
+                               "or a 'format'")
+        if not path.is_file():
+            raise TunevalError(f"{path}: data file not found")
+        return read_lines(path, pattern)
+    return read_file(path, columns, options.get("format"))
+
+
+def _shape(rows: list[Row], options: dict[str, Any], where: str) -> list[Row]:
+    """Per-file options: rename columns, keep a slice of rows, explode a list field."""
+    for row in rows:
+        for old, new in (options.get("rename") or {}).items():
+            if old in row:
+                row[new] = row.pop(old)
+    if options.get("rows") is not None:
+        rows = slice_rows(rows, options["rows"], where)
+    if options.get("explode"):
+        rows = explode(rows, str(options["explode"]))
+    return rows
+
+
+def _read_local(task: Task, split: str, root: Path) -> list[Row]:
+    if split not in task.data_files:
+        raise TunevalError(f"{task.source}: task '{task.name}' has no local file for split '{split}' "
+                           f"(data_files has: {', '.join(task.data_files) or 'none'})")
+    spec = task.data_files[split]
+    if isinstance(spec, dict) and "path" not in spec:
+        return _read_parallel(root, spec)
+    options = spec if isinstance(spec, dict) else {}
+    paths = [spec["path"]] if isinstance(spec, dict) else spec if isinstance(spec, list) else [spec]
+    rows = [row for rel in paths for row in _read_one(root / str(rel), task, options)]
+    return _shape(rows, options, f"{task.source}: data_files.{split}")
+
+
+def load_rows(task: Task, split: str, data_dir: str | Path | None = None) -> list[Row]:
+    """Every row of one split, in file order, with `answer`/`options` added for labelled tasks and
+    each checked for the fields the FLAN templates use; a task in a data format gives its rows as
+    chat or text records (data/formats.py)."""
+    if task.conversational:
+        return _records(task, split, data_dir)
+    rows, where = _raw_rows(task, split, data_dir)
+    if task.label_names:
+        add_answers(task, rows)
+    check_fields(rows, task.fields)
+    return rows
+
+
+def _raw_rows(task: Task, split: str, data_dir: str | Path | None) -> tuple[list[Row], str]:
+    root = Path(task.data_root) if task.data_root else resolve_data_dir(data_dir)
+    if root is not None:
+        rows = _read_local(task, split, root)
+        where = f"{root}/{task.data_files[split]}"
+    elif task.dataset_path:
+        rows = read_hub(task.dataset_path, split, task.dataset_name)
+        where = f"hub:{task.dataset_path}[{split}]"
+    else:
+        raise TunevalError(f"task '{task.name}' has no hub dataset_path: pass --data-dir or set {DATA_DIR_ENV}")
+    if not rows:
+        raise TunevalError(f"{where}: split '{split}' of task '{task.name}' has no examples")
+    return rows, where
+
+
+def _records(task: Task, split: str, data_dir: str | Path | None) -> list[Row]:
+    """A data-format task's records; `validation_share` holds out a seeded share of `train` as
+    `validation` (and trains on the rest) when the data has no validation split of its own."""
+    held_out = task.validation_share is not None and split in ("train", "validation") and (
+        "validation" not in task.data_files if task.data_files else True)
+    rows, where = _raw_rows(task, "train" if held_out else split, data_dir)
+    records = to_records(rows, None if task.format == AUTO else task.format, columns=task.column_map, where_hint=where)
+    if not held_out:
+        return records
+    train, validation, info = split_validation(records, task.validation_share, task.split_seed, where_hint=where)
+    task.split_info = info
+    return train if split == "train" else validation
+
+
+def add_answers(task: Task, rows: list[Row]) -> None:
+    """Map each row's label value to its word (`answer`) and add the `options` block.
+
+    A value is looked up as text ("entailment", "1"); a hub dataset's integer class index that is
+    not a key is taken as the position in `label_names` (which lists the options in order)."""
+    options = task.options_text
+    words = list(task.label_names.values())
+    for row in rows:
+        value = row.get(task.label_field)
+        if value is None:
+            raise TunevalError(f"{row['_where']}: missing field '{task.label_field}'")
+        word = task.label_names.get(str(value).strip())
+        if word is None and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(words):
+            word = words[value]
+        if word is None:
+            raise TunevalError(f"{row['_where']}: field '{task.label_field}' has value {value!r}, not one of "
+                               f"label_names ({', '.join(task.label_names)}) in {task.source}")
+        row["answer"], row["options"] = word, options

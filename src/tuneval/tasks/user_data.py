@@ -1,0 +1,47 @@
+"""Your own data as a task: `--data PATH --format F` (or a recipe's `data.path`/`data.dataset`).
+
+The data becomes a task like any other (tasks/task.py, `format` set), so training, mixtures, the
+evaluation during training and `tuneval eval` take it through the same code as a built-in task:
+conversations trained on every assistant turn, evaluated by generating the last one and scoring
+it with ROUGE/BLEU against the data's own reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tuneval.data.formats import FORMATS
+from tuneval.errors import TunevalError
+from tuneval.tasks.task import AUTO, Task
+
+DEFAULT_VALIDATION_SHARE = 0.1
+
+
+def data_task(*, path: str | None = None, dataset: str | None = None, format: str | None = None,
+              columns: dict[str, str] | None = None, validation_share: float | None = None, seed: int = 0,
+              name: str | None = None, scored_whole: bool = False, where: str = "data") -> Task:
+    """A task over a file, a directory or a hub dataset id. For training its `train` split is the
+    data less a seeded `validation_share` (default 0.1), held out as `validation`; with
+    `scored_whole` (`tuneval eval --data`) every row is scored, as the `test` split."""
+    if bool(path) == bool(dataset):
+        raise TunevalError(f"{where}: give a data path or a hub dataset id (one of them)")
+    if format is not None and format not in FORMATS:
+        raise TunevalError(f"{where}: format must be one of {', '.join(FORMATS)}, got {format!r}")
+    split = "test" if scored_whole else "train"
+    task = Task(name="", source=where, output_type="generate_until", format=format or AUTO,
+                column_map=columns, metrics=[{"metric": "rouge"}, {"metric": "bleu"}], max_gen_toks=128,
+                split_seed=seed, training_split=None if scored_whole else "train",
+                validation_split=None if scored_whole else "validation", test_split=split if scored_whole else None)
+    if not scored_whole:
+        task.validation_share = validation_share if validation_share is not None else DEFAULT_VALIDATION_SHARE
+    if path:
+        file = Path(path).expanduser()
+        if not file.exists():
+            raise TunevalError(f"{where}: '{file}' does not exist")
+        file = file.resolve()
+        task.name = name or file.stem
+        task.data_root, task.data_files, task.source = str(file.parent), {split: file.name}, str(file)
+    else:
+        task.name = name or str(dataset).rstrip("/").split("/")[-1]
+        task.dataset_path, task.source = dataset, f"hub:{dataset}"
+    return task

@@ -1,0 +1,121 @@
+"""Your own data and your own task YAMLs, through training and evaluation alike."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.data.fixtures import write_task_data
+from tests.evaluate.test_bench_cli import run
+from tuneval.errors import TunevalError
+from tuneval.tasks import load_rows
+from tuneval.tasks.user_data import data_task
+
+EXAMPLES = Path(__file__).parents[1] / "data" / "examples"
+TRAIN = ["--set", "train.max_steps=2", "--set", "train.per_device_train_batch_size=2", "--set", "train.logging_steps=1",
+         "--set", "eval.max_new_tokens=4", "--set", "data.max_seq_len=256", "--set", "seed=3"]
+
+
+def test_validation_share_is_seeded_disjoint_and_recorded():
+    task = data_task(path=str(EXAMPLES / "alpaca.jsonl"), format="alpaca", validation_share=0.34, seed=5)
+    train, val = load_rows(task, "train", None), load_rows(task, "validation", None)
+    again = data_task(path=str(EXAMPLES / "alpaca.jsonl"), format="alpaca", validation_share=0.34, seed=5)
+    assert [r["_where"] for r in load_rows(again, "validation", None)] == [r["_where"] for r in val]
+    assert not {r["_where"] for r in train} & {r["_where"] for r in val} and len(train) + len(val) == 3
+    assert task.split_info["validation_rows"] == len(val) and task.split_info["seed"] == 5
+
+
+def test_bad_format_and_missing_file_are_one_line(tmp_path):
+    with pytest.raises(TunevalError, match="format must be one of alpaca"):
+        data_task(path=str(EXAMPLES / "alpaca.jsonl"), format="dolly")
+    with pytest.raises(TunevalError, match="does not exist"):
+        data_task(path=str(tmp_path / "nope.jsonl"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "c"}\n')
+    with pytest.raises(TunevalError, match=rf"{bad}:2: field 'output'"):
+        load_rows(data_task(path=str(bad), format="alpaca", scored_whole=True), "test", None)
+
+
+@pytest.mark.parametrize("name,fmt", [("messages.jsonl", "messages"), ("alpaca.jsonl", None)])
+def test_train_on_your_data_then_eval_it(tiny_llama_dir, tmp_path, capsys, name, fmt):
+    """`tuneval train --data F --format X` needs no recipe: the file is the run's task, its held-out
+    share the validation split the result is scored on; `tuneval eval --data` scores every row."""
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(EXAMPLES / name), "--set", f"model={tiny_llama_dir}", "--set", "method=lora",
+            "--set", f"output_dir={out}", "--validation-share", "0.34", *TRAIN]
+    code, _, err = run(argv + (["--format", fmt] if fmt else []), capsys)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    data = metrics["data"]["data"]
+    assert data["source"] == str((EXAMPLES / name).resolve()) and data["validation"]["validation_rows"] == 1
+    assert metrics["data"]["examples"] == 2 and metrics["eval"]["examples"] == 1
+    result = json.loads((out / "eval" / "results.json").read_text())
+    assert result["prompt"]["family"] == "conversation" and result["split"] == "validation"
+    reference = result["examples"][0]["references"][0]
+    rows = [json.loads(line) for line in (EXAMPLES / name).read_text().splitlines()]
+    answers = [r["output"] if "output" in r else r["messages"][-1]["content"] for r in rows]
+    assert reference in answers and "<|im_start|>assistant" in result["examples"][0]["prompt"]
+    code, _, err = run(["eval", "--model", str(tiny_llama_dir), "--adapter", str(out), "--data", str(EXAMPLES / name),
+                        "--max-new-tokens", "4", "--out", str(tmp_path / "ev"), "--bootstrap-iters", "10"], capsys)
+    assert code == 0, err
+    scored = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert [e["references"][0] for e in scored["examples"]] == answers and {"rouge1", "bleu"} <= set(scored["metrics"])
+
+
+def test_prompt_completion_trains_on_the_completion_only(tiny_llama_dir):
+    from tuneval.config import recipe_from_dict
+    from tuneval.models import load_model
+    from tuneval.tasks.mixtures import build_examples
+
+    recipe = recipe_from_dict({"model": str(tiny_llama_dir), "seed": 1,
+                               "data": {"path": str(EXAMPLES / "prompt_completion.jsonl"), "validation_share": 0.34}})
+    loaded = load_model(str(tiny_llama_dir))
+    examples, summary = build_examples(recipe, loaded)
+    assert summary["data"]["format"] == "auto" and len(examples) == 2
+    rows = load_rows(data_task(path=str(EXAMPLES / "prompt_completion.jsonl"), validation_share=0.34, seed=1),
+                     "train", None)
+    completions = {"".join(m["content"] for m in r["messages"][r.get("prompt_turns", 0):]) + "<|im_end|>" for r in rows}
+    labelled = {loaded.tokenizer.decode([t for t, lab in zip(ex["input_ids"], ex["labels"]) if lab != -100])
+                for ex in examples}  # drawn in a seeded order, not the file's
+    assert labelled == completions
+
+
+USER_TASK = """
+task: headline
+data_files: {train: news/train.jsonl, validation: news/val.jsonl}
+input_field: body
+templates: ["{body}\\n\\nWrite a headline.", "Headline for: {body}"]
+target: "{title}"
+eval_template: 1
+metric_list: [rouge, bleu]
+"""
+
+
+def test_your_task_yaml_trains_and_evaluates(tiny_llama_dir, tiny_data_dir, tmp_path, capsys):
+    """A FLAN-style task of your own (data.tasks_dir / --tasks-dir), mixed with a built-in one."""
+    root = write_task_data(tiny_data_dir)
+    (root / "news").mkdir(exist_ok=True)
+    rows = [{"body": f"story number {i} about cats", "title": f"cats {i}"} for i in range(8)]
+    for name, part in (("train.jsonl", rows[:6]), ("val.jsonl", rows[6:])):
+        (root / "news" / name).write_text("".join(json.dumps(r) + "\n" for r in part))
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "headline.yaml").write_text(USER_TASK)
+    out = tmp_path / "run"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"model: {tiny_llama_dir}\nmethod: lora\noutput_dir: {out}\ntask: headline\n"
+                      f"data: {{data_dir: {root}, tasks_dir: {tasks}}}\n"
+                      "mixture: {strategy: rates, tasks: [{task: headline}, {task: sst2, weight: 0.5}]}\n")
+    code, _, err = run(["train", str(recipe), *TRAIN], capsys)
+    assert code == 0, err
+    mixture = json.loads((out / "mixture.json").read_text())
+    assert {t["task"] for t in mixture["tasks"]} == {"headline", "sst2"}
+    result = json.loads((out / "eval" / "results.json").read_text())
+    assert result["task"] == "headline" and result["prompt"]["template"] == 1
+    assert result["examples"][0]["prompt"].count("Headline for: story number 6") == 1
+    code, _, err = run(["eval", "--model", str(tiny_llama_dir), "--adapter", str(out), "--tasks", "headline",
+                        "--tasks-dir", str(tasks), "--data-dir", str(root), "--out", str(tmp_path / "ev"),
+                        "--bootstrap-iters", "10"], capsys)
+    assert code == 0, err
+    again = json.loads((tmp_path / "ev" / "headline" / "results.json").read_text())
+    assert [e["prompt"] for e in again["examples"]] == [e["prompt"] for e in result["examples"]]
