@@ -137,6 +137,8 @@ def main() -> None:
     p.add_argument("--boolq-limit", type=int, default=300, help="BoolQ subset size when --limit is not given.")
     p.add_argument("--mmlu-subject", default="anatomy")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--precision", default="fp32", help="The one model both tools score (fp32: bit-comparable; "
+                   "bf16: how far batching under bf16 rounding moves the picks).")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="Where crosscheck_lm_eval.{json,md} go.")
     args = p.parse_args()
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -155,7 +157,7 @@ def main() -> None:
     subject = args.mmlu_subject
     names = ["copa", "rte", "boolq", f"mmlu_{subject}"]
     limits = {n: args.limit for n in names} if args.limit else {n: (args.boolq_limit if n == "boolq" else None) for n in names}
-    loaded = load_model(args.model)
+    loaded = load_model(args.model, precision=args.precision)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory(prefix="xc-lm-eval-") as tmp:
         tasks = lm_eval_tasks(Path(tmp), data, subject)
@@ -164,7 +166,7 @@ def main() -> None:
     rows = compare(ours, theirs)
     import lm_eval as le
 
-    header = (f"Model `{args.model}` (float32), zero-shot, first N examples of each split, local files from `{data}`; "
+    header = (f"Model `{args.model}` ({loaded.dtype}), zero-shot, first N examples of each split, local files from `{data}`; "
               f"lm-evaluation-harness {le.__version__} HFLM (batch {args.batch_size}) vs tuneval; machine: {machine()}.")
     md = markdown(rows, header)
     print(md)

@@ -12,10 +12,11 @@ Where the base is quantized: `quantize_at_load: true` has `from_pretrained` do i
 `BitsAndBytesConfig` (transformers streams the weights in and quantizes them as they come, so
 host memory never holds the full-precision model: what a 7B base needs); `false` loads it in
 full precision and quantizes it in place (models/quantize.py). The default is at load on a GPU,
-in place on the CPU, from what was measured on SmolLM2-135M (bench/results/qlora_load.md): at
-load the peak RSS was 909-912 MB against 1,040-1,052 MB, the packed 4-bit weights bit-identical,
-but bitsandbytes' CPU matmul for weights quantized by from_pretrained was off the dequantized
-weights by up to 0.21 on a q_proj output, where the in-place path matched them exactly.
+in place on the CPU, from what was measured on SmolLM2-135M (bench/results/qlora_load.md): the
+packed 4-bit weights are bit-identical either way and at load saved the full-precision copy (peak
+RSS 909-912 MB against 1,040-1,052 MB, though libraries dominate at this size), but bitsandbytes'
+CPU matmul for weights quantized by from_pretrained was off the dequantized weights by up to 0.24
+on a q_proj output, where the in-place path matched them exactly.
 """
 
 from __future__ import annotations
