@@ -54,33 +54,55 @@ def test_inference_loads_in_the_policy_dtype(tiny_llama_dir, precision, dtype):
     assert loaded.precision == precision and loaded.model.dtype == dtype
 
 
-def _eval(model, adapter, data_dir, out, precision):
-    argv = ["eval", "--model", str(model), "--data-dir", str(data_dir), "--limit", "4", "--max-new-tokens", "8",
-            "--out", str(out), "--precision", precision]
+def _eval(model, adapter, data_dir, out, precision, limit=4, max_new_tokens=8):
+    argv = ["eval", "--model", str(model), "--data-dir", str(data_dir), "--limit", str(limit), "--max-new-tokens",
+            str(max_new_tokens), "--out", str(out), "--precision", precision]
     with pytest.raises(SystemExit) as e:
         main(argv + (["--adapter", str(adapter)] if adapter else []))
     assert e.value.code == 0
     return json.loads((out / "results.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def lively_llama_dir(tiny_llama_dir, tmp_path_factory):
+    """The tiny Llama with weights wide enough to say words (at its own init it emits only special
+    tokens, so every prediction would be empty and every score 0: an equality that proves nothing)."""
+    from tests.serve.conftest import _lively
+
+    return _lively(tiny_llama_dir, tmp_path_factory.mktemp("lively-demo-llama"))
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_demo_scores_equal_eval_on_the_saved_runs(tiny_llama_dir, tiny_data_dir, tmp_path, precision):
-    """Every row of the demo's table is reproduced by `tuneval eval` on what the demo saved."""
+def test_demo_scores_equal_eval_on_the_saved_runs(lively_llama_dir, tiny_data_dir, tmp_path, precision):
+    """Every row of the demo's table, score and interval, is reproduced by `tuneval eval` with the demo's
+    flags (task dialogsum, its template, limit, 64 new tokens, precision) on what the demo saved."""
     from tuneval.demo import run_demo
+    from tuneval.evaluate.report import paired_comparisons, with_interval
+    from tuneval.metrics.text import HEADLINE
 
     out = tmp_path / "demo"
-    result = run_demo(model=str(tiny_llama_dir), data_dir=str(tiny_data_dir), out=out, train_examples=8,
+    result = run_demo(model=str(lively_llama_dir), data_dir=str(tiny_data_dir), out=out, train_examples=8,
                       eval_examples=4, console=Console(quiet=True), precision=precision)
     saved = json.loads((out / "comparison.json").read_text())
-    assert saved["precision"] == precision
-    for row in result["rows"]:
+    table = (out / "comparison.md").read_text()
+    assert saved["precision"] == precision and saved["plan"]["planned"] == []  # counts given: nothing planned
+    assert any(x["prediction"] for row in result["rows"] for x in row["examples"])  # words to compare, not blanks
+    agains = []
+    for row, kept in zip(result["rows"], saved["rows"], strict=True):
         adapter = None if row["label"] == "original" else out / row["label"]
-        again = _eval(tiny_llama_dir, adapter, tiny_data_dir, tmp_path / f"again-{row['label']}", precision)
+        again = _eval(lively_llama_dir, adapter, tiny_data_dir, tmp_path / f"again-{row['label']}", precision,
+                      limit=4, max_new_tokens=64)
         assert again["precision"] == row["precision"] == precision
+        assert again["prompt"]["template"] == row["prompt"]["template"]
         assert [x["prediction"] for x in again["examples"]] == [x["prediction"] for x in row["examples"]]
-        assert again["metrics"] == row["metrics"]
+        assert again["metrics"] == row["metrics"] == kept["metrics"]
+        assert again["bootstrap"] == row["bootstrap"] == kept["bootstrap"]
+        cells = " | ".join(with_interval(k, again["metrics"][k], again["bootstrap"][k]) for k in HEADLINE)
+        assert f"| {row['label']} | {cells} |" in table  # the table prints exactly what eval gives
         if row["label"] != "original":
             assert json.loads((out / row["label"] / "metrics.json").read_text())["precision"] == precision
+        agains.append({**again, "label": row["label"], "method": row["method"]})
+    assert paired_comparisons(agains) == saved["paired"]  # the paired differences too, from eval's records
 
 
 def test_sweep_score_equals_eval_on_the_saved_run(tiny_llama_dir, tiny_data_dir, tmp_path):

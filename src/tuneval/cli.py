@@ -242,27 +242,31 @@ def params(
 
 @app.command()
 def demo(
-    train_examples: Optional[int] = typer.Option(None, "--train-examples", help="Training examples per method (default 96)."),
-    eval_examples: Optional[int] = typer.Option(None, "--eval-examples", help="Validation examples scored per model (default 32)."),
+    minutes: float = typer.Option(20.0, "--minutes", help="Time budget: the demo times this machine, then plans how "
+                                  "many training and evaluation examples fit (the counts given below are kept)."),
+    train_examples: Optional[int] = typer.Option(None, "--train-examples", help="Training examples per method, the "
+                                                 "same for full and LoRA (default: planned from --minutes)."),
+    eval_examples: Optional[int] = typer.Option(None, "--eval-examples", help="Validation examples scored per model, "
+                                                "rows 0..N-1 (default: planned, 200 where the budget allows)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir"),
     out: Path = typer.Option(Path("runs/demo"), "--out"),
     model: str = typer.Option("smollm2-135m-instruct", "--model"),
     precision: str = _precision_option(),
 ):
-    """The main job: base vs full vs LoRA on DialogSum, one comparison table."""
+    """The main job: base vs full vs LoRA on DialogSum, one comparison table, in --minutes."""
     from tuneval.config import DataConfig, EvalConfig
-    from tuneval.demo import DEFAULT_EVAL_EXAMPLES, DEFAULT_TRAIN_EXAMPLES, run_demo
+    from tuneval.demo import check_minutes, run_demo
     from tuneval.typed import check_option
 
-    # checked here: the demo scores the base model before it builds the first recipe
+    # checked here: the demo loads and times the model before it builds the first recipe
+    check_minutes(minutes)
     check_option("--train-examples", train_examples, DataConfig, "train_examples")
     check_option("--eval-examples", eval_examples, EvalConfig, "limit")
     _check_out_dir(out)
     _quiet_libraries()
     main_process = _join_launcher()
-    run_demo(model=model, data_dir=data_dir, out=out, precision=precision,
-             train_examples=DEFAULT_TRAIN_EXAMPLES if train_examples is None else train_examples,
-             eval_examples=DEFAULT_EVAL_EXAMPLES if eval_examples is None else eval_examples, console=console)
+    run_demo(model=model, data_dir=data_dir, out=out, precision=precision, minutes=minutes,
+             train_examples=train_examples, eval_examples=eval_examples, console=console)
     if main_process:
         _html_report([out], out / "report.html", title=f"tuneval demo: {model}")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tuneval.metrics.compare import SEED, improvements
 from tuneval.metrics.text import HEADLINE, fmt
-
 
 
 def _clip(text: str | None, n: int = 600) -> str:
@@ -54,28 +54,62 @@ def _pct(new: float, old: float) -> str:
     return f"{100 * (new - old) / old:+.1f}%" if old else "n/a"
 
 
-def comparison_table(rows: list[dict[str, Any]]) -> str:
-    """Markdown: one row per model; first row is the baseline the others are compared to."""
-    base = rows[0]["metrics"]
+def with_interval(metric: str, value: float, ci: dict[str, float] | None, sign: str = "") -> str:
+    """`0.3462 [0.3301, 0.3620]`: a score and its 95% interval, as every comparison table prints it."""
+    if not ci or "ci_low" not in ci:
+        return fmt(metric, value, sign)
+    return f"{fmt(metric, value, sign)} [{fmt(metric, ci['ci_low'], sign)}, {fmt(metric, ci['ci_high'], sign)}]"
+
+
+def significance(ci: dict[str, float] | None) -> str:
+    """Whether a paired difference's 95% interval excludes 0."""
+    if not ci or "ci_low" not in ci:
+        return "-"
+    return "significant" if ci["ci_low"] > 0 or ci["ci_high"] < 0 else "not significant"
+
+
+def paired_comparisons(rows: list[dict[str, Any]], iters: int = 1000, seed: int = SEED) -> dict[str, dict[str, Any]]:
+    """Each later row against the first ("vs_original") and each row other than full against full
+    ("vs_full"), per metric: the difference, relative change and paired 95% interval over the same
+    examples (metrics/compare.py, the HTML report's numbers). Rows without examples get no interval."""
+    base = rows[0]
     full = next((r for r in rows if r.get("method") == "full"), None)
+    out: dict[str, dict[str, Any]] = {"vs_original": {r["label"]: improvements(base, r, iters, seed) for r in rows[1:]}}
+    if full is not None:
+        out["vs_full"] = {r["label"]: improvements(full, r, iters, seed) for r in rows[1:] if r is not full}
+    return out
+
+
+def _differences(title: str, diffs: dict[str, dict[str, Any]]) -> list[str]:
+    lines = ["", title, "", "| model | metric | difference | 95% interval (paired) | relative | verdict |",
+             "|---|---|---|---|---|---|"]
+    for label, per_metric in diffs.items():
+        for k, d in per_metric.items():
+            rel = "n/a" if d.get("relative") is None else f"{100 * d['relative']:+.1f}%"
+            ci = f"[{fmt(k, d['ci_low'], '+')}, {fmt(k, d['ci_high'], '+')}]" if "ci_low" in d else "-"
+            lines.append(f"| {label} | {k} | {fmt(k, d['delta'], '+')} | {ci} | {rel} | {significance(d)} |")
+    return lines
+
+
+def comparison_table(rows: list[dict[str, Any]], paired: dict[str, dict[str, Any]] | None = None) -> str:
+    """Markdown: one row per model, each score with its 95% bootstrap interval (the row's results.json
+    `bootstrap`); then the paired differences (`paired`, from paired_comparisons when not given)."""
+    paired = paired if paired is not None else paired_comparisons(rows)
+    n = rows[0].get("num_examples")
     head = "| model | " + " | ".join(HEADLINE) + " |"
-    lines = ["### Scores (ROUGE F1 in [0,1], corpus BLEU in [0,100])", "", head,
+    lines = ["### Scores (ROUGE F1 in [0,1], corpus BLEU in [0,100]; 95% bootstrap interval in brackets)", "", head,
              "|---" * (len(HEADLINE) + 1) + "|"]
     for r in rows:
-        lines.append(f"| {r['label']} | " + " | ".join(fmt(k, r["metrics"][k]) for k in HEADLINE) + " |")
-    lines += ["", f"### Improvement over {rows[0]['label']} (absolute / relative)", "", head,
-              "|---" * (len(HEADLINE) + 1) + "|"]
-    for r in rows[1:]:
-        cells = [f"{fmt(k, r['metrics'][k] - base[k], '+')} / {_pct(r['metrics'][k], base[k])}" for k in HEADLINE]
-        lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
-    if full is not None:
-        others = [r for r in rows[1:] if r is not full]
-        if others:
-            lines += ["", "### Relative to full fine-tuning", "", head, "|---" * (len(HEADLINE) + 1) + "|"]
-            for r in others:
-                cells = [f"{fmt(k, r['metrics'][k] - full['metrics'][k], '+')} / {_pct(r['metrics'][k], full['metrics'][k])}"
-                         for k in HEADLINE]
-                lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
+        ci = r.get("bootstrap") or {}
+        lines.append(f"| {r['label']} | " + " | ".join(with_interval(k, r["metrics"][k], ci.get(k)) for k in HEADLINE)
+                     + " |")
+    same = f"the same {n} examples, " if n else ""
+    note = (f"Paired bootstrap over {same}resampled together; significant: the 95% interval of the difference "
+            "excludes 0.")
+    lines += _differences(f"### Improvement over {rows[0]['label']}", paired.get("vs_original", {}))
+    if paired.get("vs_full"):
+        lines += _differences("### Relative to full fine-tuning", paired["vs_full"])
+    lines += ["", note]
     trained = [r for r in rows if r.get("train")]
     if trained:
         lines += ["", "### Cost", "",

@@ -1,0 +1,186 @@
+"""The demo's time budget (planned from measured costs), and its comparison table with intervals."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import pytest
+from rich.console import Console
+
+from tuneval.cli import main
+from tuneval.demo import (MIN_TRAIN_SHARE, TARGET_EVAL_EXAMPLES, Costs, Plan, StepClock, _minimum_minutes, describe,
+                          plan_budget, run_demo)
+from tuneval.errors import TunevalError
+from tuneval.evaluate.report import comparison_table, paired_comparisons, with_interval
+from tuneval.metrics.compare import intervals
+from tuneval.report.synthetic import eval_results, make_examples
+
+
+def _costs(**change) -> Costs:
+    """About what an AMX Xeon with 2 threads measures for smollm2-135m in bf16."""
+    rng = random.Random(0)
+    values = dict(spent_seconds=90.0, reload_seconds=2.0, generate_seconds=0.8, loss_seconds=0.25,
+                  train_overhead_seconds={"full": 15.0, "lora": 10.0},
+                  train_tokens_per_second={"full": 400.0, "lora": 600.0}, tokenize_seconds=0.001,
+                  example_tokens=[rng.randint(120, 500) for _ in range(4096)], train_rows=12460, eval_rows=500)
+    return Costs(**{**values, **change})
+
+
+def _total(costs: Costs, train: int, evals: int) -> float:
+    return sum(costs.phases(train, evals).values())
+
+
+def test_the_plan_fills_the_budget():
+    costs = _costs()
+    plan = plan_budget(costs, 20)
+    assert plan.planned == ["eval", "train"] and plan.eval_examples == TARGET_EVAL_EXAMPLES and not plan.notes
+    assert plan.predicted == costs.phases(plan.train_examples, plan.eval_examples)
+    assert 0.97 * 1200 < plan.predicted_seconds <= 1200  # all of it, and no more
+    assert _total(costs, plan.train_examples + 1, plan.eval_examples) > 1200  # one more example would not fit
+    # training time grows with the tokens of the examples drawn, at each method's own speed
+    tokens = sum(costs.example_tokens[:plan.train_examples])
+    assert plan.predicted["lora"] == pytest.approx(10 + tokens / 600 + plan.train_examples * 0.001 + 2 + 200 * 1.05)
+    assert plan.predicted["full"] - plan.predicted["lora"] == pytest.approx(5 + tokens / 400 - tokens / 600)
+
+
+def test_the_budget_scales_the_training_not_the_evaluation():
+    costs = _costs()
+    small, large = plan_budget(costs, 20), plan_budget(costs, 40)
+    assert small.eval_examples == large.eval_examples == 200
+    assert large.train_examples > 2 * small.train_examples
+    slower = plan_budget(_costs(train_tokens_per_second={"full": 200.0, "lora": 300.0}), 20)
+    assert slower.train_examples == pytest.approx(small.train_examples / 2, rel=0.1)
+
+
+def test_a_small_budget_evaluates_fewer_examples_and_says_so():
+    costs = _costs()
+    plan = plan_budget(costs, 12)
+    assert 20 <= plan.eval_examples < 200
+    assert plan.notes and plan.notes[0].startswith(f"evaluating {plan.eval_examples} examples, not 200")
+    fixed = _total(costs, 0, 0)
+    training = sum(costs.train_seconds(m, plan.train_examples) for m in ("full", "lora"))
+    assert training >= MIN_TRAIN_SHARE * (12 * 60 - fixed) * 0.99  # training keeps its share of the time
+    assert plan.predicted_seconds <= 12 * 60
+    assert f"- note: evaluating {plan.eval_examples} examples, not 200" in describe(plan, precision="bf16")
+
+
+@pytest.mark.parametrize("minutes,needle", [
+    (1.9, "measuring, loading and saving alone take 2.0 min"),  # the fixed costs (119 s) exceed the budget
+    (2.6, "to evaluate 20 examples per model and leave 40% of the time to training"),
+])
+def test_too_small_a_budget_is_refused_with_the_least_that_works(minutes, needle):
+    costs = _costs()
+    with pytest.raises(TunevalError, match=re.escape(needle)) as e:
+        plan_budget(costs, minutes)
+    least = _minimum_minutes(costs)
+    assert f"give --minutes {least:g} or more" in str(e.value) and "\n" not in str(e.value)
+    assert plan_budget(costs, least).train_examples >= 8  # the least it names does work
+
+
+def test_a_count_given_is_kept_and_only_the_other_planned():
+    costs = _costs()
+    plan = plan_budget(costs, 20, train_examples=300)
+    assert (plan.train_examples, plan.planned) == (300, ["eval"]) and plan.eval_examples == 200
+    plan = plan_budget(costs, 20, eval_examples=50)
+    assert (plan.eval_examples, plan.planned) == (50, ["train"])
+    assert plan.train_examples > plan_budget(costs, 20).train_examples  # fewer generations, more training
+    assert 0.97 * 1200 < plan.predicted_seconds <= 1200
+    plan = plan_budget(costs, 20, train_examples=700)  # training takes most of it: evaluation gives way
+    assert plan.eval_examples < 200 and "too much to train 700 examples per method" in plan.notes[0]
+    with pytest.raises(TunevalError, match="to evaluate 20 examples per model and train 2000 examples per method") as e:
+        plan_budget(costs, 20, train_examples=2000)
+    least = _minimum_minutes(costs, train_examples=2000)
+    assert f"give --minutes {least:g} or more" in str(e.value) and plan_budget(costs, least, train_examples=2000)
+    with pytest.raises(TunevalError, match="to train 8 examples per method after evaluating 500"):
+        plan_budget(_costs(eval_rows=1000), 20, eval_examples=500)
+
+
+def test_the_whole_training_split_caps_the_plan():
+    costs = _costs(train_rows=300, eval_rows=120)
+    plan = plan_budget(costs, 60)
+    assert (plan.train_examples, plan.eval_examples) == (300, 120)  # one epoch, the whole validation split
+    assert "finish early" in plan.notes[0]
+
+
+def test_counts_given_plan_nothing():
+    plan = Plan(96, 32)
+    assert plan.to_json()["planned"] == [] and plan.predicted_seconds is None
+    assert describe(plan, precision="fp32").startswith("Fixed: 96 training examples per method")
+
+
+def test_step_clock_times_the_steps_after_the_first():
+    clock = StepClock()
+    clock.marks = [(10.0, 1000), (12.0, 1600), (14.5, 2400)]  # the first step's end, then two more
+    assert clock.tokens_per_second() == pytest.approx((2400 - 1000) / 4.5)
+    clock.marks = clock.marks[:1]
+    with pytest.raises(TunevalError, match="at least 2"):
+        clock.tokens_per_second()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_minutes_must_be_positive_before_anything_loads(tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as e:
+        main(["demo", "--model", str(tmp_path / "no-model"), "--minutes", value])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --minutes must be a number of minutes greater than 0") and "\n" not in err
+
+
+def _rows(n: int = 40) -> list[dict]:
+    exs = make_examples(n)
+    rows = []
+    for i, (label, quality) in enumerate((("original", 0.2), ("full", 0.6), ("lora", 0.58))):
+        res = eval_results(label, exs, quality, seed=i)
+        res["bootstrap"] = intervals(res, iters=200)
+        res["method"] = "none" if label == "original" else label
+        rows.append(res)
+    return rows
+
+
+def test_every_score_carries_its_interval_and_differences_are_paired():
+    rows = _rows()
+    paired = paired_comparisons(rows, iters=200, seed=1)
+    table = comparison_table(rows, paired)
+    for r in rows:
+        cells = [with_interval(k, r["metrics"][k], r["bootstrap"][k]) for k in ("rouge1", "rouge2", "bleu")]
+        assert all(c in table for c in cells) and re.fullmatch(r"0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]", cells[0])
+    d = paired["vs_full"]["lora"]["rouge1"]
+    assert d["delta"] == pytest.approx(rows[2]["metrics"]["rouge1"] - rows[1]["metrics"]["rouge1"])
+    verdict = "significant" if d["ci_low"] > 0 or d["ci_high"] < 0 else "not significant"
+    assert f"| lora | rouge1 | {d['delta']:+.4f} | [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] |" in table
+    assert re.search(rf"\| lora \| rouge1 \| [^\n]*\| {verdict} \|", table.split("### Relative to full")[1])
+    up = paired["vs_original"]["full"]["rouge1"]
+    assert up["ci_low"] > 0 and "| full | rouge1 |" in table.split("### Improvement over original")[1]
+    assert comparison_table(rows) == comparison_table(rows, paired_comparisons(rows))  # the defaults: 1000, seed 1234
+
+
+def test_rows_without_examples_still_print():
+    rows = [{k: v for k, v in r.items() if k not in ("examples", "bootstrap")} for r in _rows(10)]
+    table = comparison_table(rows)
+    assert f"| original | {rows[0]['metrics']['rouge1']:.4f} |" in table
+    assert "| lora | rouge1 |" in table and "| - | " in table  # a difference, no interval, no verdict
+
+
+def test_the_planned_demo_runs_and_records_its_plan(tiny_llama_dir, tiny_data_dir, tmp_path):
+    """The whole path on tiny models: measure this machine, plan, print, run, save plan and wall times."""
+    out = tmp_path / "demo"
+    result = run_demo(model=str(tiny_llama_dir), data_dir=str(tiny_data_dir), out=out, minutes=5,
+                      console=Console(quiet=True), precision="fp32")
+    saved = json.loads((out / "comparison.json").read_text())
+    plan = saved["plan"]
+    assert plan["planned"] == ["eval", "train"]
+    assert (saved["train_examples"], saved["eval_examples"]) == (32, 6)  # the tiny splits: all of both fit
+    measured = plan["measured"]
+    assert measured["train_rows"] == 32 and measured["eval_rows"] == 6
+    assert all(measured["train_tokens_per_second"][m] > 0 for m in ("full", "lora"))
+    assert measured["generate_seconds"] > 0 and measured["loss_seconds"] > 0 and measured["mean_example_tokens"] > 0
+    assert set(saved["wall_seconds"]) == {"measure", "original", "full", "lora", "compare", "total"}
+    assert plan["predicted_seconds"]["total"] == pytest.approx(sum(v for k, v in plan["predicted_seconds"].items()
+                                                                   if k != "total"), abs=1e-3)
+    md = (out / "comparison.md").read_text()
+    assert "## Plan" in md and "Plan for 5 minutes on" in md and "(budget 5 min, predicted" in md
+    assert [r["label"] for r in result["rows"]] == ["original", "full", "lora"]
+    assert all(r["num_examples"] == 6 for r in result["rows"])
+    assert json.loads((out / "full" / "metrics.json").read_text())["train_examples"] == 32
