@@ -149,7 +149,7 @@ def main() -> None:
         raise SystemExit("lm-eval is not installed: .venv/bin/pip install -c constraints.txt -e '.[bench]'") from None
     import torch
 
-    from tuneval.demo import machine
+    from tuneval.runs import machine
     from tuneval.io import atomic_write_json, atomic_write_text
     from tuneval.models import load_model
 

@@ -225,7 +225,7 @@ def main() -> None:
     if saved.is_file() and json.loads(saved.read_text()) != settings:
         sys.exit(f"error: {out} holds a study with other settings ({saved}); pass --overwrite or another --out")
     sys.path.insert(0, str(ROOT / "src"))
-    from tuneval.demo import machine
+    from tuneval.runs import machine
     from tuneval.io import atomic_write_json, atomic_write_text
 
     atomic_write_json(saved, settings)

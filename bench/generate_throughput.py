@@ -73,7 +73,7 @@ def batched(model, tokenizer, prompts, a: argparse.Namespace) -> tuple[list[list
 def run(a: argparse.Namespace) -> dict[str, Any]:
     import transformers
 
-    from tuneval.demo import machine
+    from tuneval.runs import machine
     from tuneval.models import load_model
 
     transformers.utils.logging.set_verbosity_error()

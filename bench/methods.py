@@ -82,7 +82,7 @@ def worker(method: str, a: argparse.Namespace) -> dict[str, Any]:
         return base_row(a)
     import psutil
 
-    from tuneval.evaluate.sweep import train_and_score
+    from tuneval.jobs.sweep import train_and_score
     from tuneval.methods.memory import estimate_memory
     from tuneval.train import trainer  # noqa: F401  (everything training imports, before any model loads)
 
@@ -146,8 +146,8 @@ def run_all(a: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def write_report(rows: list[dict[str, Any]], a: argparse.Namespace) -> str:
-    from tuneval.demo import machine
-    from tuneval.evaluate.sweep import csv_table, markdown_table
+    from tuneval.runs import machine
+    from tuneval.jobs.sweep import csv_table, markdown_table
     from tuneval.io import atomic_write_json, atomic_write_text
 
     budget = (f"{a.max_steps} steps" if a.max_steps > 0 else f"{a.epochs:g} epoch(s)") + \

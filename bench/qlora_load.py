@@ -47,7 +47,7 @@ def main() -> None:
     a = p.parse_args()
     import torch
 
-    from tuneval.demo import machine
+    from tuneval.runs import machine
 
     rows = []
     for i in range(a.repeats):

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from tuneval.demo import machine  # noqa: E402
+from tuneval.runs import machine  # noqa: E402
 from tuneval.io import atomic_write_json, atomic_write_text  # noqa: E402
 from tuneval.report import synthetic, write_report  # noqa: E402
 from tuneval.report.browser import Chromium, find_chromium  # noqa: E402

@@ -66,7 +66,7 @@ def free_port() -> int:
 def machine() -> str:
     import torch
 
-    from tuneval.demo import machine as cpu_or_gpu
+    from tuneval.runs import machine as cpu_or_gpu
 
     return f"{cpu_or_gpu()}, {os.cpu_count()} logical cores, torch {torch.__version__}"
 

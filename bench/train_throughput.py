@@ -357,7 +357,7 @@ def main() -> None:
 
         atomic_write_json(out / "rows" / f"{slug(a.worker)}.json", row)
         return
-    from tuneval.demo import machine
+    from tuneval.runs import machine
     from tuneval.io import atomic_write_json, atomic_write_text
 
     names = ["peak", "standard", *TRL_PATHS, "tuneval", *(LEVERS if a.levers else [])]

@@ -27,8 +27,10 @@ LAYERS = [
     {"data"},  # row readers, user formats, tokenising and padding/packing
     {"tasks"},  # the one task model: YAML tasks, rows per split, both prompt families, mixtures
     {"train", "evaluate", "serve"},
-    {"demo", "report", "api"},  # api.py: train/evaluate/load for notebooks, what the commands call
-    {"cli_options"},  # flags several commands share (cli_options.py)
+    {"report", "api"},  # api.py: train/evaluate/load for notebooks, what the commands call
+    {"jobs"},  # the orchestrators (demo, sweep, forgetting) over everything below
+    {"cli_options"},  # what the commands share: the app, quiet output, common flags (cli_options.py)
+    {"cli_serve"},  # the commands that use a result: merge, export, serve, chat
     {"cli", "__init__"},  # the package re-exports the api lazily (`from tuneval import train`)
 ]
 WORKFLOWS = {"train", "evaluate", "serve"}

@@ -76,7 +76,7 @@ def lively_llama_dir(tiny_llama_dir, tmp_path_factory):
 def test_demo_scores_equal_eval_on_the_saved_runs(lively_llama_dir, tiny_data_dir, tmp_path, precision):
     """Every row of the demo's table, score and interval, is reproduced by `tuneval eval` with the demo's
     flags (task dialogsum, its template, limit, 64 new tokens, precision) on what the demo saved."""
-    from tuneval.demo import run_demo
+    from tuneval.jobs.demo import run_demo
     from tuneval.evaluate.report import paired_comparisons, with_interval
     from tuneval.metrics.text import HEADLINE
 
@@ -106,7 +106,7 @@ def test_demo_scores_equal_eval_on_the_saved_runs(lively_llama_dir, tiny_data_di
 
 
 def test_sweep_score_equals_eval_on_the_saved_run(tiny_llama_dir, tiny_data_dir, tmp_path):
-    from tuneval.evaluate.sweep import train_and_score
+    from tuneval.jobs.sweep import train_and_score
 
     recipe = recipe_from_dict({
         "model": str(tiny_llama_dir), "method": "lora", "precision": "bf16", "output_dir": str(tmp_path / "run"),

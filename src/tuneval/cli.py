@@ -7,87 +7,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-from tuneval.cli_options import (attn_implementation_option, dtype_option, model_args_from, model_args_overrides,
-                                 revision_option, trust_remote_code_option)
+from tuneval.cli_options import (_Interrupted, app, attn_implementation_option, check_out_dir, console, dtype_option,
+                                 err, join_launcher, model_args_from, model_args_overrides, precision_option,
+                                 quiet_libraries, revision_option, trust_remote_code_option)
 from tuneval.errors import TunevalError
-
-
-class _Interrupted(BaseException):
-    """Ctrl-C on its way to main(): typer turns a KeyboardInterrupt into a silent exit 130."""
-
-
-class _Group(typer.core.TyperGroup):
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except KeyboardInterrupt:
-            raise _Interrupted() from None
-
-
-app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Instruction fine-tune and evaluate language models.")
-console = Console()
-err = Console(stderr=True)
-PRECISION_HELP = "auto (bf16 where the hardware computes it natively, else fp32), bf16 or fp32."
-
-
-def _precision_option(default: Optional[str] = "auto"):
-    return typer.Option(default, "--precision", help=PRECISION_HELP + (" Default: the recipe's." if default is None else ""))
-
-
-VERBOSE = False  # --verbose: third-party warnings and logs stay visible
-
-
-def _quiet_libraries() -> None:
-    """Normal output is tuneval's own: no third-party warnings, logs or load bars (see --verbose).
-
-    Called again by each command after its imports, since transformers resets its verbosity
-    when first imported.
-    """
-    if VERBOSE:
-        return
-    import logging
-    import warnings
-
-    warnings.simplefilter("ignore")  # library deprecations and "proceed at your own risk" notes
-    # bitsandbytes logs a WARNING at import on bf16 CPUs when its optional hub kernel package is missing.
-    for name in ("bitsandbytes", "accelerate", "peft", "torch.distributed"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-
-
-@app.callback()
-def _options(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show third-party warnings and logs.")):
-    """Instruction fine-tune and evaluate language models."""
-    global VERBOSE
-    VERBOSE = verbose
-    _quiet_libraries()
-
-
-def _check_out_dir(out: Path, flag: str = "--out") -> None:
-    """Results are written at the end: a path that cannot become a directory must fail before the slow part."""
-    for p in (out, *out.parents):
-        if p.exists():
-            if not p.is_dir():
-                raise TunevalError(f"{flag} {out}: {'is' if p == out else f'{p} is'} a file, not a directory")
-            return
-
-
-def _join_launcher() -> bool:
-    """Under torchrun / accelerate launch, join the process group; True where this process prints.
-
-    Evaluation shares its examples out over the processes and rank 0 writes and prints the
-    results (evaluate/distributed.py); without a launcher this is one process and always True.
-    """
-    from tuneval.evaluate.distributed import init_from_env, is_main
-
-    init_from_env()
-    return is_main()
 
 
 def _check_eval_options(bench: bool, *, task, split, template, max_new_tokens, num_fewshot, tasks_dir, limit,
@@ -126,7 +50,7 @@ def train(
     tasks_dir: Optional[str] = typer.Option(None, "--tasks-dir", help="Your task YAML files (a directory or one file) = data.tasks_dir."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
-    precision: Optional[str] = _precision_option(None),
+    precision: Optional[str] = precision_option(None),
     dtype: Optional[str] = dtype_option(),
     revision: Optional[str] = revision_option(),
     trust_remote_code: bool = trust_remote_code_option(),
@@ -136,7 +60,7 @@ def train(
     from tuneval.config import load_recipe
     from tuneval.train.trainer import train as run_train
 
-    _quiet_libraries()
+    quiet_libraries()
     if recipe is None and data is None:
         raise TunevalError("give a recipe, or your data with --data PATH [--format F]")
     flags = {"data.data_dir": data_dir, "data.path": data, "data.format": format_,
@@ -175,7 +99,7 @@ def eval_(
     format_: Optional[str] = typer.Option(None, "--format", help="Its format (alpaca, messages, sharegpt, prompt_completion, columns; default: recognised)."),
     seed: int = typer.Option(1234, "--seed", help="Few-shot sampling and bootstrap seed."),
     bootstrap_iters: int = typer.Option(1000, "--bootstrap-iters", help="Bootstrap resamples for the 95% intervals."),
-    precision: str = _precision_option(),
+    precision: str = precision_option(),
     dtype: Optional[str] = dtype_option(),
     revision: Optional[str] = revision_option(),
     trust_remote_code: bool = trust_remote_code_option(),
@@ -186,9 +110,9 @@ def eval_(
     _check_eval_options(bool(tasks or suite), task=task, split=split, template=template, max_new_tokens=max_new_tokens,
                         num_fewshot=num_fewshot, tasks_dir=tasks_dir, limit=limit, batch_size=batch_size,
                         data=data, format_=format_)
-    main_process = _join_launcher()
+    main_process = join_launcher()
     if tasks or suite:
-        _quiet_libraries()
+        quiet_libraries()
         _benchmarks(model, adapter, tasks=tasks, suite=suite, limit=limit, num_fewshot=num_fewshot, tasks_dir=tasks_dir,
                     data_dir=data_dir, out=out, batch_size=batch_size, seed=seed, bootstrap_iters=bootstrap_iters,
                     chat_template=chat_template, precision=precision, model_args=margs, template=template)
@@ -197,8 +121,8 @@ def eval_(
     from tuneval.metrics.text import HEADLINE, fmt
 
     out = out or default_eval_out(model, adapter, task=task or (Path(data).stem if data else None))
-    _check_out_dir(out)  # results are written after the whole generation: a bad --out must fail now
-    _quiet_libraries()
+    check_out_dir(out)  # results are written after the whole generation: a bad --out must fail now
+    quiet_libraries()
     results = evaluate(model, adapter, task=task, split=split, limit=limit, out=out, data_dir=data_dir, data=data,
                        format=format_, template=template, batch_size=batch_size, max_new_tokens=max_new_tokens,
                        tasks_dir=tasks_dir,
@@ -233,7 +157,7 @@ def params(
     from tuneval.methods import count_parameters, format_parameters
     from tuneval.models import load_model
 
-    _quiet_libraries()
+    quiet_libraries()
     spec, settings = _method_settings(method, set_)
     loaded = load_model(model, device="cpu")  # counting needs no GPU
     net = spec.apply(loaded.model, settings, loaded.arch)
@@ -251,151 +175,24 @@ def demo(
     data_dir: Optional[str] = typer.Option(None, "--data-dir"),
     out: Path = typer.Option(Path("runs/demo"), "--out"),
     model: str = typer.Option("smollm2-135m-instruct", "--model"),
-    precision: str = _precision_option(),
+    precision: str = precision_option(),
 ):
     """The main job: base vs full vs LoRA on DialogSum, one comparison table, in --minutes."""
     from tuneval.config import DataConfig, EvalConfig
-    from tuneval.demo import check_minutes, run_demo
+    from tuneval.jobs.demo import check_minutes, run_demo
     from tuneval.typed import check_option
 
     # checked here: the demo loads and times the model before it builds the first recipe
     check_minutes(minutes)
     check_option("--train-examples", train_examples, DataConfig, "train_examples")
     check_option("--eval-examples", eval_examples, EvalConfig, "limit")
-    _check_out_dir(out)
-    _quiet_libraries()
-    main_process = _join_launcher()
+    check_out_dir(out)
+    quiet_libraries()
+    main_process = join_launcher()
     run_demo(model=model, data_dir=data_dir, out=out, precision=precision, minutes=minutes,
              train_examples=train_examples, eval_examples=eval_examples, console=console)
     if main_process:
         _html_report([out], out / "report.html", title=f"tuneval demo: {model}")
-
-
-@app.command()
-def merge(
-    run: Path = typer.Argument(..., help="Run directory (or its adapter/ directory) to merge."),
-    out: Path = typer.Option(..., "--out", help="Where the merged model (safetensors) goes."),
-    model: Optional[str] = typer.Option(None, "--model", help="Base model (default: the run's recipe)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
-    precision: str = _precision_option(),
-    dtype: Optional[str] = dtype_option(),
-    revision: Optional[str] = revision_option(),
-    trust_remote_code: bool = trust_remote_code_option(),
-    attn_implementation: Optional[str] = attn_implementation_option(),
-):
-    """Fold an adapter into its base: a full model that plain transformers loads."""
-    from tuneval.serve.merge import merge_run
-
-    _quiet_libraries()
-    info = merge_run(run, out, model=model, overwrite=overwrite, precision=precision,
-                     model_args=model_args_from(dtype, revision, trust_remote_code, attn_implementation))
-    console.print(f"merged {info['peft_type']} adapter into {info['base']} ({info['params']:,d} params) ({info['dtype']}) -> {info['out']}")
-
-
-@app.command()
-def export(
-    run: Path = typer.Argument(..., help="Run directory (or its adapter/ directory) to export."),
-    out: Path = typer.Option(..., "--out", help="Where the model (safetensors, tokenizer, README.md card) goes."),
-    max_shard_size: str = typer.Option("2GB", "--max-shard-size", help="Largest safetensors file (e.g. 2GB, 500MB)."),
-    adapter_only: bool = typer.Option(False, "--adapter-only", help="The PEFT adapter alone, not merged into its base."),
-    push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Then upload it to this Hub repo (org/name)."),
-    private: bool = typer.Option(False, "--private", help="With --push-to-hub: create the repo private."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
-    precision: str = _precision_option(),
-    dtype: Optional[str] = dtype_option(),
-    revision: Optional[str] = revision_option(),
-    trust_remote_code: bool = trust_remote_code_option(),
-    attn_implementation: Optional[str] = attn_implementation_option(),
-):
-    """Export a run for others: merged (or adapter-only) safetensors with a model card; optionally push it."""
-    from tuneval.serve.export import export_run
-
-    _quiet_libraries()
-    info = export_run(run, out, max_shard_size=max_shard_size, adapter_only=adapter_only, push_to_hub=push_to_hub,
-                      private=private, overwrite=overwrite, precision=precision,
-                      model_args=model_args_from(dtype, revision, trust_remote_code, attn_implementation))
-    pushed = f"; pushed to {info['url']}" if info.get("url") else ""
-    console.print(f"exported {info['kind']} {info['method']} model ({info['params']:,d} params, {info['dtype']}) "
-                  f"-> {info['out']}{pushed}", highlight=False)
-
-
-@app.command()
-def serve(
-    model: str = typer.Option("smollm2-135m-instruct", "--model", help="Base model: embedded name, directory or hub id."),
-    adapter: list[str] = typer.Option([], "--adapter", help="NAME=RUN: an adapter to load at start (repeatable)."),
-    adapters_root: Optional[Path] = typer.Option(None, "--adapters-root",
-                                                 help="Directory POST /v1/adapters may load from (off if unset)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (loopback unless told otherwise)."),
-    port: int = typer.Option(8000, "--port"),
-    max_batch_size: int = typer.Option(16, "--max-batch-size", help="Rows per batched generate call."),
-    batch_window_ms: float = typer.Option(5.0, "--batch-window-ms", help="Wait this long to gather a batch."),
-    max_prompt_tokens: int = typer.Option(1024, "--max-prompt-tokens"),
-    max_tokens: int = typer.Option(256, "--max-tokens", help="Largest max_tokens a request may ask for."),
-    max_queue: int = typer.Option(256, "--max-queue", help="Rows waiting for a batch; beyond it: 503 + Retry-After."),
-    request_timeout: float = typer.Option(300.0, "--request-timeout", help="Seconds a request may take; then 504."),
-    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="TUNEVAL_API_KEY", show_envvar=True,
-                                          help="Require 'Authorization: Bearer KEY' (all but /health); "
-                                               "needed off loopback."),
-    log_level: str = typer.Option("info", "--log-level", help="critical, error, warning, info, debug or trace."),
-    precision: str = _precision_option(),
-    dtype: Optional[str] = dtype_option(),
-    revision: Optional[str] = revision_option(),
-    trust_remote_code: bool = trust_remote_code_option(),
-    attn_implementation: Optional[str] = attn_implementation_option(),
-):
-    """OpenAI-compatible server: one base, many adapters, mixed-adapter batches."""
-    from tuneval.serve.api import ServeSettings
-    from tuneval.serve.server import check_options, is_loopback, parse_adapter_specs
-    from tuneval.serve.server import serve as run_server
-
-    adapters = parse_adapter_specs(adapter)
-    settings = ServeSettings(adapters_root=adapters_root, max_batch_size=max_batch_size, batch_window_ms=batch_window_ms,
-                             max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens, max_queue=max_queue,
-                             request_timeout=request_timeout, api_key=api_key, precision=precision,
-                             model_args=model_args_from(dtype, revision, trust_remote_code, attn_implementation))
-    log_level = check_options(host, port, log_level, settings)  # before anything slow
-    _quiet_libraries()
-    if not is_loopback(host):
-        err.print(f"[yellow]warning:[/yellow] binding to {host}: plain HTTP, so the API key and prompts cross the "
-                  "network unencrypted; put a TLS proxy in front", soft_wrap=True)
-
-    def ready(app, host, port):
-        names = ", ".join(a.name for a in app.state.bank.catalogue()) or "none"
-        auth = "; API key required" if api_key is not None else ""
-        console.print(f"serving {model} (adapters: {names}{auth}) on http://{host}:{port}/v1")
-
-    run_server(model, adapters, host=host, port=port, settings=settings, log_level=log_level, on_ready=ready)
-
-
-@app.command()
-def chat(
-    model: Optional[str] = typer.Option(None, "--model", help="Embedded name, directory or hub id (default: the "
-                                        "--adapter run's base, else smollm2-135m-instruct)."),
-    adapter: Optional[Path] = typer.Option(None, "--adapter", help="Run directory (or adapter directory) to talk to."),
-    system: Optional[str] = typer.Option(None, "--system", help="System message that opens the conversation."),
-    once: Optional[str] = typer.Option(None, "--once", help="Answer this one prompt on stdout, then exit (for scripts)."),
-    max_new_tokens: int = typer.Option(256, "--max-new-tokens", help="Longest reply, in tokens."),
-    temperature: float = typer.Option(0.0, "--temperature", help="0: greedy (default); above 0: sample."),
-    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (with --temperature above 0)."),
-    precision: str = _precision_option(),
-    dtype: Optional[str] = dtype_option(),
-    revision: Optional[str] = revision_option(),
-    trust_remote_code: bool = trust_remote_code_option(),
-    attn_implementation: Optional[str] = attn_implementation_option(),
-):
-    """Chat with a model (and a trained adapter) in the terminal, tokens streamed; /reset, /exit, Ctrl-D."""
-    from tuneval.serve.chat import check_sampling, open_chat, read_terminal, run_chat, run_once, write_stdout
-
-    margs = model_args_from(dtype, revision, trust_remote_code, attn_implementation)
-    check_sampling(max_new_tokens, temperature, top_p)  # before anything slow
-    _quiet_libraries()
-    session = open_chat(model, adapter, precision=precision, model_args=margs, system=system,
-                        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                        on_notice=lambda text: err.print(text, highlight=False, markup=False, soft_wrap=True))
-    err.print(session.header(), highlight=False, markup=False, soft_wrap=True)  # stderr: --once's stdout is the answer
-    code = run_once(session, once, write_stdout) if once is not None else run_chat(session, read_terminal, write_stdout)
-    if code:
-        raise typer.Exit(code)
 
 
 @app.command()
@@ -415,7 +212,7 @@ def memory(
 
     from tuneval.methods.memory import estimate_memory, format_bytes
 
-    _quiet_libraries()
+    quiet_libraries()
     _, settings = _method_settings(method, set_)
     e = estimate_memory(model, method, settings, batch_size=batch_size, seq_len=seq_len, target_len=target_len,
                         gradient_checkpointing=gradient_checkpointing, bf16=bf16)
@@ -450,7 +247,7 @@ def inspect(
 
     from tuneval.methods.soft_prompts import nearest_tokens
 
-    _quiet_libraries()
+    quiet_libraries()
     info = nearest_tokens(run, model=model, top_k=top_k)
     if as_json:
         console.print_json(json.dumps(info))
@@ -481,12 +278,12 @@ def sweep(
     data_dir: Optional[str] = typer.Option(None, "--data-dir"),
     out: Optional[Path] = typer.Option(None, "--out", help="Sweep directory (default runs/sweep-RECIPE)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Retrain points that finished before."),
-    precision: Optional[str] = _precision_option(None),
+    precision: Optional[str] = precision_option(None),
 ):
     """Train every point of a grid; write one table (Markdown, CSV) and a plot of scores against the first key."""
-    from tuneval.evaluate.sweep import run_sweep
+    from tuneval.jobs.sweep import run_sweep
 
-    _quiet_libraries()
+    quiet_libraries()
     overrides = list(set_) + ([f"data.data_dir={data_dir}"] if data_dir else []) + (
         [f"precision={precision}"] if precision else [])
     result = run_sweep(recipe, grid, overrides, out=out, overwrite=overwrite, console=console)
@@ -512,8 +309,8 @@ def _benchmarks(model, adapter, *, tasks, suite, out, **kw) -> None:
     from tuneval.evaluate.summary import summary_markdown
 
     out = out or default_eval_out(model, adapter, tasks=tasks, suite=suite)
-    _check_out_dir(out)
-    main_process = _join_launcher()
+    check_out_dir(out)
+    main_process = join_launcher()
     summary = evaluate(model, adapter, tasks=tasks, suite=suite, out=out,
                        on_task=_print_task if main_process else None, **kw)
     if not main_process:
@@ -539,7 +336,7 @@ def forgetting(
     seed: int = typer.Option(1234, "--seed"),
     bootstrap_iters: int = typer.Option(1000, "--bootstrap-iters"),
     chat_template: bool = typer.Option(True, "--chat-template/--no-chat-template", help="For generate tasks."),
-    precision: str = _precision_option(),
+    precision: str = precision_option(),
     dtype: Optional[str] = dtype_option(),
     revision: Optional[str] = revision_option(),
     trust_remote_code: bool = trust_remote_code_option(),
@@ -550,10 +347,10 @@ def forgetting(
 
     from tuneval.config import EvalConfig
     from tuneval.evaluate.forgetting import forgetting_markdown
-    from tuneval.evaluate.suite import compare_dirs, run_forgetting
+    from tuneval.jobs.forgetting import compare_dirs, run_forgetting
     from tuneval.typed import check_option
 
-    _quiet_libraries()
+    quiet_libraries()
     if (before is None) != (after is None):
         raise TunevalError("give both --before and --after (two `tuneval eval` output directories)")
     if before is not None:
@@ -566,8 +363,8 @@ def forgetting(
             raise TunevalError("give --adapter RUN (the fine-tuned result to check) or --before DIR --after DIR")
         out = out or Path("runs") / "forgetting" / adapter.resolve().name
         check_option("--batch-size", batch_size, EvalConfig, "batch_size")
-        _check_out_dir(out)
-        main_process = _join_launcher()
+        check_out_dir(out)
+        main_process = join_launcher()
         result = run_forgetting(model, adapter, tasks=tasks, suite=suite, limit=limit, num_fewshot=num_fewshot,
                                 tasks_dir=tasks_dir, data_dir=data_dir, out=out, batch_size=batch_size, seed=seed,
                                 bootstrap_iters=bootstrap_iters, chat_template=chat_template,
@@ -593,7 +390,7 @@ def report(
         raise TunevalError(f"--bootstrap-iters must be 0 or more, got {bootstrap_iters}")
     if out.is_dir():
         raise TunevalError(f"--out {out}: is a directory; give the HTML file to write (e.g. {out / 'report.html'})")
-    _check_out_dir(out.parent)
+    check_out_dir(out.parent)
     _html_report(paths, out, iters=bootstrap_iters, seed=seed, title=title)
 
 
@@ -604,6 +401,9 @@ def _html_report(paths: list[Path], out: Path, **kw) -> Path:
     path = write_report(paths, out, **kw)
     console.print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return path
+
+
+from tuneval import cli_serve  # noqa: E402,F401  (merge, export, serve, chat: registered after the commands above)
 
 
 def main(argv: list[str] | None = None) -> None:

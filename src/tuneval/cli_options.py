@@ -1,17 +1,97 @@
-"""Options several commands share: how a model's weights are loaded (model_args.py).
-
-`eval`, `forgetting`, `serve` and `merge` build a ModelArgs from them (`model_args_from`);
-`train` turns them into overrides of the recipe's `model_args.*` (`model_args_overrides`).
+"""What the commands share: the typer app, its consoles, quiet third-party output, the checks
+every command makes first, and the options several take (how a model's weights are loaded,
+model_args.py: `eval`, `forgetting`, `serve`, `merge`, `export` and `chat` build a ModelArgs from
+them with `model_args_from`; `train` turns them into recipe overrides, `model_args_overrides`).
+The commands themselves are in cli.py (training, evaluation, the jobs) and cli_serve.py (using a
+result: merge, export, serve, chat).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.console import Console
 
 from tuneval.errors import TunevalError
+
+
+class _Interrupted(BaseException):
+    """Ctrl-C on its way to main(): typer turns a KeyboardInterrupt into a silent exit 130."""
+
+
+class _Group(typer.core.TyperGroup):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted() from None
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Instruction fine-tune and evaluate language models.")
+console = Console()
+err = Console(stderr=True)
+PRECISION_HELP = "auto (bf16 where the hardware computes it natively, else fp32), bf16 or fp32."
+
+
+def precision_option(default: Optional[str] = "auto"):
+    return typer.Option(default, "--precision", help=PRECISION_HELP + (" Default: the recipe's." if default is None else ""))
+
+
+VERBOSE = False  # --verbose: third-party warnings and logs stay visible
+
+
+def quiet_libraries() -> None:
+    """Normal output is tuneval's own: no third-party warnings, logs or load bars (see --verbose).
+
+    Called again by each command after its imports, since transformers resets its verbosity
+    when first imported.
+    """
+    if VERBOSE:
+        return
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")  # library deprecations and "proceed at your own risk" notes
+    # bitsandbytes logs a WARNING at import on bf16 CPUs when its optional hub kernel package is missing.
+    for name in ("bitsandbytes", "accelerate", "peft", "torch.distributed"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+@app.callback()
+def _options(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show third-party warnings and logs.")):
+    """Instruction fine-tune and evaluate language models."""
+    global VERBOSE
+    VERBOSE = verbose
+    quiet_libraries()
+
+
+def check_out_dir(out: Path, flag: str = "--out") -> None:
+    """Results are written at the end: a path that cannot become a directory must fail before the slow part."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise TunevalError(f"{flag} {out}: {'is' if p == out else f'{p} is'} a file, not a directory")
+            return
+
+
+def join_launcher() -> bool:
+    """Under torchrun / accelerate launch, join the process group; True where this process prints.
+
+    Evaluation shares its examples out over the processes and rank 0 writes and prints the
+    results (evaluate/distributed.py); without a launcher this is one process and always True.
+    """
+    from tuneval.evaluate.distributed import init_from_env, is_main
+
+    init_from_env()
+    return is_main()
 
 
 def dtype_option():

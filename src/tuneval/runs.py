@@ -13,7 +13,7 @@
   eval/              the recipe's eval section on the result (eval/results.json: every prediction)
   metrics.json       parameters, size on disk, peak memory, tokens/s, wall time, loss, best step,
                      and the result's eval scores (train/trainer.py)
-  score.json         a sweep point's row (evaluate/sweep.py)
+  score.json         a sweep point's row (jobs/sweep.py)
 
 Every reader and writer of a run directory (training, loading a result, serving, merging,
 inspecting soft prompts, the report, the sweep, the demo) goes through `RunDir` and these
@@ -199,3 +199,23 @@ def environment() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def machine() -> str:
+    """The machine a number was measured on, as every table names it: the GPU, else the CPU model
+    and the threads torch uses (the same CPU gives different numbers with 1 and 16 threads)."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{cpu}, {torch.get_num_threads()} threads"

@@ -8,7 +8,7 @@ import pytest
 
 from tuneval.errors import TunevalError
 from tuneval.evaluate.forgetting import compare, load_results, verdict
-from tuneval.evaluate.suite import compare_dirs
+from tuneval.jobs.forgetting import compare_dirs
 
 
 def mc_result(task, accuracy_mask, group=None, category=None, primary="acc", metric_list=None):

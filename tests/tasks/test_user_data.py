@@ -119,3 +119,29 @@ def test_your_task_yaml_trains_and_evaluates(tiny_llama_dir, tiny_data_dir, tmp_
     assert code == 0, err
     again = json.loads((tmp_path / "ev" / "headline" / "results.json").read_text())
     assert [e["prompt"] for e in again["examples"]] == [e["prompt"] for e in result["examples"]]
+
+
+def test_datasets_in_a_format_mix_like_tasks(tiny_llama_dir, tiny_data_dir, tmp_path):
+    """Two of your own datasets (task YAMLs with `format:`) and a built-in task in one mixture, at the
+    mixture's rates; each dataset keeps its own held-out validation rows out of training."""
+    from tuneval.config import recipe_from_dict
+    from tuneval.models import load_model
+    from tuneval.tasks.mixtures import build_examples
+
+    root = write_task_data(tiny_data_dir)
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    for name, fmt in (("alpaca", "alpaca"), ("messages", "messages")):
+        (root / f"{name}.jsonl").write_text((EXAMPLES / f"{name}.jsonl").read_text())
+        (tasks / f"my_{name}.yaml").write_text(f"task: my_{name}\nformat: {fmt}\ndata_files: {{train: {name}.jsonl}}\n"
+                                              "validation_share: 0.34\n")
+    recipe = recipe_from_dict({"model": str(tiny_llama_dir), "seed": 2, "task": "my_alpaca",
+                               "data": {"data_dir": str(root), "tasks_dir": str(tasks), "train_examples": 12},
+                               "mixture": {"strategy": "rates", "tasks": [{"task": "my_alpaca", "weight": 1.0},
+                                                                           {"task": "my_messages", "weight": 1.0},
+                                                                           {"task": "sst2", "weight": 2.0}]}})
+    examples, summary = build_examples(recipe, load_model(str(tiny_llama_dir)))
+    drawn = {t["task"]: t for t in summary["mixture"]["tasks"]}
+    assert set(drawn) == {"my_alpaca", "my_messages", "sst2"} and len(examples) == 12
+    assert drawn["my_alpaca"]["pool"] == 2 and drawn["my_messages"]["pool"] == 2  # 1 of 3 rows held out each
+    assert drawn["sst2"]["drawn"] > drawn["my_alpaca"]["drawn"] - 4

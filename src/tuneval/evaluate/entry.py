@@ -25,7 +25,7 @@ def evaluate(model: str = DEFAULT_MODEL, adapter: str | Path | None = None, *, t
     names = ",".join(tasks) if isinstance(tasks, list) else tasks
     out = Path(out or default_eval_out(model, adapter, task=task, tasks=names, suite=suite))
     if names or suite:
-        from tuneval.evaluate.suite import evaluate_suite
+        from tuneval.evaluate.summary import evaluate_suite
 
         return evaluate_suite(model, adapter, tasks=names, suite=suite, limit=limit, num_fewshot=num_fewshot,
                               tasks_dir=tasks_dir, data_dir=data_dir, out=out, batch_size=batch_size, seed=seed,

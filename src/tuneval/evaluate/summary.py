@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from tuneval.evaluate.distributed import is_main
 from tuneval.evaluate.harness import DEFAULT_SEED, run_task
 from tuneval.metrics.text import fmt
 from tuneval.io import atomic_write_json, atomic_write_text
+from tuneval.tasks import load_registry, plan
 
 
 def group_item_values(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -95,3 +96,28 @@ def run_plan(model, tokenizer, arch: str, plan: list, *, out_dir: str | Path, da
         atomic_write_json(out / "summary.json", summary)
         atomic_write_text(out / "summary.md", summary_markdown(summary))
     return summary
+
+
+def plan_tasks(tasks, suite, limit, num_fewshot, tasks_dir):
+    """(task, limit, num_fewshot) to run for `--tasks a,b` or `--suite NAME`; bad names fail here, before any model loads."""
+    names = [t.strip() for t in tasks.split(",") if t.strip()] if isinstance(tasks, str) else tasks
+    return plan(load_registry(tasks_dir), tasks=names, suite=suite, limit=limit, num_fewshot=num_fewshot)
+
+
+def evaluate_suite(model: str, adapter: str | Path | None = None, *, tasks=None, suite: str | None = None,
+                   limit: int | None = None, num_fewshot: int | None = None, tasks_dir=None, data_dir=None,
+                   out: str | Path, batch_size: int = 16, seed: int = DEFAULT_SEED, bootstrap_iters: int = 1000,
+                   chat_template: bool = True, on_task: Callable[[dict], None] | None = None,
+                   precision: str = "auto", model_args=None, template: int | None = None) -> dict[str, Any]:
+    """`tuneval eval --tasks/--suite`: load the model (with its adapter), run the plan, write summary.{md,json}."""
+    from tuneval.methods.loading import load_result, run_label
+
+    todo = plan_tasks(tasks, suite, limit, num_fewshot, tasks_dir)  # bad task names fail before the model loads
+    for task, _, _ in todo if template is not None else []:
+        task.template_index(template, "--template")  # and a phrasing a task lacks
+    loaded, net = load_result(model, adapter, precision=precision, args=model_args)
+    label = run_label(model, adapter)
+    meta = {"model": model, "adapter": str(adapter) if adapter else None, "suite": suite, **loaded.meta}
+    return run_plan(net, loaded.tokenizer, loaded.arch, todo, out_dir=out, data_dir=data_dir, batch_size=batch_size,
+                    seed=seed, bootstrap_iters=bootstrap_iters, chat_template=chat_template, label=label, meta=meta,
+                    on_task=on_task, template=template)

@@ -1,4 +1,4 @@
-"""What `tuneval eval --tasks/--suite` and `tuneval forgetting` do: load, plan, run, write.
+"""`tuneval forgetting`: the same suite on the base, then on base + adapter, then the comparison.
 
 Under torchrun / accelerate launch every rank runs the same plan on its share of each task's
 examples (evaluate/distributed.py); rank 0 writes, and the forgetting comparison, which reads
@@ -13,31 +13,7 @@ from typing import Any, Callable
 from tuneval.evaluate.distributed import is_main
 from tuneval.evaluate.forgetting import compare, load_results, write_forgetting
 from tuneval.evaluate.harness import DEFAULT_SEED
-from tuneval.evaluate.summary import run_plan
-from tuneval.tasks import load_registry, plan
-
-
-def _plan(tasks, suite, limit, num_fewshot, tasks_dir):
-    names = [t.strip() for t in tasks.split(",") if t.strip()] if isinstance(tasks, str) else tasks
-    return plan(load_registry(tasks_dir), tasks=names, suite=suite, limit=limit, num_fewshot=num_fewshot)
-
-
-def evaluate_suite(model: str, adapter: str | Path | None = None, *, tasks=None, suite: str | None = None,
-                   limit: int | None = None, num_fewshot: int | None = None, tasks_dir=None, data_dir=None,
-                   out: str | Path, batch_size: int = 16, seed: int = DEFAULT_SEED, bootstrap_iters: int = 1000,
-                   chat_template: bool = True, on_task: Callable[[dict], None] | None = None,
-                   precision: str = "auto", model_args=None, template: int | None = None) -> dict[str, Any]:
-    from tuneval.methods.loading import load_result, run_label
-
-    todo = _plan(tasks, suite, limit, num_fewshot, tasks_dir)  # bad task names fail before the model loads
-    for task, _, _ in todo if template is not None else []:
-        task.template_index(template, "--template")  # and a phrasing a task lacks
-    loaded, net = load_result(model, adapter, precision=precision, args=model_args)
-    label = run_label(model, adapter)
-    meta = {"model": model, "adapter": str(adapter) if adapter else None, "suite": suite, **loaded.meta}
-    return run_plan(net, loaded.tokenizer, loaded.arch, todo, out_dir=out, data_dir=data_dir, batch_size=batch_size,
-                    seed=seed, bootstrap_iters=bootstrap_iters, chat_template=chat_template, label=label, meta=meta,
-                    on_task=on_task, template=template)
+from tuneval.evaluate.summary import plan_tasks, run_plan
 
 
 def run_forgetting(model: str, adapter: str | Path, *, tasks=None, suite: str | None = "forgetting",
@@ -50,7 +26,7 @@ def run_forgetting(model: str, adapter: str | Path, *, tasks=None, suite: str | 
     from tuneval.models import load_model
 
     out = Path(out)
-    todo = _plan(tasks, None if tasks else suite, limit, num_fewshot, tasks_dir)
+    todo = plan_tasks(tasks, None if tasks else suite, limit, num_fewshot, tasks_dir)
     loaded = load_model(model, precision=precision, args=model_args)
     common = dict(data_dir=data_dir, batch_size=batch_size, seed=seed, bootstrap_iters=bootstrap_iters,
                   chat_template=chat_template, on_task=on_task)

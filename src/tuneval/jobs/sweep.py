@@ -25,6 +25,7 @@ import yaml
 from tuneval.errors import TunevalError
 from tuneval.metrics.text import HEADLINE, SCALE_100, fmt
 from tuneval.io import atomic_write_json, atomic_write_text
+from tuneval.report.charts import plot_sweep
 from tuneval.runs import RunDir
 
 COLUMNS = [  # (key in a row, header)
@@ -148,53 +149,6 @@ def csv_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str
         w.writerow(["" if r.get(k) is None else r.get(k) for k, _ in columns])
     return buf.getvalue()
 
-
-def plot_sweep(rows: list[dict[str, Any]], keys: list[str], path: Path, title: str = "") -> Path:
-    """Scores (left) and validation loss (right) against the first grid key; one line set per other-key combination."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x_key, others = keys[0], keys[1:]
-    xs_all = [r["point"][x_key] for r in rows]
-    numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs_all)
-    categories = list(dict.fromkeys(map(str, xs_all)))
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(tuple(r["point"][k] for k in others), []).append(r)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for group, rs in groups.items():
-        rs = sorted(rs, key=lambda r: r["point"][x_key] if numeric else categories.index(str(r["point"][x_key])))
-        xs = [r["point"][x_key] if numeric else categories.index(str(r["point"][x_key])) for r in rs]
-        suffix = (" (" + ", ".join(f"{k}={v}" for k, v in zip(others, group)) + ")") if others else ""
-        for metric, style in (("rouge1", "-o"), ("rouge2", "-s"), ("rougeL", "-^")):
-            ax1.plot(xs, [r[metric] for r in rs], style, label=f"{metric.replace('rouge', 'ROUGE-')}{suffix}")
-        ax1.plot(xs, [r["bleu"] / 100 for r in rs], "--d", label=f"BLEU/100{suffix}")
-        ax2.plot(xs, [r["val_loss"] for r in rs], "-o", label=f"validation loss{suffix}")
-    for ax in (ax1, ax2):
-        if numeric and min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 8:
-            ax.set_xscale("log", base=2)
-            ax.set_xticks(sorted(set(xs_all)), [str(x) for x in sorted(set(xs_all))])
-        elif not numeric:
-            ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
-        ax.set_xlabel(x_key)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    ax1.set_ylabel("score (F1 / BLEU/100)")
-    ax1.set_title("validation scores")
-    ax2.set_ylabel("mean token loss")
-    ax2.set_title("validation loss")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-# -- the sweep ----------------------------------------------------------------------------------
 
 def run_sweep(recipe_path: str | Path, grid_items: list[str], overrides: list[str] | None = None, *,
               out: str | Path | None = None, overwrite: bool = False, console=None) -> dict[str, Any]:

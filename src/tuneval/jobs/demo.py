@@ -20,14 +20,12 @@ from __future__ import annotations
 import copy
 import json
 import math
-import platform
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.console import Console
 from rich.markdown import Markdown
 from transformers import TrainerCallback
@@ -41,7 +39,7 @@ from tuneval.io import atomic_write_json, atomic_write_text
 from tuneval.methods.loading import load_result
 from tuneval.metrics.compare import SEED
 from tuneval.precision import resolve_precision
-from tuneval.runs import RunDir
+from tuneval.runs import RunDir, machine
 from tuneval.tasks import get_task, load_rows
 from tuneval.tasks.mixtures import build_examples
 from tuneval.train.evaluation import TaskEvaluation
@@ -73,20 +71,6 @@ METHOD_SETTINGS: dict[str, dict[str, Any]] = {
     "lora": {"train": {**_SCHEDULE, "learning_rate": 1e-3},
              "lora": {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["all-linear"]}},
 }
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"{cpu}, {torch.get_num_threads()} threads"
 
 
 def check_minutes(minutes: float) -> float:

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from tuneval.cli import main
-from tuneval.demo import (MIN_TRAIN_SHARE, TARGET_EVAL_EXAMPLES, Costs, Plan, StepClock, _minimum_minutes, describe,
+from tuneval.jobs.demo import (MIN_TRAIN_SHARE, TARGET_EVAL_EXAMPLES, Costs, Plan, StepClock, _minimum_minutes, describe,
                           plan_budget, run_demo)
 from tuneval.errors import TunevalError
 from tuneval.evaluate.report import comparison_table, paired_comparisons, with_interval

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tuneval.cli import main
-from tuneval.evaluate.sweep import grid_points, parse_grid
+from tuneval.jobs.sweep import grid_points, parse_grid
 
 
 def write_recipe(path, model_dir, data_dir):
