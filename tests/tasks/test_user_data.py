@@ -145,3 +145,32 @@ def test_datasets_in_a_format_mix_like_tasks(tiny_llama_dir, tiny_data_dir, tmp_
     assert set(drawn) == {"my_alpaca", "my_messages", "sst2"} and len(examples) == 12
     assert drawn["my_alpaca"]["pool"] == 2 and drawn["my_messages"]["pool"] == 2  # 1 of 3 rows held out each
     assert drawn["sst2"]["drawn"] > drawn["my_alpaca"]["drawn"] - 4
+
+
+def test_a_hub_dataset_is_read_from_the_hub_even_with_a_data_directory(tmp_path, monkeypatch):
+    """`data: {dataset: org/name}` has no local files: a data directory ($TUNEVAL_DATA_DIR, set by the
+    Makefile) must not turn it into a 'no local file' error. The hub call is faked (no network)."""
+    import tuneval.tasks.rows as rows_module
+
+    calls = []
+
+    def fake_hub(hub_id, split, name=None):
+        calls.append((hub_id, split))
+        return [{"instruction": f"q{i}", "output": f"a{i}", "_where": f"hub:{hub_id}[{split}] row {i}"} for i in range(5)]
+
+    monkeypatch.setattr(rows_module, "read_hub", fake_hub)
+    monkeypatch.setenv("TUNEVAL_DATA_DIR", str(tmp_path))
+    task = data_task(dataset="org/my-data", format="alpaca", validation_share=0.2, seed=1)
+    assert task.name == "my-data"
+    train, val = load_rows(task, "train", None), load_rows(task, "validation", None)
+    assert len(train) == 4 and len(val) == 1 and calls == [("org/my-data", "train")] * 2
+
+
+def test_a_directory_of_files_is_one_dataset(tmp_path):
+    d = tmp_path / "mydata"
+    d.mkdir()
+    lines = (EXAMPLES / "alpaca.jsonl").read_text().splitlines()
+    (d / "part-0.jsonl").write_text(lines[0] + "\n")
+    (d / "part-1.jsonl").write_text("\n".join(lines[1:]) + "\n")
+    rows = load_rows(data_task(path=str(d), format="alpaca", scored_whole=True), "test", None)
+    assert len(rows) == len(lines) and rows[0]["_where"].endswith("part-0.jsonl:1")

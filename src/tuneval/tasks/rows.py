@@ -112,6 +112,8 @@ def load_rows(task: Task, split: str, data_dir: str | Path | None = None) -> lis
 
 def _raw_rows(task: Task, split: str, data_dir: str | Path | None) -> tuple[list[Row], str]:
     root = Path(task.data_root) if task.data_root else resolve_data_dir(data_dir)
+    if root is not None and not task.data_files and task.dataset_path:
+        root = None  # a hub dataset with no local files (--data's `data.dataset`): the hub, data directory or not
     if root is not None:
         rows = _read_local(task, split, root)
         where = f"{root}/{task.data_files[split]}"
