@@ -117,6 +117,18 @@ class RunDir:
     def score_file(self) -> Path:
         return self.path / SCORE
 
+    @classmethod
+    def of(cls, path: str | os.PathLike) -> "RunDir":
+        """The run `path` is, or the one above it when it is a run's adapter/ or model/ given directly."""
+        path = Path(path)
+        return RunDir(path.parent) if path.name in (ADAPTER, MODEL) else RunDir(path)
+
+    @staticmethod
+    def adapter_files(path: str | os.PathLike) -> Path:
+        """Where an adapter's files are: a run's adapter/, else `path` itself (an adapter directory)."""
+        run = RunDir(path)
+        return run.adapter_dir if run.has_adapter else Path(path)
+
     def result_dir_for(self, saves: str) -> Path:
         """Where a method's result goes: adapter/ for saves="adapter", model/ for full weights."""
         return self.adapter_dir if saves == "adapter" else self.model_dir

@@ -19,7 +19,6 @@ def evaluate(model: str = DEFAULT_MODEL, adapter: str | Path | None = None, *, t
     """`tuneval eval`: one `task` generated with a FLAN template and scored with ROUGE/BLEU (returns
     results.json's content), or `tasks`/`suite`, each through its default prompt family (returns
     summary.json's content). Both run evaluate/harness.run_task."""
-    from tuneval.evaluate.distributed import is_main
     from tuneval.methods.loading import run_label
 
     names = ",".join(tasks) if isinstance(tasks, list) else tasks
@@ -32,8 +31,6 @@ def evaluate(model: str = DEFAULT_MODEL, adapter: str | Path | None = None, *, t
                               bootstrap_iters=bootstrap_iters, chat_template=chat_template, precision=precision,
                               on_task=on_task, model_args=model_args, template=template)
     from tuneval.evaluate.harness import run_task
-    from tuneval.evaluate.report import eval_report
-    from tuneval.io import atomic_write_text
     from tuneval.methods.loading import load_result
     from tuneval.tasks import get_task
 
@@ -51,9 +48,7 @@ def evaluate(model: str = DEFAULT_MODEL, adapter: str | Path | None = None, *, t
         template=index, data_dir=data_dir, batch_size=batch_size, max_new_tokens=max_new_tokens,
         chat_template=chat_template, seed=seed, bootstrap_iters=bootstrap_iters, label=run_label(model, adapter),
         meta={"model": model, "adapter": str(adapter) if adapter else None, "suite": None, **loaded.meta},
-        out_file=out / "results.json")
-    if is_main():
-        atomic_write_text(out / "report.md", eval_report(results))
+        out_file=out / "results.json", report=True)
     return results
 
 

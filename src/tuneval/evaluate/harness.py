@@ -42,7 +42,8 @@ from tuneval.errors import TunevalError
 from tuneval.evaluate.distributed import is_main, map_examples
 from tuneval.evaluate.generation import generate
 from tuneval.evaluate.loglik import loglikelihoods, max_length
-from tuneval.io import atomic_write_json
+from tuneval.evaluate.report import eval_report
+from tuneval.io import atomic_write_json, atomic_write_text
 from tuneval.metrics.registry import Scorer, bootstrap_ci, higher_is_better, metric_specs, primary_metric, signatures
 from tuneval.metrics.text import summarization_metrics
 from tuneval.tasks import Task, load_rows
@@ -230,8 +231,10 @@ def run_task(model, tokenizer, arch: str, task: Task, *, split: str | None = Non
              num_fewshot: int | None = None, template: int | None = None, data_dir=None, batch_size: int = 16,
              seed: int = DEFAULT_SEED, bootstrap_iters: int = 1000, chat_template: bool = True,
              max_new_tokens: int | None = None, max_seq_len: int = 1024, label: str = "model",
-             meta: dict | None = None, out_file: str | Path | None = None, shard: bool | None = None) -> dict[str, Any]:
-    """Score one task; results.json (out_file) keeps every example's record beside the metrics.
+             meta: dict | None = None, out_file: str | Path | None = None, report: bool = False,
+             shard: bool | None = None) -> dict[str, Any]:
+    """Score one task; results.json (out_file) keeps every example's record beside the metrics, and
+    with `report` a generation task's report.md (side-by-side samples) goes beside it.
 
     `template`: a FLAN phrasing to generate with (None: the task's default family). `shard`: None
     shares the examples out over a running process group, False keeps them here."""
@@ -306,5 +309,7 @@ def run_task(model, tokenizer, arch: str, task: Task, *, split: str | None = Non
     }
     if out_file is not None and is_main():
         atomic_write_json(Path(out_file), results)
+        if report and output_type == "generate_until":
+            atomic_write_text(Path(out_file).parent / "report.md", eval_report(results))
     return results
 

@@ -34,7 +34,7 @@ from tuneval.config import Recipe, recipe_from_dict
 from tuneval.errors import TunevalError
 from tuneval.evaluate.distributed import is_main, world
 from tuneval.evaluate.harness import run_task
-from tuneval.evaluate.report import comparison_table, eval_report, paired_comparisons, samples_table
+from tuneval.evaluate.report import comparison_table, paired_comparisons, samples_table
 from tuneval.io import atomic_write_json, atomic_write_text
 from tuneval.methods.loading import load_result
 from tuneval.metrics.compare import SEED
@@ -407,9 +407,7 @@ def run_demo(*, model: str, data_dir: str | None, out: Path, console: Console, t
     rows = [run_task(net, base.tokenizer, base.arch, task, split="validation", limit=plan.eval_examples,
                      template=task.template_index(None), data_dir=data_dir, label="original",
                      meta={"model": model, "adapter": None, "precision": precision},
-                     out_file=out / "eval-original" / "results.json", **EVAL_SETTINGS)]
-    if main:
-        atomic_write_text(out / "eval-original" / "report.md", eval_report(rows[0]))
+                     out_file=out / "eval-original" / "results.json", report=True, **EVAL_SETTINGS)]
     del base, net
     rows[0]["method"] = "none"
     wall["original"] = time.perf_counter() - mark

@@ -144,16 +144,25 @@ def read_marker(directory: Path) -> dict[str, Any] | None:
         raise TunevalError(f"{path}: not valid JSON ({e.msg})") from None
 
 
-def load_trained(model: torch.nn.Module, directory: Path, arch: str) -> torch.nn.Module:
-    """Rebuild a trained model over `model` (a fresh base) from a directory with a marker."""
+def marked_method(directory: Path) -> tuple[Any, Any, dict[str, Any]] | None:
+    """(method spec, its settings, the marker) a result directory was saved with; None without a marker."""
     from tuneval.methods import get_method
 
-    directory = Path(directory)
     info = read_marker(directory)
     if info is None:
-        raise TunevalError(f"{directory}: no {MARKER} there")
+        return None
     spec = get_method(info.get("method", ""))
-    settings = build_dataclass(spec.settings, info.get("settings") or {}, str(directory / MARKER), f"{spec.name}.")
+    settings = build_dataclass(spec.settings, info.get("settings") or {}, str(Path(directory) / MARKER), f"{spec.name}.")
+    return spec, settings, info
+
+
+def load_trained(model: torch.nn.Module, directory: Path, arch: str) -> torch.nn.Module:
+    """Rebuild a trained model over `model` (a fresh base) from a directory with a marker."""
+    directory = Path(directory)
+    marked = marked_method(directory)
+    if marked is None:
+        raise TunevalError(f"{directory}: no {MARKER} there")
+    spec, settings, info = marked
     if info.get("arch") and info["arch"] != arch:
         raise TunevalError(f"{directory}: trained on a {info['arch']} model, but the base model is {arch}")
     if spec.load is not None:

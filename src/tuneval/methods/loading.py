@@ -30,9 +30,7 @@ def load_adapter(loaded: LoadedModel, adapter_dir: str | Path) -> torch.nn.Modul
     """
     from peft import PeftModel
 
-    adapter_dir = Path(adapter_dir)
-    if RunDir(adapter_dir).has_adapter:  # a run directory
-        adapter_dir = RunDir(adapter_dir).adapter_dir
+    adapter_dir = RunDir.adapter_files(adapter_dir)
     if (adapter_dir / MARKER).is_file():
         return load_trained(loaded.model, adapter_dir, loaded.arch)
     if not (adapter_dir / PEFT_CONFIG).is_file():
@@ -53,8 +51,7 @@ def run_model_args(adapter: str | Path | None, args: ModelArgs | None) -> ModelA
 
     if adapter is None:
         return args
-    path = Path(adapter)
-    run = RunDir(path.parent if path.name == RunDir(path.parent).adapter_dir.name else path)
+    run = RunDir.of(adapter)
     saved = (run.config() or {}).get("model_args")
     if not isinstance(saved, dict):
         return args
@@ -88,16 +85,8 @@ def load_result(model: str, adapter: str | Path | None = None, precision: str = 
 
 def _quantization(adapter: str | Path | None) -> dict | None:
     """How the run's method loads its base (QLoRA: maybe quantized as it loads), from its marker."""
-    from tuneval.methods import base_quantization, get_method
-    from tuneval.methods.common import read_marker
-    from tuneval.typed import build_dataclass
+    from tuneval.methods import base_quantization
+    from tuneval.methods.common import marked_method
 
-    if adapter is None:
-        return None
-    directory = RunDir(adapter).adapter_dir if RunDir(adapter).has_adapter else Path(adapter)
-    info = read_marker(directory)
-    if not info:
-        return None
-    spec = get_method(info.get("method", ""))
-    settings = build_dataclass(spec.settings, info.get("settings") or {}, str(directory / MARKER), f"{spec.name}.")
-    return base_quantization(spec, settings)
+    marked = marked_method(RunDir.adapter_files(adapter)) if adapter is not None else None
+    return base_quantization(*marked[:2]) if marked else None

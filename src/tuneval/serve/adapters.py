@@ -54,12 +54,6 @@ def check_name(name: str) -> str:
     return name
 
 
-def _adapter_subdir(path: Path) -> Path:
-    """A run directory holds its adapter in `adapter/`; an adapter directory is itself."""
-    run = RunDir(path)
-    return run.adapter_dir if run.has_adapter else path
-
-
 def _marker_method(p: Path) -> str | None:
     try:
         return str(json.loads((p / MARKER).read_text(encoding="utf-8")).get("method") or "?")
@@ -95,7 +89,7 @@ def resolve_under_root(path: str, root: str | os.PathLike) -> Path:
         raise TunevalError(f"adapter path {path!r}: no such directory under the adapters root") from None
     if not _inside(real, real_root):
         raise TunevalError(f"adapter path {path!r}: resolves outside the adapters root (symlink?); refused")
-    real = _adapter_subdir(real).resolve(strict=True)
+    real = RunDir.adapter_files(real).resolve(strict=True)
     if not _inside(real, real_root):
         raise TunevalError(f"adapter path {path!r}: its adapter/ resolves outside the adapters root; refused")
     for name in (CONFIG, WEIGHTS):
@@ -112,7 +106,7 @@ def check_adapter_dir(path: str | os.PathLike) -> AdapterDir:
         raise TunevalError(f"adapter '{path}': no such directory")
     if RunDir(p).has_model and not RunDir(p).adapter_dir.exists():
         raise TunevalError(f"adapter '{path}': a full fine-tuning run (model/), not an adapter; serve it with --model")
-    p = _adapter_subdir(p).resolve(strict=True)
+    p = RunDir.adapter_files(p).resolve(strict=True)
     if not (p / CONFIG).is_file():
         method = _marker_method(p)
         if method:

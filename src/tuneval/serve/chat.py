@@ -292,8 +292,7 @@ def read_terminal(prompt: str) -> str:
 
 def _adapter_root(adapter: Path) -> Path:
     """Where the result's files are: a run's adapter/ (or model/), else the directory itself."""
-    run = RunDir(adapter)
-    return run.model_dir if run.has_model else run.adapter_dir if run.has_adapter else adapter
+    return RunDir(adapter).model_dir if RunDir(adapter).has_model else RunDir.adapter_files(adapter)
 
 
 def describe_adapter(adapter: str | Path | None) -> str:

@@ -69,9 +69,9 @@ def _source(run: Path, adapter_only: bool) -> Source:
         if adapter_only:
             raise TunevalError(f"{run}: a full fine-tuning run (model/) has no adapter; export it without --adapter-only")
         return Source("full", run, rd.model_dir.resolve(), rd.base_model(), method or "full", rd)
-    adapter = (rd.adapter_dir if rd.has_adapter else run).resolve()
+    adapter = RunDir.adapter_files(run).resolve()
     if not rd.has_adapter and adapter.name == ADAPTER:  # RUN/adapter given: the run is the one above
-        rd = RunDir(adapter.parent)
+        rd = RunDir.of(adapter)
         method = str((rd.config() or {}).get("method") or "")
     marker = read_marker(adapter) or {}
     method = method or str(marker.get("method") or "")

@@ -61,10 +61,7 @@ class TaskEvaluation:
         """The task's metrics for `model` on the fixed examples; per-example results go to out_dir
         (with `bootstrap_iters` resamples for their intervals: none during training, where only
         the values are logged)."""
-        from tuneval.evaluate.distributed import is_main
         from tuneval.evaluate.harness import run_task
-        from tuneval.evaluate.report import eval_report
-        from tuneval.io import atomic_write_text
         from tuneval.metrics.text import HEADLINE
 
         e, d = self.recipe.eval, self.recipe.data
@@ -72,11 +69,9 @@ class TaskEvaluation:
                           template=None if self.multiple_choice else self.index, data_dir=d.data_dir,
                           batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, max_seq_len=d.max_seq_len,
                           chat_template=d.chat_template, bootstrap_iters=bootstrap_iters, label=label, meta=meta,
-                          out_file=None if out_dir is None else Path(out_dir) / "results.json")
+                          out_file=None if out_dir is None else Path(out_dir) / "results.json", report=True)
         if self.multiple_choice:
             return {k: float(v) for k, v in result["metrics"].items() if isinstance(v, (int, float))}
-        if out_dir is not None and is_main():
-            atomic_write_text(Path(out_dir) / "report.md", eval_report(result))
         return {k: float(result["metrics"][k]) for k in HEADLINE}
 
     @torch.no_grad()
