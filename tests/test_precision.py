@@ -54,9 +54,9 @@ def test_inference_loads_in_the_policy_dtype(tiny_llama_dir, precision, dtype):
     assert loaded.precision == precision and loaded.model.dtype == dtype
 
 
-def _eval(model, adapter, data_dir, out, precision, limit=4, max_new_tokens=8):
+def _eval(model, adapter, data_dir, out, precision, limit=4, max_new_tokens=8, extra=()):
     argv = ["eval", "--model", str(model), "--data-dir", str(data_dir), "--limit", str(limit), "--max-new-tokens",
-            str(max_new_tokens), "--out", str(out), "--precision", precision]
+            str(max_new_tokens), "--out", str(out), "--precision", precision, *extra]
     with pytest.raises(SystemExit) as e:
         main(argv + (["--adapter", str(adapter)] if adapter else []))
     assert e.value.code == 0
@@ -75,7 +75,7 @@ def lively_llama_dir(tiny_llama_dir, tmp_path_factory):
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_demo_scores_equal_eval_on_the_saved_runs(lively_llama_dir, tiny_data_dir, tmp_path, precision):
     """Every row of the demo's table, score and interval, is reproduced by `tuneval eval` with the demo's
-    flags (task dialogsum, its template, limit, 64 new tokens, precision) on what the demo saved."""
+    flags (task dialogsum, its template, limit, 64 new tokens, precision, --merge) on what the demo saved."""
     from tuneval.jobs.demo import run_demo
     from tuneval.evaluate.report import paired_comparisons, with_interval
     from tuneval.metrics.text import HEADLINE
@@ -91,8 +91,9 @@ def test_demo_scores_equal_eval_on_the_saved_runs(lively_llama_dir, tiny_data_di
     for row, kept in zip(result["rows"], saved["rows"], strict=True):
         adapter = None if row["label"] == "original" else out / row["label"]
         again = _eval(lively_llama_dir, adapter, tiny_data_dir, tmp_path / f"again-{row['label']}", precision,
-                      limit=4, max_new_tokens=64)
+                      limit=4, max_new_tokens=64, extra=["--merge"])
         assert again["precision"] == row["precision"] == precision
+        assert again.get("merged", False) == row.get("merged", False) == (row["label"] == "lora")
         assert again["prompt"]["template"] == row["prompt"]["template"]
         assert [x["prediction"] for x in again["examples"]] == [x["prediction"] for x in row["examples"]]
         assert again["metrics"] == row["metrics"] == kept["metrics"]

@@ -22,8 +22,8 @@ __all__ = ["train", "evaluate", "load", "default_eval_out"]
 
 
 def load(model: str = "smollm2-135m-instruct", adapter: str | Path | None = None, *, precision: str = "auto",
-         model_args=None):
+         model_args=None, merge: bool = False):
     """(loaded base, model to run): the base model with a trained run or adapter over it, as every
     command loads it (`model_args`: a ModelArgs for dtype, revision, ...). `loaded.tokenizer` and
-    `loaded.arch` come with it."""
-    return _load_result(model, adapter, precision=precision, args=model_args)
+    `loaded.arch` come with it. `merge`: a LoRA-family adapter folded into the base (faster generation)."""
+    return _load_result(model, adapter, precision=precision, args=model_args, merge=merge)

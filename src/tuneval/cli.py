@@ -99,6 +99,8 @@ def eval_(
     format_: Optional[str] = typer.Option(None, "--format", help="Its format (alpaca, messages, sharegpt, prompt_completion, columns; default: recognised)."),
     seed: int = typer.Option(1234, "--seed", help="Few-shot sampling and bootstrap seed."),
     bootstrap_iters: int = typer.Option(1000, "--bootstrap-iters", help="Bootstrap resamples for the 95% intervals."),
+    merge: bool = typer.Option(False, "--merge/--no-merge", help="Fold a LoRA-family adapter into the base (in fp32) "
+                               "before scoring: generation at the base's speed; recorded as `merged`."),
     precision: str = precision_option(),
     dtype: Optional[str] = dtype_option(),
     revision: Optional[str] = revision_option(),
@@ -115,7 +117,7 @@ def eval_(
         quiet_libraries()
         _benchmarks(model, adapter, tasks=tasks, suite=suite, limit=limit, num_fewshot=num_fewshot, tasks_dir=tasks_dir,
                     data_dir=data_dir, out=out, batch_size=batch_size, seed=seed, bootstrap_iters=bootstrap_iters,
-                    chat_template=chat_template, precision=precision, model_args=margs, template=template)
+                    chat_template=chat_template, precision=precision, model_args=margs, template=template, merge=merge)
         return
     from tuneval.api import default_eval_out, evaluate  # defaults: dialogsum, validation, limit 50, 64 new tokens
     from tuneval.metrics.text import HEADLINE, fmt
@@ -127,7 +129,7 @@ def eval_(
                        format=format_, template=template, batch_size=batch_size, max_new_tokens=max_new_tokens,
                        tasks_dir=tasks_dir,
                        chat_template=chat_template, seed=seed, bootstrap_iters=bootstrap_iters, precision=precision,
-                       model_args=margs)
+                       model_args=margs, merge=merge)
     if not main_process:
         return
     m = results["metrics"]

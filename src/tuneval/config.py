@@ -127,6 +127,10 @@ class EvalConfig:
     # train.eval_steps: N). After training: the same on the result, into metrics.json.
     every_steps: int | None = checked(None, ge=1, null="off")
     after_training: bool = True
+    loss: bool = True  # after training, the validation loss too: one more pass over the examples (the demo skips it)
+    # After training: fold a LoRA-family adapter into the base before generating (= `tuneval eval --merge`):
+    # generation at the base's speed (unmerged all-linear LoRA generated 1.5x slower, issue 17).
+    merge: bool = False
 
 
 @dataclass

@@ -167,3 +167,25 @@ def test_paired_bootstrap_sees_a_small_consistent_gain():
     result = paired_bootstrap(Scorer("multiple_choice", specs, before), Scorer("multiple_choice", specs, after), "acc", 500)
     assert result["delta"] == pytest.approx(0.05)
     assert result["ci_low"] > 0 and result["p_not_better"] == 0.0
+
+
+def test_bleu_and_chrf_from_summed_counts_equal_sacrebleu_on_resamples():
+    """Counts taken once and summed per resample: the corpus score sacrebleu gives, to the last digit."""
+    import sacrebleu
+
+    from tuneval.metrics.text import reference_streams
+
+    rng = np.random.default_rng(3)
+    words = "the cat sat on a mat while two dogs ran home quickly and slowly".split()
+    records = [{"prediction": " ".join(rng.choice(words, rng.integers(0, 9))),
+                "references": [" ".join(rng.choice(words, rng.integers(1, 9))) for _ in range(rng.integers(1, 3))]}
+               for _ in range(30)]
+    scorer = Scorer("generate_until", [{"metric": "bleu"}, {"metric": "chrf"}], records)
+    for idx in [None, *(rng.integers(0, 30, 30) for _ in range(5))]:
+        sub = records if idx is None else [records[i] for i in idx]
+        streams = reference_streams([r["references"] for r in sub])
+        preds = [r["prediction"] for r in sub]
+        got = scorer.score(idx)
+        assert got["bleu"] == sacrebleu.metrics.BLEU().corpus_score(preds, streams).score
+        assert got["chrf"] == sacrebleu.metrics.CHRF().corpus_score(preds, streams).score
+    assert Scorer("generate_until", [{"metric": "bleu"}], []).score() == {"bleu": 0.0}

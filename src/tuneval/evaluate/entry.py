@@ -15,10 +15,11 @@ def evaluate(model: str = DEFAULT_MODEL, adapter: str | Path | None = None, *, t
              suite: str | None = None, num_fewshot: int | None = None, tasks_dir: str | Path | None = None,
              seed: int = 1234, bootstrap_iters: int = 1000, precision: str = "auto",
              on_task=None, model_args=None, data: str | Path | None = None, format: str | None = None,
-             columns: dict[str, str] | None = None) -> dict[str, Any]:
+             columns: dict[str, str] | None = None, merge: bool = False) -> dict[str, Any]:
     """`tuneval eval`: one `task` generated with a FLAN template and scored with ROUGE/BLEU (returns
     results.json's content), or `tasks`/`suite`, each through its default prompt family (returns
-    summary.json's content). Both run evaluate/harness.run_task."""
+    summary.json's content). Both run evaluate/harness.run_task. `merge`: fold a LoRA-family adapter
+    into the base first (methods/loading.load_result)."""
     from tuneval.methods.loading import run_label
 
     names = ",".join(tasks) if isinstance(tasks, list) else tasks
@@ -29,7 +30,7 @@ def evaluate(model: str = DEFAULT_MODEL, adapter: str | Path | None = None, *, t
         return evaluate_suite(model, adapter, tasks=names, suite=suite, limit=limit, num_fewshot=num_fewshot,
                               tasks_dir=tasks_dir, data_dir=data_dir, out=out, batch_size=batch_size, seed=seed,
                               bootstrap_iters=bootstrap_iters, chat_template=chat_template, precision=precision,
-                              on_task=on_task, model_args=model_args, template=template)
+                              on_task=on_task, model_args=model_args, template=template, merge=merge)
     from tuneval.evaluate.harness import run_task
     from tuneval.methods.loading import load_result
     from tuneval.tasks import get_task
@@ -42,7 +43,7 @@ def evaluate(model: str = DEFAULT_MODEL, adapter: str | Path | None = None, *, t
     else:
         spec = get_task(task or "dialogsum", tasks_dir)  # fails before the model loads
         index, limit = spec.template_index(template), 50 if limit is None else limit
-    loaded, net = load_result(model, adapter, precision=precision, args=model_args)  # model_args: a ModelArgs
+    loaded, net = load_result(model, adapter, precision=precision, args=model_args, merge=merge)  # a ModelArgs
     results = run_task(
         net, loaded.tokenizer, loaded.arch, spec, split=split, limit=limit,
         template=index, data_dir=data_dir, batch_size=batch_size, max_new_tokens=max_new_tokens,

@@ -2,63 +2,30 @@
 
 A generation results.json keeps every prediction and its per-item ROUGE, so its scores can be
 bootstrapped again, and two results on the same examples compared pairwise, with the harness's
-own `bootstrap_ci` and `paired_bootstrap` (registry.py). The demo's comparison table and the
-HTML report both come here, so the two show the same intervals. Only BLEU is made cheaper: it
-is a corpus statistic, and re-tokenising 500 sentences on each of 1,000 resamples takes minutes
-per model; summing sacrebleu's own per-sentence n-gram counts gives the identical score
-(sacrebleu's significance tests do the same) in well under a millisecond.
+own `bootstrap_ci` and `paired_bootstrap` (registry.py: BLEU from summed per-sentence counts, so
+1,000 resamples take well under a second). The demo's comparison table and the HTML report both
+come here, so the two show the same intervals.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
-import numpy as np
-
-from tuneval.metrics.registry import Metric, Scorer, bootstrap_ci, paired_bootstrap
+from tuneval.metrics.registry import Scorer, bootstrap_ci, paired_bootstrap
 from tuneval.metrics.text import HEADLINE as METRICS
-from tuneval.metrics.text import reference_streams
 
-BLEU_STATS = "_bleu_stats"  # per-record n-gram counts, added to the scorer's copies of the records
 SEED = 1234  # the harness's bootstrap seed (evaluate.harness.DEFAULT_SEED, lm-eval's), so intervals match results.json
 
 
-@lru_cache(maxsize=1)
-def _bleu():
-    import sacrebleu
-
-    return sacrebleu.metrics.BLEU()  # the same settings as metrics.corpus_bleu
-
-
-def _bleu_from_stats(records: list[dict], _opts: dict) -> dict[str, float]:
-    if not records:
-        return {"bleu": 0.0}
-    total = np.sum([r[BLEU_STATS] for r in records], axis=0)
-    return {"bleu": float(_bleu()._compute_score_from_stats([int(x) for x in total]).score)}
-
-
-FAST_BLEU = Metric("bleu", ("bleu",), corpus=_bleu_from_stats)
-
-
 def records(examples: list[dict]) -> list[dict]:
-    """The scorer's records, with BLEU counts per sentence (references padded as corpus_bleu pads them)."""
-    out = [{"prediction": ex["prediction"], "references": ex["references"], "rouge": ex["rouge"]} for ex in examples]
-    if out:
-        streams = reference_streams([r["references"] for r in out])
-        stats = _bleu()._extract_corpus_statistics([r["prediction"] for r in out], streams)
-        for r, s in zip(out, stats):
-            r[BLEU_STATS] = np.asarray(s, dtype=np.int64)
-    return out
+    """The scorer's records: prediction, references and the per-item ROUGE saved with them."""
+    return [{"prediction": ex["prediction"], "references": ex["references"], "rouge": ex["rouge"]} for ex in examples]
 
 
 def scorers(examples: list[dict]) -> tuple[Scorer, Scorer]:
     """(ROUGE scorer, BLEU scorer): apart, so a ROUGE resample never pays for BLEU."""
     recs = records(examples)
-    rouge = Scorer("generate_until", [{"metric": "rouge"}], recs)
-    bleu = Scorer("generate_until", [{"metric": "bleu"}], recs)
-    bleu.reg = {**bleu.reg, "bleu": FAST_BLEU}
-    return rouge, bleu
+    return Scorer("generate_until", [{"metric": "rouge"}], recs), Scorer("generate_until", [{"metric": "bleu"}], recs)
 
 
 def _scorer_for(pair: tuple[Scorer, Scorer], metric: str) -> Scorer:

@@ -3,8 +3,9 @@
 Every metric works on a list of per-example records, so the same code gives the score, its
 bootstrap confidence interval (resample examples, recompute) and the paired bootstrap of a
 before/after difference. Mean-of-item metrics (acc, acc_norm, exact_match, token f1, ROUGE)
-are computed per item once; corpus metrics (mcc, label f1, ece, balanced_acc, bleu, chrf) are recomputed
-on every resample, as they must be.
+are computed per item once; corpus metrics (mcc, label f1, ece, balanced_acc) are recomputed
+on every resample, as they must be; BLEU and chrF are corpus metrics too, but of summed per-item
+n-gram counts, so those counts are taken once and each resample sums them (same score, to the digit).
 
 Multiple-choice records: {"gold", "pred", "pred_norm", "probs"}; generation records:
 {"prediction", "references"}. Scales: BLEU and chrF in [0, 100] (sacrebleu), the rest as
@@ -24,7 +25,7 @@ import numpy as np
 import sacrebleu
 
 from tuneval.metrics.bootstrap import interval, percentiles, resample
-from tuneval.metrics.text import ROUGE_TYPES, corpus_bleu, reference_streams, rouge_items
+from tuneval.metrics.text import ROUGE_TYPES, reference_streams, rouge_items
 
 Records = list[dict[str, Any]]
 
@@ -35,6 +36,11 @@ class Metric:
     outputs: tuple[str, ...]
     items: Callable[[Records, dict], dict[str, np.ndarray]] | None = None  # mean of per-item values
     corpus: Callable[[Records, dict], dict[str, float]] | None = None  # a statistic of the whole set
+    # A corpus statistic that is a function of summed per-item counts (BLEU, chrF: n-gram matches and
+    # lengths), as sacrebleu's own significance tests compute it: the counts are taken once per item
+    # and a resample only sums them, instead of re-tokenising every sentence 1,000 times.
+    stats: Callable[[Records, dict], np.ndarray] | None = None  # (items, k) counts
+    from_stats: Callable[[np.ndarray, dict], dict[str, float]] | None = None  # the score from their column sums
     options: tuple[str, ...] = ()
     higher_is_better: bool = True
 
@@ -181,21 +187,33 @@ def _rouge(records, _):
     return {k: np.array([it[k]["fmeasure"] for it in items]) for k in ROUGE_TYPES}
 
 
-def _bleu(records, _):
-    return {"bleu": corpus_bleu([r["prediction"] for r in records], [r["references"] for r in records])["bleu"]}
+def _sacrebleu_stats(metric):
+    """Per-sentence counts of a sacrebleu metric (references padded as corpus_bleu pads them)."""
+    def stats(records, _):
+        if not records:
+            return np.zeros((0, 0), dtype=np.int64)
+        streams = reference_streams([r["references"] for r in records])
+        return np.asarray(metric()._extract_corpus_statistics([r["prediction"] for r in records], streams),
+                          dtype=np.int64)
+    return stats
 
 
-def _chrf(records, _):
-    streams = reference_streams([r["references"] for r in records])
-    return {"chrf": sacrebleu.metrics.CHRF().corpus_score([r["prediction"] for r in records], streams).score}
+def _sacrebleu_score(name, metric):
+    """sacrebleu's corpus score from summed counts: what corpus_score computes, to the last digit."""
+    def score(summed, _):
+        return {name: float(metric()._compute_score_from_stats([int(x) for x in summed]).score) if summed.size else 0.0}
+    return score
+
+
+_BLEU, _CHRF = sacrebleu.metrics.BLEU, sacrebleu.metrics.CHRF  # corpus_bleu's settings: sacrebleu's defaults
 
 
 GEN_METRICS: dict[str, Metric] = {
     "exact_match": Metric("exact_match", ("exact_match",), items=_exact_match, options=("ignore_case", "ignore_punctuation")),
     "f1": Metric("f1", ("f1",), items=_token_f1),
     "rouge": Metric("rouge", ROUGE_TYPES, items=_rouge),
-    "bleu": Metric("bleu", ("bleu",), corpus=_bleu),
-    "chrf": Metric("chrf", ("chrf",), corpus=_chrf),
+    "bleu": Metric("bleu", ("bleu",), stats=_sacrebleu_stats(_BLEU), from_stats=_sacrebleu_score("bleu", _BLEU)),
+    "chrf": Metric("chrf", ("chrf",), stats=_sacrebleu_stats(_CHRF), from_stats=_sacrebleu_score("chrf", _CHRF)),
 }
 
 
@@ -248,10 +266,13 @@ class Scorer:
         self.reg = _registry(output_type)
         self.specs = specs
         self.item_values: dict[str, np.ndarray] = {}
+        self.item_stats: dict[str, np.ndarray] = {}
         for spec in specs:
             metric = self.reg[spec["metric"]]
             if metric.items is not None:
                 self.item_values.update(metric.items(records, spec))
+            elif metric.stats is not None:
+                self.item_stats[metric.name] = metric.stats(records, spec)
 
     def score(self, idx: np.ndarray | None = None) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -261,6 +282,9 @@ class Scorer:
                 for name in metric.outputs:
                     values = self.item_values[name] if idx is None else self.item_values[name][idx]
                     out[name] = float(values.mean()) if values.size else 0.0
+            elif metric.stats is not None:
+                counts = self.item_stats[metric.name] if idx is None else self.item_stats[metric.name][idx]
+                out.update(metric.from_stats(counts.sum(axis=0), spec))
             else:
                 subset = self.records if idx is None else [self.records[i] for i in idx]
                 out.update(metric.corpus(subset, spec))

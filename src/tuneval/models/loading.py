@@ -35,12 +35,13 @@ class LoadedModel:
     precision: str = "fp32"  # "bf16" or "fp32": the precision policy it was loaded under (see precision.py)
     args: ModelArgs = field(default_factory=ModelArgs)  # how it was loaded (model_args.py)
     dtype: str = "float32"  # the dtype the weights were loaded in: the policy's, or model_args.dtype
+    merged: bool = False  # a trained adapter folded into these weights (methods/loading.load_result merge=True)
 
     @property
     def meta(self) -> dict:
         """What results.json and metrics.json record of how the model was loaded."""
         return {"precision": self.precision, "dtype": self.dtype, "revision": self.args.revision,
-                "attn_implementation": self.args.attn_implementation}
+                "attn_implementation": self.args.attn_implementation, "merged": self.merged}
 
 
 def _resolve(name_or_path: str) -> tuple[str, dict]:

@@ -1,9 +1,8 @@
 """Intervals and word overlaps for the report, computed from the per-example records saved.
 
 Generation results.json carries every prediction and its per-item ROUGE, so the report
-bootstraps them again with the harness's own `bootstrap_ci` and `paired_bootstrap`; how (and
-why BLEU is summed from per-sentence counts) is metrics/compare.py, shared with the demo's
-comparison table so the two show the same intervals. Here: which words ROUGE-1 counted.
+bootstraps them again with the harness's own `bootstrap_ci` and `paired_bootstrap` (metrics/compare.py,
+shared with the demo's comparison table so the two show the same intervals). Here: which words ROUGE-1 counted.
 """
 
 from __future__ import annotations
@@ -12,11 +11,11 @@ import re
 from collections import Counter
 from functools import lru_cache
 
-from tuneval.metrics.compare import (BLEU_STATS, FAST_BLEU, METRICS, has_examples, improvements, intervals, records,
-                                     same_examples, scorers)
+from tuneval.metrics.compare import (METRICS, has_examples, improvements, intervals, records, same_examples,
+                                     scorers)
 
-__all__ = ["BLEU_STATS", "FAST_BLEU", "METRICS", "has_examples", "improvements", "intervals", "records", "same_examples",
-           "scorers", "overlap_spans"]
+__all__ = ["METRICS", "has_examples", "improvements", "intervals", "records", "same_examples", "scorers",
+           "overlap_spans"]
 
 
 # ---- the words ROUGE-1 counts ---------------------------------------------------------------

@@ -99,12 +99,13 @@ def evaluate_result(recipe: Recipe, evaluation: TaskEvaluation, run_dir: Path) -
     """The recipe's eval section on the saved result, reloaded as `tuneval eval --adapter RUN` loads it."""
     from tuneval.methods.loading import load_result
 
-    loaded, net = load_result(recipe.model, run_dir, precision=recipe.precision, args=recipe.model_args)
+    loaded, net = load_result(recipe.model, run_dir, precision=recipe.precision, args=recipe.model_args,
+                              merge=recipe.eval.merge)
     net.eval()
     scores = evaluation.metrics(net, out_dir=RunDir(run_dir).eval_dir, label=recipe.method,
                                 meta={"model": recipe.model, "run": str(run_dir), **loaded.meta}, bootstrap_iters=1000)
-    return {"split": recipe.eval.split, "examples": evaluation.size, "precision": loaded.precision,
-            "loss": evaluation.loss(net), **scores}
+    loss = {"loss": evaluation.loss(net)} if recipe.eval.loss else {}
+    return {"split": recipe.eval.split, "examples": evaluation.size, "precision": loaded.precision, **loss, **scores}
 
 
 class TaskMetricsMixin:
