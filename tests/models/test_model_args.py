@@ -37,7 +37,8 @@ def test_a_bf16_checkpoint_loads_bf16(bf16_llama_dir):
     assert _dtypes(auto.model) == {torch.bfloat16} and auto.meta["dtype"] == "bfloat16"
     named = load_model(str(bf16_llama_dir), precision="fp32", device="cpu", args=ModelArgs(dtype="bfloat16"))
     assert _dtypes(named.model) == {torch.bfloat16}
-    assert named.meta == {"precision": "fp32", "dtype": "bfloat16", "revision": None, "attn_implementation": None}
+    assert named.meta == {"precision": "fp32", "dtype": "bfloat16", "revision": None, "attn_implementation": None,
+                          "merged": False}
     assert _dtypes(load_model(str(bf16_llama_dir), precision="fp32", device="cpu").model) == {torch.float32}
 
 
