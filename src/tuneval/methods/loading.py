@@ -100,7 +100,7 @@ def _weight_update(adapter: str | Path) -> bool:
 
     files = RunDir.adapter_files(adapter)
     marked = marked_method(files)
-    if marked is not None and marked[0].load is not None or not (files / PEFT_CONFIG).is_file():
+    if (marked is not None and marked[0].load is not None) or not (files / PEFT_CONFIG).is_file():
         return False
     try:
         return not PeftConfig.from_pretrained(str(files)).is_prompt_learning
