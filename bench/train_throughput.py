@@ -336,6 +336,9 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
+    from tuneval import allocator
+
+    allocator.maybe_reexec()  # every path (and worker process) on the allocator `tuneval` itself runs with
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="smollm2-135m-instruct")
     p.add_argument("--data-dir", default=None, help="Local data directory (else $TUNEVAL_DATA_DIR).")

@@ -11,6 +11,7 @@ import typer
 from tuneval.cli_options import (_Interrupted, app, attn_implementation_option, check_out_dir, console, dtype_option,
                                  err, join_launcher, model_args_from, model_args_overrides, precision_option,
                                  quiet_libraries, revision_option, trust_remote_code_option)
+from tuneval import allocator
 from tuneval.errors import TunevalError
 
 
@@ -410,6 +411,8 @@ from tuneval import cli_serve  # noqa: E402,F401  (merge, export, serve, chat: r
 
 def main(argv: list[str] | None = None) -> None:
     try:
+        if argv is None:  # the `tuneval` command itself, not a test calling main([...])
+            allocator.maybe_reexec()
         app(args=argv, prog_name="tuneval")
     except TunevalError as e:
         err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)

@@ -214,8 +214,9 @@ def environment() -> dict[str, str]:
 
 
 def machine() -> str:
-    """The machine a number was measured on, as every table names it: the GPU, else the CPU model
-    and the threads torch uses (the same CPU gives different numbers with 1 and 16 threads)."""
+    """The machine a number was measured on, as every table names it: the GPU, else the CPU model,
+    the threads torch uses (the same CPU gives different numbers with 1 and 16 threads) and the
+    memory allocator (glibc's malloc trains ~20% slower than jemalloc there: allocator.py)."""
     import platform
 
     import torch
@@ -230,4 +231,6 @@ def machine() -> str:
         pass
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return f"{cpu}, {torch.get_num_threads()} threads"
+    from tuneval.allocator import current
+
+    return f"{cpu}, {torch.get_num_threads()} threads, {current()} allocator"

@@ -18,6 +18,7 @@ import torch
 from transformers import Seq2SeqTrainer, set_seed
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from tuneval.allocator import current as allocator_in_use
 from tuneval.config import Recipe
 from tuneval.data.collate import DataCollator
 from tuneval.data.packing import PackedCollator, pack_examples, packing_applies, real_token_mask, rows_per_step
@@ -226,6 +227,7 @@ def _metrics(recipe: Recipe, loaded: LoadedModel, params: tuple[int, int], resul
         "attn_implementation": loaded.args.attn_implementation,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "torch_threads": torch.get_num_threads(),
+        "allocator": allocator_in_use(),
         "versions": environment(),
         "data": data_summary,
     }
