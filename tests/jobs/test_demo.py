@@ -110,13 +110,13 @@ def test_counts_given_plan_nothing():
     assert describe(plan, precision="fp32").startswith("Fixed: 96 training examples per method")
 
 
-def test_step_clock_times_the_steps_after_the_first():
+def test_step_clock_times_the_steps_after_the_warm_up():
     clock = StepClock()
     clock.marks = [(10.0, 1000), (12.0, 1600), (14.5, 2400)]  # the first step's end, then two more
-    assert clock.tokens_per_second() == pytest.approx((2400 - 1000) / 4.5)
-    clock.marks = clock.marks[:1]
-    with pytest.raises(TunevalError, match="at least 2"):
-        clock.tokens_per_second()
+    assert clock.tokens_per_second(warmup=1) == pytest.approx((2400 - 1000) / 4.5)
+    assert clock.tokens_per_second(warmup=2) == pytest.approx((2400 - 1600) / 2.5)
+    with pytest.raises(TunevalError, match="more than 3 of them, got 3"):
+        clock.tokens_per_second(warmup=3)
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan"])

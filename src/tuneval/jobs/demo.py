@@ -8,7 +8,7 @@ The demo runs to a time budget (`--minutes`, 20 by default), because machines di
 4x and more on the same work (an AMX Xeon against an AVX2-only EPYC, issue 17): before
 anything is trained it measures, on this machine and with the real model, what costs the
 time, namely a few optimizer steps of each method's actual recipe on real training examples
-(tokens/s after a warm-up step, and everything around the steps: loading, set-up, saving)
+(tokens/s after 3 warm-up steps, and everything around the steps: loading, set-up, saving)
 and the greedy generation of a batch of validation examples (trained LoRA is merged before it
 generates, so every model generates at the base's speed). From
 those it plans how many evaluation examples (200 where the budget holds them with room to
@@ -51,8 +51,10 @@ TARGET_EVAL_EXAMPLES = 200  # ROUGE-1's 95% interval is about +-0.02 at 200 exam
 MIN_EVAL_EXAMPLES = 20  # fewer and the intervals say nothing: a budget that cannot hold them is refused
 MIN_TRAIN_SHARE = 0.4  # evaluation gives up examples below 200 before training gets less of the time than this
 MIN_TRAIN_EXAMPLES = 8  # one optimizer step
-PROBE_STEPS = 4  # optimizer steps timed per method: the first warms up, the others give tokens/s (with 2
-# timed steps full fine-tuning was predicted 11% faster than it trained over 35 steps: issue 17's 20-minute run)
+PROBE_STEPS = 6  # optimizer steps run per method to time it; tokens/s over the steps after PROBE_WARMUP
+PROBE_WARMUP = 3  # steps that warm up kernels and the allocator. With tcmalloc, full fine-tuning's steps 2-4 ran at
+# 397-427 tokens/s and steps 4-9 at 433-463; a 20-minute demo timed on steps 2-4 planned 372 and trained at 452
+# (17.1 min against 20.0 predicted). Steps 4-6 gave 448 in the same test (bench/README-demo.md).
 PROBE_EVAL_EXAMPLES = 16  # validation examples generated to time scoring: one batch
 LENGTH_SAMPLE = 4096  # training examples tokenised to know the planned examples' lengths (a prefix of the draw)
 EVAL_SETTINGS = {"batch_size": 16, "max_new_tokens": 64}
@@ -286,11 +288,12 @@ class StepClock(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         self.marks.append((time.perf_counter(), int(state.num_input_tokens_seen)))
 
-    def tokens_per_second(self) -> float:
-        """Over the steps after the first (which warms up kernels and allocators)."""
-        if len(self.marks) < 2 or self.marks[-1][0] <= self.marks[0][0] or self.marks[-1][1] <= self.marks[0][1]:
-            raise TunevalError(f"timing the training steps needs at least 2 of them, got {len(self.marks)}")
-        (t0, n0), (t1, n1) = self.marks[0], self.marks[-1]
+    def tokens_per_second(self, warmup: int = PROBE_WARMUP) -> float:
+        """Over the steps after the first `warmup` (which warm up kernels and the allocator)."""
+        if len(self.marks) <= warmup or self.marks[-1][0] <= self.marks[warmup - 1][0] \
+                or self.marks[-1][1] <= self.marks[warmup - 1][1]:
+            raise TunevalError(f"timing the training steps needs more than {warmup} of them, got {len(self.marks)}")
+        (t0, n0), (t1, n1) = self.marks[warmup - 1], self.marks[-1]
         return (n1 - n0) / (t1 - t0)
 
 
@@ -315,6 +318,9 @@ def measure_costs(*, model: str, loaded, net, data_dir: str | None, precision: s
         recipes = {m: demo_recipe(model, m, out_dir=Path(tmp) / m, data_dir=data_dir, precision=precision, seed=seed,
                                   train_examples=8 * (PROBE_STEPS + 1), eval_examples=PROBE_EVAL_EXAMPLES,
                                   max_steps=PROBE_STEPS) for m in METHODS}
+        timed = {m: _time_training(recipes[m]) for m in METHODS}
+        # Generation is timed after training: as the first heavy work of the process it measured 0.47 s per
+        # example where the 200 examples then took 0.39 (the same warm-up as the first training steps).
         start = time.perf_counter()
         probe = run_task(net, loaded.tokenizer, loaded.arch, task, split="validation", limit=PROBE_EVAL_EXAMPLES,
                          template=task.template_index(None), data_dir=data_dir, label="timing", **EVAL_SETTINGS)
@@ -324,7 +330,6 @@ def measure_costs(*, model: str, loaded, net, data_dir: str | None, precision: s
                               seed=seed, train_examples=LENGTH_SAMPLE, eval_examples=1)
         examples, _ = build_examples(lengths, loaded)
         tokenize = (time.perf_counter() - start) / len(examples)
-        timed = {m: _time_training(recipes[m]) for m in METHODS}
     return Costs(spent_seconds=time.perf_counter() - started, reload_seconds=load_seconds,
                  generate_seconds=generate,
                  train_overhead_seconds={m: timed[m][1] for m in METHODS},
