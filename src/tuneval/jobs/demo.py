@@ -112,7 +112,7 @@ class Costs:
     reload_seconds: float  # loading a trained result to score it (measured: loading the base model)
     generate_seconds: float  # per validation example and model: greedy generation, ROUGE/BLEU, bootstrap
     train_overhead_seconds: dict[str, float]  # per method, all but the steady steps: load, set-up, warm-up, save
-    train_tokens_per_second: dict[str, float]  # per method, after a warm-up step
+    train_tokens_per_second: dict[str, float]  # per method, after PROBE_WARMUP warm-up steps
     tokenize_seconds: float  # per training example
     example_tokens: list[int]  # the training examples' lengths in the order the demo draws them (a prefix)
     train_rows: int  # the training split: one epoch at most
@@ -262,7 +262,7 @@ def describe(plan: Plan, *, precision: str) -> str:
     mean = sum(c.example_tokens) / max(len(c.example_tokens), 1)
     lines = [
         f"Plan for {plan.minutes:g} minutes on {machine()}, precision {precision}:",
-        f"- measured: training {speeds} tokens/s (after a warm-up step; {mean:.0f} tokens per example); "
+        f"- measured: training {speeds} tokens/s (after {PROBE_WARMUP} warm-up steps; {mean:.0f} tokens per example); "
         f"{c.generate_seconds:.2f} s per validation example scored (generation, ROUGE, BLEU); loading, set-up and saving "
         + ", ".join(f"{m} {c.train_overhead_seconds[m] + c.reload_seconds:.0f} s" for m in METHODS)
         + f"; measuring took {_duration(c.spent_seconds)}",
