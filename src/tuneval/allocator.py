@@ -5,8 +5,9 @@ a few hundred MB, each step a little different in shape (packed rows differ in l
 malloc returns the large ones to the kernel and faults them in again, zeroed, on the next step,
 and its heap fragments across the shapes. Full fine-tuning of the embedded model on 480 DialogSum
 examples (the demo's recipe, 2-core AMX Xeon, one run each, same loss to the last digit):
-glibc 258 tokens/s and 7.0 GB peak RSS, jemalloc 312 and 5.3 GB, tcmalloc 333 and 5.5 GB
-(bench/README-speed.md, "Allocator"). PyTorch's own CPU launcher
+glibc 258 tokens/s and 7.0 GB peak RSS, jemalloc 312 and 5.3 GB, tcmalloc 333 and 5.5 GB; on 160
+examples, two interleaved rounds: glibc 389, jemalloc 420 (1.08x), tcmalloc 480 (1.23x), peaks
+6.1 / 4.9 / 5.0 GB (bench/README-speed.md, "Allocator"). PyTorch's own CPU launcher
 (`python -m torch.backends.xeon.run_cpu`) preloads tcmalloc, else jemalloc, for the same reason.
 
 An allocator can only be chosen before the process starts (LD_PRELOAD), so the `tuneval`
