@@ -27,22 +27,15 @@ import yaml
 
 from tuneval import allocator
 from tuneval.io import atomic_write_json, atomic_write_text
+from tuneval.jobs.demo import METHODS, demo_recipe
 from tuneval.runs import machine
 
-RECIPES = {  # the demo's two recipes (jobs/demo.py METHOD_SETTINGS), no evaluation after training
-    "full": {"learning_rate": 1e-4},
-    "lora": {"learning_rate": 1e-3},
-}
-
-
 def recipe(method: str, examples: int, data_dir: str, out: Path) -> dict:
-    r = {"model": "smollm2-135m-instruct", "task": "dialogsum", "method": method, "seed": 42, "output_dir": str(out),
-         "data": {"data_dir": data_dir, "train_examples": examples},
-         "train": {**RECIPES[method], "num_train_epochs": 1, "warmup_steps": 0.05, "lr_scheduler_type": "linear",
-                   "per_device_train_batch_size": 8, "save_strategy": "no", "logging_steps": 5},
-         "eval": {"after_training": False}}
-    if method == "lora":
-        r["lora"] = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "target_modules": ["all-linear"]}
+    """The demo's recipe for `method` (jobs/demo.py, its one source), without evaluation after training."""
+    r = demo_recipe("smollm2-135m-instruct", method, out_dir=out, data_dir=data_dir, precision="auto", seed=42,
+                    train_examples=examples, eval_examples=1).to_dict()
+    r["eval"]["after_training"] = False
+    r["train"]["logging_steps"] = 5
     return r
 
 
@@ -65,7 +58,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=os.environ.get("TUNEVAL_DATA_DIR", "../shared/data"))
     p.add_argument("--examples", type=int, default=480)
-    p.add_argument("--method", choices=sorted(RECIPES), default="full")
+    p.add_argument("--method", choices=METHODS, default="full")
     p.add_argument("--repeats", type=int, default=1, help="Rounds over the allocators, interleaved (the CPU's own drift hits all).")
     p.add_argument("--out", default="runs/bench-allocator")
     a = p.parse_args()
