@@ -62,6 +62,7 @@ from typing import Any
 # is a data-section option, any other a train-section one.
 LEVERS: dict[str, dict[str, Any]] = {
     "tuneval, packing=false": {"data.packing": False},
+    "tuneval, varlen_attention=false": {"data.varlen_attention": False},
     "tuneval, logits_to_keep=all": {"logits_to_keep": "all"},
     "tuneval, drop_padding_mask=false": {"drop_padding_mask": False},
     "tuneval, group_by_length=false": {"group_by_length": False},
@@ -249,7 +250,8 @@ def run_tuneval(a: argparse.Namespace, out: Path, levers: dict[str, Any]) -> dic
     row = finish(a, recipe, model, loaded, Collator, metrics["train_seconds"], metrics["peak_memory_mb"],
                  metrics["train_loss"], None, metrics["all_params"], log=log)
     row["setup"] = (f"packing {metrics['packing']}" + (f" ({metrics['packed_rows']} rows)" if metrics["packing"] else "")
-                    + f", precision {metrics['precision']}, attn {model.config._attn_implementation}")
+                    + f", precision {metrics['precision']}, attn "
+                    + ("sdpa per example (varlen)" if metrics.get("varlen_attention") else model.config._attn_implementation))
     return row
 
 

@@ -53,6 +53,9 @@ class DataConfig:
     # (data/packing.py), so batches hold next to no padding; a batch keeps about per_device_train_batch_size
     # examples. Seq2seq and prompt-learning methods train unpacked; false: unpacked for every model.
     packing: bool = True
+    # Packed rows under sdpa: attention per example (data/varlen_attention.py) instead of one block-diagonal
+    # mask over the row, which scores every query against the whole row; same numbers. false: the mask.
+    varlen_attention: bool = True
     template: int | None = checked(None, ge=0, null="drawn per example")  # N: always template N (seeded draw if None)
     holdout_templates: list[int] = checked(default_factory=list, ge=0)  # phrasings of `task` never trained on
     replay: ReplayConfig | None = None  # e.g. {task: self_instruct, fraction: 0.1}

@@ -20,8 +20,9 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from tuneval.allocator import current as allocator_in_use
 from tuneval.config import Recipe
+from tuneval.data import varlen_attention
 from tuneval.data.collate import DataCollator
-from tuneval.data.packing import PackedCollator, pack_examples, packing_applies, real_token_mask, rows_per_step
+from tuneval.data.packing import PackedCollator, check_packed_attention, pack_examples, packing_applies, real_token_mask, rows_per_step
 from tuneval.io import atomic_dir, atomic_write_json, dir_size_mb
 from tuneval.methods import base_quantization, count_parameters, get_method
 from tuneval.methods.common import save_trained
@@ -104,6 +105,11 @@ def _pack(recipe: Recipe, arch: str, model, examples: list[dict], args) -> tuple
     per_device_train_batch_size examples' worth of rows, as unpacked; else (False, the examples)."""
     if not packing_applies(recipe.data.packing, arch, model):
         return False, examples
+    window = getattr(model.config, "sliding_window", None)  # per example is plain causal attention only
+    if (recipe.data.varlen_attention and getattr(model.config, "_attn_implementation", None) == "sdpa"
+            and (not window or window >= recipe.data.max_seq_len)):
+        model.set_attn_implementation(varlen_attention.register())  # packed rows only; other batches stay sdpa
+        check_packed_attention(model)
     rows = pack_examples(examples, recipe.data.max_seq_len)
     args.per_device_train_batch_size = rows_per_step(args.per_device_train_batch_size, len(examples), len(rows))
     return True, rows
@@ -295,6 +301,9 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
             new_run.discard()  # nothing half-made stays, unless a complete checkpoint makes it resumable
         raise
     trained = plain_model(trainer)
+    varlen = getattr(trained.config, "_attn_implementation", None) == varlen_attention.NAME
+    if varlen:
+        trained.set_attn_implementation("sdpa")  # what it was loaded with: the result is used unpacked
     trained.config.use_cache = True
     result_dir = run.result_dir_for(spec.saves)
     state = _gathered_state(trainer)
@@ -304,6 +313,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
     state = None  # FSDP: the gathered copy of the weights is not kept
     trainer.accelerator.wait_for_everyone()
     metrics = _metrics(recipe, loaded, params, result_dir, trainer, outcome, len(examples), precision, data_summary)
+    metrics["varlen_attention"] = varlen
     if evaluation is not None and recipe.eval.after_training:
         # every rank reloads the saved result and scores its share (evaluate/distributed.py);
         # several machines need output_dir on a filesystem they share
