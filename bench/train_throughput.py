@@ -34,7 +34,8 @@ a CPU, the CUDA allocator's peak on a GPU) is its own. Printed for each: real (n
 tokens/s, padding share, peak memory, mean training loss over the epoch (the same examples,
 once each), loss on the first --eval-examples validation examples after training, and model
 FLOP/s (4 x parameters per real token for LoRA, 6 x for full) as a share of this machine's
-measured fp32 and bf16 matmul peaks (best of a few square matmuls, up to 2048^3).
+measured fp32 and bf16 matmul peaks (a square and the model's own shapes, best of repeats,
+with the spread printed: `matmul_peak`).
 
 Measured run (~15 min on 2 quiet CPU cores; the two TRL paths take about as long as the standard one):
     .venv/bin/python bench/train_throughput.py --data-dir ../shared/data
@@ -269,12 +270,22 @@ def finish(a, recipe, model, loaded, Collator, seconds, peak_mb, train_loss, sta
             "training": recipe.to_dict()["train"]}
 
 
-def matmul_peak(largest: int = 2048, budget_s: float = 0.5) -> dict[str, float]:
-    """Best-of-a-few square matmul rate per dtype, in GFLOP/s: this machine's practical ceiling.
+# (m, k, n) of the peak measurement: a square, then SmolLM2-135M's own matmuls over 2,048 tokens
+# (a batch of ~8 DialogSum examples): MLP up/gate, MLP down, q/o projections, k/v projections.
+PEAK_SHAPES = [(2048, 2048, 2048), (2048, 576, 1536), (2048, 1536, 576), (2048, 576, 576), (2048, 576, 192)]
 
-    The size doubles from 256 up to `largest` while one matmul takes under `budget_s`: a CPU
-    without native bf16 runs bf16 matmuls hundreds of times slower, and 2048^3 would take minutes.
+
+def matmul_peak(shapes=PEAK_SHAPES, repeats: int = 7, budget_s: float = 0.5) -> dict[str, Any]:
+    """This machine's practical matmul ceiling per dtype, in GFLOP/s, and how steady it is.
+
+    Each shape is warmed up twice, then timed `repeats` times; a shape's rate is its best repeat,
+    the peak is the best shape's, and the spread (min / median / max over that shape's repeats) is
+    printed beside it: a single timing swung 3x on this kind of host. A shape whose warm-up takes
+    over `budget_s` is skipped (bf16 without native support runs hundreds of times slower); a
+    256^3 square stands in where every shape is.
     """
+    import statistics
+
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -288,21 +299,38 @@ def matmul_peak(largest: int = 2048, budget_s: float = 0.5) -> dict[str, float]:
             torch.cuda.synchronize()
         return time.perf_counter() - t
 
-    result = {}
+    result: dict[str, Any] = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        n = 256
-        while True:
-            x = torch.randn(n, n, device=device).to(dtype)
-            y = torch.randn(n, n, device=device).to(dtype)
-            once(x, y)  # warm-up
-            seconds = once(x, y)
-            if n >= largest or seconds * 8 > budget_s:
-                break
-            n *= 2
-        best = min([seconds] + [once(x, y) for _ in range(4)])
-        result[name] = 2 * n**3 / best / 1e9
-        result[f"{name}_n"] = n
+        rates: dict[str, list[float]] = {}
+        for m, k, n in shapes:
+            x = torch.randn(m, k, device=device).to(dtype)
+            y = torch.randn(k, n, device=device).to(dtype)
+            if once(x, y) > budget_s:
+                continue
+            once(x, y)
+            rates[f"{m}x{k}x{n}"] = sorted(2 * m * k * n / once(x, y) / 1e9 for _ in range(repeats))
+        if not rates:
+            x = torch.randn(256, 256, device=device).to(dtype)
+            once(x, x)
+            rates["256x256x256"] = sorted(2 * 256**3 / once(x, x) / 1e9 for _ in range(repeats))
+        shape = max(rates, key=lambda s: rates[s][-1])
+        best = rates[shape]
+        result[name] = best[-1]
+        result[f"{name}_shape"] = shape
+        result[f"{name}_spread"] = [best[0], statistics.median(best), best[-1]]
+        result[f"{name}_shapes"] = {s: r[-1] for s, r in rates.items()}
     return result
+
+
+def peak_text(peak: dict[str, Any]) -> str:
+    """'fp32 152.8 GFLOP/s (2048x2048x2048; repeats 140.1 / 150.2 / 152.8), ...' for the report."""
+    parts = []
+    for name in ("fp32", "bf16"):
+        lo, mid, hi = peak[f"{name}_spread"]
+        others = ", ".join(f"{s} {r:.0f}" for s, r in peak[f"{name}_shapes"].items() if s != peak[f"{name}_shape"])
+        parts.append(f"{name} {hi:.1f} GFLOP/s ({peak[f'{name}_shape']}; its repeats min / median / max "
+                     f"{lo:.1f} / {mid:.1f} / {hi:.1f}{'; other shapes ' + others if others else ''})")
+    return "; ".join(parts)
 
 
 def slug(name: str) -> str:
@@ -385,9 +413,8 @@ def main() -> None:
     std, tv = rows["standard"], rows["tuneval"]
     best_trl = max(TRL_PATHS, key=lambda n: rows[n]["tokens_per_second"])
     speedup = tv["tokens_per_second"] / rows[best_trl]["tokens_per_second"]
-    md = (f"# Training throughput: standard recipe, TRL SFTTrainer and tuneval\n\nMachine: {machine()}. Matmul peak (best of a few "
-          f"square matmuls): fp32 {peak['fp32']:.1f} GFLOP/s (n={peak['fp32_n']}), bf16 {peak['bf16']:.1f} GFLOP/s "
-          f"(n={peak['bf16_n']}). Model `{a.model}`, {a.method}"
+    md = (f"# Training throughput: standard recipe, TRL SFTTrainer and tuneval\n\nMachine: {machine()}. Matmul peak "
+          f"(m x k x n; the best shape's best repeat): {peak_text(peak)}. Model `{a.model}`, {a.method}"
           f"{' r=32 q/v' if a.method == 'lora' else ''}, {std['tokens']} real tokens in {a.examples} DialogSum "
           f"examples, batch {a.batch_size}, lr {a.lr:g}, one epoch, seed {a.seed}. Model FLOPs: "
           f"{6 if a.method == 'full' else 4} x {std['params']:,} parameters per real token. Peak memory: process "
