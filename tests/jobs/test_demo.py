@@ -11,7 +11,7 @@ from rich.console import Console
 
 from tuneval.cli import main
 from tuneval.jobs.demo import (MIN_TRAIN_SHARE, TARGET_EVAL_EXAMPLES, Costs, Plan, StepClock, _minimum_minutes, describe,
-                          plan_budget, run_demo)
+                          plan_budget, replan, run_demo)
 from tuneval.errors import TunevalError
 from tuneval.evaluate.report import comparison_table, paired_comparisons, with_interval
 from tuneval.metrics.compare import intervals
@@ -108,6 +108,25 @@ def test_counts_given_plan_nothing():
     plan = Plan(96, 32)
     assert plan.to_json()["planned"] == [] and plan.predicted_seconds is None
     assert describe(plan, precision="fp32").startswith("Fixed: 96 training examples per method")
+
+
+def test_scoring_the_original_replans_the_training_for_the_time_it_left():
+    """The probe's scoring rate was 0.8 s per example; the original's 200 took 0.6 each: the 3 x 200 x 0.2 s
+    freed go to training, the evaluation count stays, and the budget is filled again."""
+    costs = _costs()
+    plan = plan_budget(costs, 20)
+    faster = replan(plan, 0.6 * plan.eval_examples)
+    assert faster.eval_examples == plan.eval_examples and faster.train_examples > plan.train_examples
+    assert faster.predicted["original"] == pytest.approx(0.6 * plan.eval_examples)
+    assert 0.97 * 1200 < faster.predicted_seconds <= 1200
+    assert faster.planned == plan.planned and "re-planned after scoring the original (0.60 s per example, not 0.80)" \
+        in faster.notes[-1]
+    slower = replan(plan, 1.0 * plan.eval_examples)
+    assert slower.train_examples < plan.train_examples and slower.predicted_seconds <= 1200
+    assert replan(plan, 0.8 * plan.eval_examples).train_examples == plan.train_examples  # as probed: as planned
+    fixed = plan_budget(costs, 20, train_examples=100)  # a count given is never changed
+    assert replan(fixed, 0.1 * fixed.eval_examples) is fixed
+    assert replan(plan, 100.0 * plan.eval_examples) is plan  # nothing would fit: the printed plan stands
 
 
 def test_step_clock_times_the_steps_after_the_warm_up():
