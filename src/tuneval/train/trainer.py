@@ -115,6 +115,15 @@ def _pack(recipe: Recipe, arch: str, model, examples: list[dict], args) -> tuple
     return True, rows
 
 
+def _restore_attention(model) -> bool:
+    """Hand the result back on sdpa, what it was loaded with (it is used unpacked from here on); True
+    where training attended per example (`data.varlen_attention`)."""
+    if getattr(model.config, "_attn_implementation", None) != varlen_attention.NAME:
+        return False
+    model.set_attn_implementation("sdpa")
+    return True
+
+
 def _counting(cls: type) -> type:
     """`cls` that counts each training batch's real tokens and slots (metrics.json's padding share), and
     counts a packed batch's real tokens from its position ids (it has no attention_mask; the Trainer
@@ -301,9 +310,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
             new_run.discard()  # nothing half-made stays, unless a complete checkpoint makes it resumable
         raise
     trained = plain_model(trainer)
-    varlen = getattr(trained.config, "_attn_implementation", None) == varlen_attention.NAME
-    if varlen:
-        trained.set_attn_implementation("sdpa")  # what it was loaded with: the result is used unpacked
+    varlen = _restore_attention(trained)
     trained.config.use_cache = True
     result_dir = run.result_dir_for(spec.saves)
     state = _gathered_state(trainer)
