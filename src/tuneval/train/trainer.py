@@ -22,7 +22,8 @@ from tuneval.allocator import current as allocator_in_use
 from tuneval.config import Recipe
 from tuneval.data import varlen_attention
 from tuneval.data.collate import DataCollator
-from tuneval.data.packing import PackedCollator, check_packed_attention, pack_examples, packing_applies, real_token_mask, rows_per_step
+from tuneval.data.packing import (PackedCollator, check_packed_attention, pack_examples, packing_applies, real_token_mask,
+                                  rows_per_step)
 from tuneval.io import atomic_dir, atomic_write_json, dir_size_mb
 from tuneval.methods import base_quantization, count_parameters, get_method
 from tuneval.methods.common import save_trained
