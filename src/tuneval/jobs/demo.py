@@ -441,10 +441,9 @@ def run_demo(*, model: str, data_dir: str | None, out: Path, console: Console, t
     rows[0]["method"] = "none"
     wall["original"] = time.perf_counter() - mark
     console.print(f"original: rouge1={rows[0]['metrics']['rouge1']:.4f}")
-    if plan.costs is not None:
-        before, plan = plan.train_examples, _agree(replan(plan, wall["original"]))
-        if plan.train_examples != before:
-            console.print(f"{plan.notes[-1]} (predicted {_duration(plan.predicted_seconds)} in all)", highlight=False)
+    before, plan = plan.train_examples, _agree(replan(plan, wall["original"]))
+    if plan.train_examples != before:
+        console.print(f"{plan.notes[-1]} (predicted {_duration(plan.predicted_seconds)} in all)", highlight=False)
 
     for method in METHODS:
         mark = time.perf_counter()
