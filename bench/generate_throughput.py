@@ -3,15 +3,16 @@
 * one at a time: `model.generate` per prompt, as a notebook loop does it (greedy, KV cache,
   stops at EOS; no padding at all).
 * tuneval: `tuneval.evaluate.generation.generate`, what `tuneval eval` runs: prompts sorted by
-  length, batches of --batch-size left-padded rows, KV cache, the batch stops when every row
-  has reached EOS.
+  length, batches of --batch-size; for a causal model each prompt prefilled alone, the batch
+  decoded together with attention per row, rows leaving the batch at EOS.
 
 Both greedy with the same GenerationConfig, on the first --prompts DialogSum validation
 examples formatted exactly as `tuneval eval` formats them (the task's evaluation template, the
-chat template). Printed: generated tokens/s of each (tokens up to and including EOS, prefill
-time included), the ratio, and how many outputs are identical token for token. Batched rows
-with left padding see a padding mask and different matmul shapes, so a near-tie between two
-tokens can flip and the two paths part ways; such rows are counted and shown, not hidden.
+chat template), on one model at --precision (auto: bf16 where the CPU has it natively). Printed:
+generated tokens/s of each (tokens up to and including EOS, prefill time included), the ratio,
+and how many outputs are identical token for token; rows that differ are counted and shown,
+not hidden (a padded batched prefill under bf16 rounds differently from a prompt alone, which
+is why tuneval prefills each prompt alone: src/tuneval/evaluate/generation.py).
 
 Measured run (~5-10 min on 2 CPU cores):
     .venv/bin/python bench/generate_throughput.py --data-dir ../shared/data
@@ -60,6 +61,26 @@ def one_at_a_time(model, tokenizer, prompts, max_new_tokens: int) -> tuple[list[
     return outputs, time.perf_counter() - start
 
 
+def padded_generate(model, tokenizer, prompts, a: argparse.Namespace) -> tuple[list[list[int]], float]:
+    """Plain batched `model.generate`: length-sorted, left-padded batches (tuneval's path before 2026-12-02,
+    and still its path for models `_greedy_causal` does not take)."""
+    import torch
+
+    from tuneval.evaluate.generation import _padded_generate, greedy_config
+
+    config = greedy_config(model, tokenizer, a.max_new_tokens)
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    outputs: list[list[int]] = [[] for _ in prompts]
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for b in range(0, len(order), a.batch_size):
+            idx = order[b:b + a.batch_size]
+            for row, i in zip(_padded_generate(model, [prompts[i] for i in idx], config, "causal",
+                                               tokenizer.pad_token_id, model.device), idx):
+                outputs[i] = row
+    return outputs, time.perf_counter() - start
+
+
 def batched(model, tokenizer, prompts, a: argparse.Namespace) -> tuple[list[list[int]], float]:
     """tuneval's generation (what `tuneval eval` runs), as token ids cut after EOS."""
     from tuneval.evaluate.generation import generate_ids
@@ -77,13 +98,14 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     from tuneval.models import load_model
 
     transformers.utils.logging.set_verbosity_error()
-    loaded = load_model(a.model)
+    loaded = load_model(a.model, precision=a.precision)
     model, tok = loaded.model.eval(), loaded.tokenizer
     prompts = prompts_for(loaded, a)
     from tuneval.evaluate.generation import generate_ids
 
     generate_ids(model, tok, prompts[:1], "causal", batch_size=1, max_new_tokens=2)  # warm-up, untimed
     fast, fast_s = batched(model, tok, prompts, a)
+    padded, padded_s = padded_generate(model, tok, prompts, a)
     slow, slow_s = one_at_a_time(model, tok, prompts, a.max_new_tokens)
     same = [i for i in range(len(prompts)) if fast[i] == slow[i]]
     differ = []
@@ -93,27 +115,34 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
             differ.append({"index": i, "first_difference_at_token": at,
                            "batched": tok.decode(fast[i], skip_special_tokens=True),
                            "one_at_a_time": tok.decode(slow[i], skip_special_tokens=True)})
-    fast_tokens, slow_tokens = sum(map(len, fast)), sum(map(len, slow))
+    fast_tokens, slow_tokens, padded_tokens = sum(map(len, fast)), sum(map(len, slow)), sum(map(len, padded))
     rows = [
         {"path": "one at a time (model.generate per prompt)", "tokens": slow_tokens, "seconds": slow_s,
-         "tokens_per_second": slow_tokens / slow_s},
+         "tokens_per_second": slow_tokens / slow_s, "identical": len(prompts)},
+        {"path": f"batched model.generate (batch {a.batch_size}, length-sorted, left-padded)", "tokens": padded_tokens,
+         "seconds": padded_s, "tokens_per_second": padded_tokens / padded_s,
+         "identical": sum(x == y for x, y in zip(padded, slow))},
         {"path": f"tuneval (batch {a.batch_size}, length-sorted)", "tokens": fast_tokens, "seconds": fast_s,
-         "tokens_per_second": fast_tokens / fast_s},
+         "tokens_per_second": fast_tokens / fast_s, "identical": len(same)},
     ]
-    return {"machine": machine(), "args": vars(a), "prompts": len(prompts),
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    return {"machine": machine(), "args": vars(a), "dtype": dtype, "prompts": len(prompts),
             "prompt_tokens": sum(map(len, prompts)), "rows": rows, "identical": len(same), "differences": differ,
-            "speedup": rows[1]["tokens_per_second"] / rows[0]["tokens_per_second"]}
+            "speedup": rows[2]["tokens_per_second"] / rows[0]["tokens_per_second"]}
 
 
 def report(r: dict[str, Any]) -> str:
     a = r["args"]
-    lines = ["| path | generated tokens | seconds | generated tok/s |", "|---|---:|---:|---:|"]
-    lines += [f"| {x['path']} | {x['tokens']} | {x['seconds']:.1f} | {x['tokens_per_second']:.1f} |" for x in r["rows"]]
-    md = (f"# Evaluation generation: batched vs one at a time\n\nMachine: {r['machine']}. Model `{a['model']}`, "
+    lines = ["| path | generated tokens | seconds | generated tok/s | outputs identical to one at a time |",
+             "|---|---:|---:|---:|---:|"]
+    lines += [f"| {x['path']} | {x['tokens']} | {x['seconds']:.1f} | {x['tokens_per_second']:.1f} | "
+              f"{x.get('identical', '-')}/{r['prompts']} |" for x in r["rows"]]
+    md = (f"# Evaluation generation: batched vs one at a time\n\nMachine: {r['machine']}. Model `{a['model']}` at "
+          f"{r.get('dtype', 'float32')} (precision {a.get('precision', 'fp32')}), every path, "
           f"first {r['prompts']} DialogSum validation prompts ({r['prompt_tokens']} prompt tokens), greedy, "
           f"at most {a['max_new_tokens']} new tokens, KV cache, stop at EOS; tokens counted up to EOS, prefill "
           f"included in the time.\n\n" + "\n".join(lines) +
-          f"\n\nSpeedup: **{r['speedup']:.2f}x**. Identical outputs (token for token): "
+          f"\n\nSpeedup (tuneval over one at a time): **{r['speedup']:.2f}x**. tuneval's outputs identical token for token: "
           f"{r['identical']}/{r['prompts']}.\n")
     for d in r["differences"][:5]:
         md += (f"\n- prompt {d['index']}: differs from token {d['first_difference_at_token']}\n"
@@ -132,6 +161,7 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=16, help="tuneval's batch (tuneval eval --batch-size).")
     p.add_argument("--max-seq-len", type=int, default=1024)
+    p.add_argument("--precision", default="auto", help="auto (bf16 where native) | bf16 | fp32: the one model both paths run.")
     p.add_argument("--out", default="runs/bench-generate-throughput")
     a = p.parse_args()
     from tuneval.io import atomic_write_json, atomic_write_text
