@@ -31,6 +31,17 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
 
+def require_lm_eval():
+    """lm-eval, offline (the task files read local data); a one-line exit where it is not installed."""
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import lm_eval
+    except ImportError:
+        raise SystemExit("lm-eval is not installed: .venv/bin/pip install -c constraints.txt -e '.[bench]'") from None
+    return lm_eval
+
+
 def lm_eval_tasks(tmp: Path, data: Path, subject: str) -> dict[str, str]:
     """Write lm-eval task files that include lm-eval's own and only swap the data source. {tuneval task: lm-eval task}."""
     import lm_eval
@@ -141,12 +152,7 @@ def main() -> None:
                    "bf16: how far batching under bf16 rounding moves the picks).")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="Where crosscheck_lm_eval.{json,md} go.")
     args = p.parse_args()
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        import lm_eval  # noqa: F401
-    except ImportError:
-        raise SystemExit("lm-eval is not installed: .venv/bin/pip install -c constraints.txt -e '.[bench]'") from None
+    require_lm_eval()
     import torch
 
     from tuneval.runs import machine

@@ -84,15 +84,11 @@ def main() -> None:
     p.add_argument("--precision", default="auto", help="auto (bf16 where native) | bf16 | fp32: the one model both score.")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = p.parse_args()
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        import lm_eval
-    except ImportError:
-        raise SystemExit("lm-eval is not installed: .venv/bin/pip install -c constraints.txt -e '.[bench]'") from None
+    import crosscheck_lm_eval as xc
+
+    lm_eval = xc.require_lm_eval()
     import torch
 
-    import crosscheck_lm_eval as xc
     from tuneval.io import atomic_write_json, atomic_write_text
     from tuneval.models import load_model
     from tuneval.runs import machine
