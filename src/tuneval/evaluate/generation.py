@@ -58,10 +58,11 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], arch: str, batch_si
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=True, disable=not get_console().is_terminal) as progress:  # a bar is for a person watching
         bar = progress.add_task(description, total=len(prompts))
+        per_prompt = arch == "causal" and _plain_causal(model)
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             news = None
-            if arch == "causal" and _plain_causal(model):
+            if per_prompt:
                 news = _greedy_causal(model, [prompts[i] for i in idx], config, device)
             if news is None:
                 news = _padded_generate(model, [prompts[i] for i in idx], config, arch, pad, device)
@@ -108,32 +109,37 @@ def _greedy_causal(model, prompts: list[list[int]], config: GenerationConfig, de
     firsts, caches = [], []
     for p in prompts:
         out = model(input_ids=torch.tensor([p], device=device), use_cache=True, logits_to_keep=1)
-        cache = out.past_key_values
-        if not isinstance(cache, DynamicCache) or any(type(layer) is not DynamicLayer for layer in cache.layers):
+        kv = out.past_key_values
+        if not isinstance(kv, DynamicCache) or any(type(layer) is not DynamicLayer for layer in kv.layers):
             return None
         firsts.append(out.logits[0, -1].float().argmax())
-        caches.append(cache)
+        caches.append(kv)
+    lengths = [len(p) for p in prompts]
+    cache = _stacked(caches, lengths)
+    del caches, kv, out  # the stacked cache holds their keys and values now: not kept twice while decoding
     with _rows_attention(model):
-        return _decode(model, firsts, caches, [len(p) for p in prompts], config, eos_ids, device)
+        return _decode(model, firsts, cache, torch.tensor(lengths, device=device), config, eos_ids)
 
 
-def _decode(model, firsts, caches, lengths, config, eos_ids, device) -> list[list[int]]:
-    """One batched greedy decode from per-prompt caches (left-padded into one)."""
-    lengths = torch.tensor(lengths, device=device)
-    width = int(lengths.max())
+def _stacked(caches: list[DynamicCache], lengths: list[int]) -> DynamicCache:
+    """One cache for the batch: each layer's per-prompt keys/values, left-padded to the longest prompt."""
+    width = max(lengths)
     layers = []
-    for n in range(len(caches[0].layers)):  # each layer's keys/values, left-padded to the longest prompt
+    for n in range(len(caches[0].layers)):
         keys, values = [], []
-        for cache, length in zip(caches, lengths.tolist()):
-            layer = cache.layers[n]
-            gap = (0, 0, width - length, 0)
+        for cache, length in zip(caches, lengths):
+            layer, gap = cache.layers[n], (0, 0, width - length, 0)
             keys.append(torch.nn.functional.pad(layer.keys, gap))
             values.append(torch.nn.functional.pad(layer.values, gap))
         layers.append((torch.cat(keys), torch.cat(values)))
-    del caches
-    cache = DynamicCache(layers)
-    mask = (torch.arange(width, device=device)[None, :] >= (width - lengths)[:, None]).long()
-    rows = torch.arange(len(firsts), device=device)  # which prompt each live row is
+    return DynamicCache(layers)
+
+
+def _decode(model, firsts, cache: DynamicCache, lengths: torch.Tensor, config, eos_ids) -> list[list[int]]:
+    """One batched greedy decode over the stacked cache; rows leave the batch at EOS."""
+    width = int(lengths.max())
+    mask = (torch.arange(width, device=lengths.device)[None, :] >= (width - lengths)[:, None]).long()
+    rows = torch.arange(len(firsts), device=lengths.device)  # which prompt each live row is
     token = torch.stack(firsts)
     news: list[list[int]] = [[] for _ in firsts]
     for step in range(config.max_new_tokens):
