@@ -191,3 +191,60 @@ def test_evaluation_keeps_full_logits(tiny_llama_dir, tmp_path):
         assert prediction.predictions.shape[0] == 6 and prediction.predictions.shape[-1] == model.config.vocab_size
         results[cls.__name__] = prediction.metrics["test_loss"]
     assert results["FastCausalTrainer"] == pytest.approx(results["Trainer"], rel=1e-6)
+
+
+class LmHeadRows:
+    """Counts the positions the lm_head projects, to tell the cheap loss from the standard one."""
+
+    def __init__(self, model):
+        head = model.get_output_embeddings()
+        self.rows = 0
+        self.handle = head.register_forward_hook(lambda m, args, out: self._add(out))
+
+    def _add(self, out):
+        self.rows += out.shape[:-1].numel()
+
+
+@pytest.mark.parametrize("method", ["lora", "prompt_tuning", "prefix_tuning"])
+def test_loss_only_evaluation_takes_the_cheap_loss(tiny_llama_dir, tmp_path, method):
+    """Trainer.evaluate without compute_metrics (how tuneval evaluates while training): the same
+    eval_loss as the standard Trainer, with logits only at labelled positions."""
+    model, loaded = trained_model(tiny_llama_dir, method)
+    model.eval()
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=4, report_to="none", use_cpu=True,
+                             remove_unused_columns=False)
+    data = examples(7, seed=4)
+    labelled = sum(sum(1 for x in r["labels"][1:] if x != IGNORE_INDEX) for r in data)
+    losses, rows = {}, {}
+    for cls in (Trainer, FastCausalTrainer):
+        counter = LmHeadRows(model)
+        trainer = cls(model=model, args=args, eval_dataset=data, data_collator=DataCollator(loaded.tokenizer.pad_token_id))
+        losses[cls.__name__] = trainer.evaluate()["eval_loss"]
+        counter.handle.remove()
+        rows[cls.__name__] = counter.rows
+    assert losses["FastCausalTrainer"] == pytest.approx(losses["Trainer"], rel=1e-5)
+    assert rows["FastCausalTrainer"] == labelled < rows["Trainer"]
+
+
+def test_task_evaluation_loss_projects_labelled_positions_only(tiny_llama_dir, tiny_data_dir):
+    """The validation loss of a saved result (eval.loss) equals the model's own loss, token-weighted
+    over its batches, without full-vocabulary logits at every position."""
+    from tuneval.config import recipe_from_dict
+    from tuneval.train.evaluation import TaskEvaluation
+
+    recipe = recipe_from_dict({"model": str(tiny_llama_dir), "task": "dialogsum", "method": "lora",
+                               "data": {"data_dir": str(tiny_data_dir), "max_seq_len": 256},
+                               "eval": {"limit": 6, "batch_size": 4}}, "test")
+    model, loaded = trained_model(tiny_llama_dir, "lora")
+    model.eval()
+    evaluation = TaskEvaluation(recipe, loaded.tokenizer, loaded.arch)
+    collate = DataCollator(loaded.tokenizer.pad_token_id)
+    total = count = 0
+    with torch.no_grad():
+        for start in (0, 4):
+            batch = collate(evaluation.loss_examples[start:start + 4])
+            n = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+            total, count = total + float(model(**batch).loss) * n, count + n
+    counter = LmHeadRows(model)
+    assert evaluation.loss(model) == pytest.approx(total / count, rel=1e-5)
+    assert counter.rows == count

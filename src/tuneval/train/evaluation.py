@@ -78,18 +78,25 @@ class TaskEvaluation:
     def loss(self, model) -> float:
         """Mean per-token validation loss, as the Trainer's eval_loss counts it."""
         from tuneval.data.collate import DataCollator
+        from tuneval.train.loss import accepts_logits_to_keep, causal_lm_loss, virtual_tokens
 
         collate = DataCollator(self.tokenizer.pad_token_id)
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
+        # Logits at labelled positions only, as training computes them: the model's own loss would
+        # project every position of a 16-row batch onto the whole vocabulary (GBs) to keep ~20% of them.
+        shift = virtual_tokens(model) if self.arch != "seq2seq" and accepts_logits_to_keep(model) else None
         total, count = 0.0, 0
         step = self.recipe.eval.batch_size
         for start in range(0, self.size, step):
-            batch = collate(self.loss_examples[start:start + step])
-            out = model(**{k: v.to(device) for k, v in batch.items()})
+            batch = {k: v.to(device) for k, v in collate(self.loss_examples[start:start + step]).items()}
             n = int((batch["labels"] != -100).sum())
-            total += float(out.loss) * n
+            if shift is None:
+                loss = model(**batch).loss
+            else:
+                loss, _ = causal_lm_loss(model, batch, shift=shift)
+            total += float(loss) * n
             count += n
         model.train(was_training)
         return total / count if count else math.nan

@@ -113,14 +113,37 @@ class FastCausalTrainer(Trainer):
             return None
         return virtual_tokens(inner)
 
+    def _fast_path_shift(self, model, inputs) -> int | None:
+        fast = self.logits_to_keep == "labels" or self.drop_padding_mask
+        if not fast or "labels" not in inputs or self.label_smoother is not None or self.compute_loss_func is not None:
+            return None
+        return self._fast_shift(model)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        # Training steps only: evaluation (prediction_step) keeps the (batch, seq, vocab) logits callers expect.
-        fast = (self.logits_to_keep == "labels" or self.drop_padding_mask) and model.training
-        shift = self._fast_shift(model) if fast and "labels" in inputs and self.label_smoother is None \
-            and self.compute_loss_func is None else None
+        # Training steps only: an evaluation that wants logits (prediction_step below when predictions are
+        # kept) gets the (batch, seq, vocab) ones callers expect.
+        shift = self._fast_path_shift(model, inputs) if model.training else None
         if shift is None:
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
+        return self._fast_loss(model, inputs, num_items_in_batch, shift, return_outputs)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """An evaluation that keeps only the loss (Trainer.evaluate without compute_metrics, as tuneval
+        evaluates during training) takes the training step's cheap loss too. The standard step
+        computes (batch, seq, vocab) logits it then drops: for an eval batch of 16 rows of ~500
+        tokens that is 1.6 GB of fp32 logits, and as much again for their log-softmax, which made
+        evaluation, not training, the peak of a run that evaluates while it trains."""
+        shift = self._fast_path_shift(model, inputs) if prediction_loss_only else None
+        if shift is None:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+        inputs = self._prepare_inputs(inputs)
+        num_items_in_batch = self._get_num_items_in_batch([inputs], self.args.device)
+        with torch.no_grad(), self.compute_loss_context_manager():
+            loss = self._fast_loss(model, inputs, num_items_in_batch, shift, False)
+        return loss.detach().mean(), None, None
+
+    def _fast_loss(self, model, inputs, num_items_in_batch, shift: int, return_outputs: bool):
         if not self.model_accepts_loss_kwargs:
             num_items_in_batch = None  # the standard path would take the model's per-batch mean
         loss, outputs = causal_lm_loss(model, inputs, num_items_in_batch, shift=shift,
