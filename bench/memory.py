@@ -111,9 +111,14 @@ def estimate(recipe, seq_len: int) -> dict:
             "activations": e.activations / GB, "transient": e.transient / GB, "tensors": e.tensors / GB}
 
 
-def table(rows: list[dict], a: argparse.Namespace) -> str:
+def machine_of_runs(rows: list[dict]) -> str:
+    """The children re-execute with their own allocator, so this process's allocator is not theirs."""
     allocators = ", ".join(sorted({str(r["allocator"]) for r in rows}))
-    lines = [f"# Peak memory of the shipped recipes\n\nMachine: {machine().rsplit(',', 1)[0]}, {allocators} allocator in the runs. Batch 8 (each recipe's own), "
+    return f"{machine().rsplit(',', 1)[0]}, {allocators} allocator in the runs"
+
+
+def table(rows: list[dict], a: argparse.Namespace) -> str:
+    lines = [f"# Peak memory of the shipped recipes\n\nMachine: {machine_of_runs(rows)}. Batch 8 (each recipe's own), "
              f"evaluation after training off, one `tuneval train` process each. Estimate: `tuneval memory` at "
              f"batch 8 x {a.estimate_len} tokens, without the runtime.\n",
              "| case | method | examples | real tok/s | peak RSS (GB) | peak RSS up to the end of each quarter of the run (GB) | estimate: weights + grads + AdamW + activations = tensors (GB) |",
@@ -147,7 +152,7 @@ def main() -> None:
             print({k: v for k, v in rows[-1].items() if k != "estimate"}, flush=True)
     out = Path(a.out)
     text = table(rows, a)
-    atomic_write_json(out / "memory.json", {"machine": machine(), "args": vars(a), "rows": rows})
+    atomic_write_json(out / "memory.json", {"machine": machine_of_runs(rows), "args": vars(a), "rows": rows})
     atomic_write_text(out / "memory.md", text)
     print(text)
 
