@@ -78,7 +78,7 @@ class TaskEvaluation:
     def loss(self, model) -> float:
         """Mean per-token validation loss, as the Trainer's eval_loss counts it."""
         from tuneval.data.collate import DataCollator
-        from tuneval.train.loss import accepts_logits_to_keep, causal_lm_loss, virtual_tokens
+        from tuneval.train.loss import causal_lm_loss, cheap_loss_shift
 
         collate = DataCollator(self.tokenizer.pad_token_id)
         was_training = model.training
@@ -86,7 +86,7 @@ class TaskEvaluation:
         device = next(model.parameters()).device
         # Logits at labelled positions only, as training computes them: the model's own loss would
         # project every position of a 16-row batch onto the whole vocabulary (GBs) to keep ~20% of them.
-        shift = virtual_tokens(model) if self.arch != "seq2seq" and accepts_logits_to_keep(model) else None
+        shift = cheap_loss_shift(model)
         total, count = 0.0, 0
         step = self.recipe.eval.batch_size
         for start in range(0, self.size, step):

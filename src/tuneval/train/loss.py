@@ -52,6 +52,16 @@ def accepts_logits_to_keep(model: torch.nn.Module) -> bool:
     return "logits_to_keep" in inspect.signature(base.forward).parameters
 
 
+def cheap_loss_shift(model: torch.nn.Module, logits_to_keep: str = "labels") -> int | None:
+    """The `shift` for `causal_lm_loss` on this model, or None where the cheap loss does not apply
+    (seq2seq, a model that cannot take `logits_to_keep`, a prompt-learning kind of unknown layout)."""
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        return None
+    if logits_to_keep == "labels" and not accepts_logits_to_keep(model):
+        return None
+    return virtual_tokens(model)
+
+
 def labelled_positions(labels: torch.Tensor, shift: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(keep, targets): keep[b, p] is True where labels[b, p + 1] is a real label (p counted after
     `shift` prepended positions); targets are those labels in the same row-major order."""
@@ -106,12 +116,7 @@ class FastCausalTrainer(Trainer):
         self.drop_padding_mask = drop_padding_mask
 
     def _fast_shift(self, model) -> int | None:
-        inner = self.accelerator.unwrap_model(model)
-        if getattr(getattr(inner, "config", None), "is_encoder_decoder", False):
-            return None
-        if self.logits_to_keep == "labels" and not accepts_logits_to_keep(inner):
-            return None
-        return virtual_tokens(inner)
+        return cheap_loss_shift(self.accelerator.unwrap_model(model), self.logits_to_keep)
 
     def _fast_path_shift(self, model, inputs) -> int | None:
         fast = self.logits_to_keep == "labels" or self.drop_padding_mask
