@@ -198,6 +198,11 @@ def field_default(f) -> str:
 
 
 def yaml_value(v):
+    """A default as a recipe writes it: null, true, [a, b], {k: v}."""
+    if isinstance(v, (list, dict)):
+        import yaml
+
+        return yaml.safe_dump(v, default_flow_style=True).strip()
     return "null" if v is None else str(v).lower() if isinstance(v, bool) else v
 
 
@@ -255,10 +260,34 @@ def api_page() -> str:
         obj = getattr(api, name, None)
         if obj is None or not callable(obj):
             continue
-        try:
-            signature = str(inspect.signature(obj))
-        except (TypeError, ValueError):
-            signature = "(...)"
-        lines += [f"## {name}", "", "```python", f"{name}{signature}", "```", "",
+        lines += [f"## {name}", "", "```python", signature_text(name, obj), "```", "",
                   inspect.getdoc(obj) or "(no docstring)", ""]
     return "\n".join(lines) + "\n"
+
+
+def signature_text(name: str, obj) -> str:
+    """`name(arg: type = default, ...) -> type`, one parameter a line when long; annotations as written."""
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return f"{name}(...)"
+
+    def ann(a) -> str:
+        return a if isinstance(a, str) else inspect.formatannotation(a)
+
+    params, star_done = [], False
+    for p in sig.parameters.values():
+        if p.kind is p.KEYWORD_ONLY and not star_done:
+            params.append("*")
+        star_done = star_done or p.kind in (p.KEYWORD_ONLY, p.VAR_POSITIONAL)
+        text = ("*" if p.kind is p.VAR_POSITIONAL else "**" if p.kind is p.VAR_KEYWORD else "") + p.name
+        if p.annotation is not p.empty:
+            text += f": {ann(p.annotation)}"
+        if p.default is not p.empty:
+            text += f" = {p.default!r}" if p.annotation is not p.empty else f"={p.default!r}"
+        params.append(text)
+    ret = f" -> {ann(sig.return_annotation)}" if sig.return_annotation is not sig.empty else ""
+    one_line = f"{name}({', '.join(params)}){ret}"
+    if len(one_line) <= 100:
+        return one_line
+    return f"{name}(\n" + "".join(f"    {t},\n" for t in params) + f"){ret}"
