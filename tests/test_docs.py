@@ -3,6 +3,8 @@
 - every `tuneval ...` command in a shell code block of README.md and docs/**/*.md parses against
   the real command line (typer's click commands, `make_context`), without running it: an unknown
   command or option, a missing argument or a value of the wrong type fails here;
+- every `tuneval ...` written inline in the prose (`like this`) names a real command and only
+  options that command has (inline spans are often a fragment, so they are not parsed whole);
 - every Python code block compiles, and every `from tuneval import X` names something tuneval
   exports (`tuneval.__all__`);
 - `mkdocs build --strict` builds the site (broken links, nav and the generated reference included).
@@ -128,6 +130,39 @@ def test_a_wrong_command_fails_to_parse():
     for args in (["train", "--no-such-flag"], ["eval", "--limit", "many"], ["no-such-command"]):
         with pytest.raises(Exception):
             parse(args)
+
+
+def inline_commands() -> list[tuple[str, list[str]]]:
+    """(where, args) of every `tuneval ...` inline code span outside code blocks."""
+    found = []
+    for path in doc_files():
+        text = re.sub(r"^\s*```.*?^\s*```", "", path.read_text(encoding="utf-8"), flags=re.M | re.S)
+        for span in re.findall(r"`(tuneval [^`]+)`", " ".join(text.split())):
+            found.append((f"{path.relative_to(ROOT)}: {span}", tuneval_args(span) or []))
+    return found
+
+
+def test_inline_commands_name_real_commands_and_options():
+    import typer.main
+
+    from tuneval import cli
+
+    root = typer.main.get_command(cli.app)
+    ctx = root.context_class(root, info_name="tuneval")
+    found, wrong = inline_commands(), []
+    assert len(found) >= 30, found
+    for where, args in found:
+        args = [a for a in args if a not in ("--verbose", "-v")]
+        if not args or args[0].isupper():  # `tuneval --verbose COMMAND`: a placeholder, not a name
+            continue
+        cmd = root.get_command(ctx, args[0])
+        if cmd is None:
+            wrong.append(f"{where}: no command {args[0]!r}")
+            continue
+        options = {o for p in cmd.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}
+        wrong += [f"{where}: {args[0]} has no option {a.split('=')[0]}" for a in args[1:]
+                  if a.startswith("--") and a.split("=")[0] not in options]
+    assert wrong == []
 
 
 def python_blocks():
