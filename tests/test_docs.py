@@ -18,6 +18,7 @@ skipped, so a command in the docs is written out whole (no `PATH...` placeholder
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import shlex
@@ -192,3 +193,32 @@ def test_the_site_builds_strict(tmp_path):
     for name in ("train", "eval", "demo", "serve", "chat"):
         assert f'id="{name}"' in page, f"the generated command reference has no section for {name}"
     assert "learning_rate" in (site / "reference" / "recipe" / "index.html").read_text(encoding="utf-8")
+
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def test_result_files_named_in_the_docs_exist():
+    """A result the docs cite is in bench/results (superseded ones are cited as 'in git history')."""
+    missing = []
+    for path in doc_files():
+        for cited in re.findall(r"bench/results/[\w./-]*\w", path.read_text(encoding="utf-8")):
+            if not (ROOT / cited).exists():
+                missing.append(f"{path.relative_to(ROOT)}: {cited}")
+    assert missing == []
+
+
+def test_every_result_names_its_machine_date_and_commit():
+    """bench/results holds the latest result of each bench; each file says where and when it was measured."""
+    unnamed = []
+    for path in sorted(RESULTS.rglob("*")):
+        if path.suffix == ".md":
+            head = path.read_text(encoding="utf-8")[:2000]
+            ok = all(f"**{key}:**" in head for key in ("Machine", "date", "commit"))
+        elif path.suffix == ".json":
+            ok = set(json.loads(path.read_text(encoding="utf-8")).get("provenance", {})) >= {"machine", "date", "commit"}
+        else:
+            continue
+        if not ok:
+            unnamed.append(str(path.relative_to(ROOT)))
+    assert unnamed == [], "each result names its machine, date and commit (Markdown: a header line; JSON: 'provenance')"
