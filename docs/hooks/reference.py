@@ -257,7 +257,7 @@ def api_page() -> str:
     if module_doc:
         lines += ["```text", module_doc, "```", ""]
     for name in names:
-        obj = getattr(api, name, None)
+        obj = getattr(api, name, None) or getattr(tuneval, name, None)
         if obj is None or not callable(obj):
             continue
         lines += [f"## {name}", "", "```python", signature_text(name, obj), "```", "",
