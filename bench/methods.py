@@ -9,7 +9,7 @@ Every method runs in a process of its own, so its peak memory (process RSS on a 
 CUDA allocator's peak on a GPU) is its own and not what the previous method left behind;
 next to it is `tuneval memory`'s estimate for the run's longest batch.
 
-Full budget (what bench/README-methods.md reports; ~1.5-2 h on 2 CPU cores):
+Full budget (what docs/benchmarks/methods.md reports; ~1.5-2 h on 2 CPU cores):
     .venv/bin/python bench/methods.py --data-dir ../shared/data
 Smoke test (a couple of minutes a method):
     .venv/bin/python bench/methods.py --data-dir ../shared/data --train-examples 8 --eval-examples 4 \\

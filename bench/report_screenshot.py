@@ -1,4 +1,4 @@
-"""The README's picture of a report: `tuneval report` over PATHS, opened in headless Chromium.
+"""The docs' picture of a report (docs/report-demo.png): `tuneval report` over PATHS, opened in headless Chromium.
 
     .venv/bin/python bench/report_screenshot.py runs/demo --out docs/report-demo.png
 
