@@ -43,9 +43,9 @@ from tuneval.evaluate.distributed import is_main, map_examples
 from tuneval.evaluate.generation import generate
 from tuneval.evaluate.loglik import loglikelihoods, max_length
 from tuneval.evaluate.report import eval_report
-from tuneval.io import atomic_write_json, atomic_write_text
 from tuneval.metrics.registry import Scorer, bootstrap_ci, higher_is_better, metric_specs, primary_metric, signatures
 from tuneval.metrics.text import summarization_metrics
+from tuneval.results import EvalDir
 from tuneval.tasks import Task, load_rows
 from tuneval.tasks import prompts as tpl
 
@@ -308,8 +308,7 @@ def run_task(model, tokenizer, arch: str, task: Task, *, split: str | None = Non
         "examples": examples,
     }
     if out_file is not None and is_main():
-        atomic_write_json(Path(out_file), results)
-        if report and output_type == "generate_until":
-            atomic_write_text(Path(out_file).parent / "report.md", eval_report(results))
+        report_md = eval_report(results) if report and output_type == "generate_until" else None
+        EvalDir(Path(out_file).parent).write(results, report_md)
     return results
 
