@@ -88,3 +88,13 @@ def test_a_failed_save_moves_nothing(tmp_path):
             raise RuntimeError("disk full")
     assert not run.has_adapter and run.result_files() == []
     assert sorted(p.name for p in run.path.iterdir()) == [".tuneval-run", "config.yaml"]
+
+
+def test_lm_eval_opens_a_lora_run_with_peft_equals_run(tiny_llama_dir, tmp_path):
+    """lm-evaluation-harness's `--model_args pretrained=BASE,peft=RUN` (the bench extra installs it)."""
+    huggingface = pytest.importorskip("lm_eval.models.huggingface")
+    run = _run(tmp_path / "run", tiny_llama_dir, "lora")
+    shutil.copytree(_lora(tiny_llama_dir, tmp_path / "saved"), run.path, dirs_exist_ok=True)
+    lm = huggingface.HFLM(pretrained=str(tiny_llama_dir), peft=str(run.path), device="cpu", dtype="float32")
+    assert isinstance(lm.model, PeftModel)
+    torch.testing.assert_close(logits(lm.model), logits(load_result(str(tiny_llama_dir), run.path, precision="fp32")[1]))
