@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tuneval.results import EvalDir, ForgettingDir, SuiteDir
 from tuneval.runs import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,12 +74,12 @@ def suite_args(a: argparse.Namespace) -> list[str]:
 def evaluate(a: argparse.Namespace, out: Path, model: str, adapter: Path | None, log: Path) -> dict[str, Any]:
     """DialogSum ROUGE and (unless skipped) the forgetting suite for one model; cached on disk."""
     adapter_args = ["--adapter", str(adapter)] if adapter else []
-    if not (out / "dialogsum" / "results.json").is_file():
+    if not EvalDir(out / "dialogsum").exists():
         tuneval("eval", "--model", model, *adapter_args, "--task", "dialogsum", "--split", "validation",
                 "--limit", str(a.eval_examples), "--out", str(out / "dialogsum"), *data_args(a), log=log)
-    if not a.skip_forgetting and not (out / "suite" / "summary.json").is_file():
+    if not a.skip_forgetting and not SuiteDir(out / "suite").exists():
         tuneval("eval", "--model", model, *adapter_args, *suite_args(a), "--out", str(out / "suite"), log=log)
-    return json.loads((out / "dialogsum" / "results.json").read_text())
+    return EvalDir(out / "dialogsum").read()
 
 
 def run_arm(a: argparse.Namespace, arm: str, out: Path, log: Path) -> dict[str, Any]:
@@ -91,7 +92,7 @@ def run_arm(a: argparse.Namespace, arm: str, out: Path, log: Path) -> dict[str, 
         tuneval("train", recipe, *[x for s in sets for x in ("--set", s)], *data_args(a), "--overwrite", log=log)
     metrics = saved.metrics()
     full = saved.has_model
-    dialogsum = evaluate(a, out / arm, str(saved.model_dir) if full else a.model, None if full else run, log)
+    dialogsum = evaluate(a, out / arm, str(saved.result_dir) if full else a.model, None if full else run, log)
     row: dict[str, Any] = {"arm": arm, "what": what, "recipe": recipe, "method": metrics["method"],
                            "trained_tasks": metrics["data"].get("tasks") or [metrics["data"]["task"]],
                            "train": {k: metrics[k] for k in ("train_examples", "global_step", "train_tokens",
@@ -104,7 +105,7 @@ def run_arm(a: argparse.Namespace, arm: str, out: Path, log: Path) -> dict[str, 
         if not (forgetting / "forgetting.json").is_file():
             tuneval("forgetting", "--before", str(out / "base" / "suite"), "--after", str(out / arm / "suite"),
                     "--out", str(forgetting), log=log)
-        row["forgetting"] = json.loads((forgetting / "forgetting.json").read_text())
+        row["forgetting"] = ForgettingDir(forgetting).read()
     return row
 
 

@@ -106,6 +106,8 @@ def worker(method: str, a: argparse.Namespace) -> dict[str, Any]:
 def base_row(a: argparse.Namespace) -> dict[str, Any]:
     from tuneval.config import recipe_from_dict
     from tuneval.evaluate.harness import run_task
+    from tuneval.results import EvalDir
+    from tuneval.runs import RunDir
     from tuneval.metrics.text import HEADLINE
     from tuneval.models import load_model
     from tuneval.tasks import get_task
@@ -118,7 +120,7 @@ def base_row(a: argparse.Namespace) -> dict[str, Any]:
     task = get_task("dialogsum")
     results = run_task(loaded.model, loaded.tokenizer, loaded.arch, task, template=task.template_index(None),
                        limit=a.eval_examples, data_dir=a.data_dir, batch_size=16, max_new_tokens=64,
-                       label="untrained", out_file=Path(a.out) / "untrained" / "eval" / "results.json")
+                       label="untrained", out_file=EvalDir(RunDir(Path(a.out) / "untrained").eval_dir).results_file)
     m = results["metrics"]
     return {"method": "(untrained)", "family": "-", "val_loss": vloss,
             **{k: m[k] for k in HEADLINE}}

@@ -10,7 +10,7 @@ The targets (issue 18): opens in under 2 s, file under 10 MB.
     .venv/bin/python bench/report_load.py                    # -> bench/results/report_load.{json,md}
     .venv/bin/python bench/report_load.py --runs 3 --samples 50 --out runs/report-load-smoke   # quick
 
-The texts are synthetic (report/synthetic.py) but sized like DialogSum: a dialogue of about
+The texts are synthetic (tests/report/synthetic.py) but sized like DialogSum: a dialogue of about
 12 turns, a reference and one output per model per example.
 """
 
@@ -26,11 +26,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # the synthetic results and the browser driver are test tooling (tests/report/)
 
 from tuneval.runs import machine  # noqa: E402
 from tuneval.io import atomic_write_json, atomic_write_text  # noqa: E402
-from tuneval.report import synthetic, write_report  # noqa: E402
-from tuneval.report.browser import Chromium, find_chromium  # noqa: E402
+from tuneval.report import write_report  # noqa: E402
+from tests.report import synthetic  # noqa: E402
+from tests.report.browser import Chromium, find_chromium  # noqa: E402
 
 
 def main() -> None:

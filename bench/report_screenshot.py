@@ -17,9 +17,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # the browser driver is test tooling (tests/report/browser.py)
 
 from tuneval.report import write_report  # noqa: E402
-from tuneval.report.browser import Chromium  # noqa: E402
+from tests.report.browser import Chromium  # noqa: E402
 
 
 def main() -> None:

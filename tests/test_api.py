@@ -27,8 +27,8 @@ def test_train_and_evaluate_write_what_the_commands_write(tiny_llama_dir, tiny_d
     with pytest.raises(SystemExit) as e:
         main(["train", str(tmp_path / "r.yaml"), "--set", "lora.r=4"])
     assert e.value.code == 0
-    a = load_file(str(tmp_path / "api" / "adapter" / "adapter_model.safetensors"))
-    c = load_file(str(tmp_path / "cli" / "adapter" / "adapter_model.safetensors"))
+    a = load_file(str(tmp_path / "api" / "adapter_model.safetensors"))
+    c = load_file(str(tmp_path / "cli" / "adapter_model.safetensors"))
     assert a.keys() == c.keys() and all(torch.equal(a[k], c[k]) for k in a)
     cfg = lambda d: {k: v for k, v in yaml.safe_load((d / "config.yaml").read_text()).items() if k != "output_dir"}  # noqa: E731
     assert cfg(tmp_path / "api") == cfg(tmp_path / "cli")

@@ -21,6 +21,7 @@ LAYERS = [
     {"errors"},
     {"io", "typed", "precision", "console", "callable_package", "metrics", "allocator"},  # nothing from tuneval but errors
     {"runs", "model_args"},  # the run directory's layout (runs.py); how weights load (model_args.py, on typed)
+    {"results"},  # every result directory's layout (results.py: eval, suite, forgetting, demo, sweep)
     {"models"},
     {"methods"},  # loads trained results over models (methods/loading.py)
     {"config"},  # the recipe: knows the methods' settings classes

@@ -64,12 +64,6 @@ def atomic_write_yaml(path: str | os.PathLike, data: Any) -> Path:
     return atomic_write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
-def dir_size_mb(path: str | os.PathLike) -> float:
-    """Size on disk of every file below path, in MB (10^6 bytes)."""
-    total = sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
-    return total / 1e6
-
-
 @contextmanager
 def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp dir beside `target`; on success it replaces `target`, on failure it vanishes."""

@@ -5,51 +5,61 @@
   checkpoints/       Trainer checkpoints (model, optimizer, scheduler, RNG) for --resume; each gets
                      COMPLETE once fully written, and --resume skips (and removes) a newer one cut
                      off mid-write (train/checkpoints.py)
-  adapter/ | model/  the result: a PEFT adapter or trained tensors (+ MARKER naming the method),
-                     or full weights + tokenizer (model/config.json)
+  the result       at the root, so peers open the run by its own path (PeftModel.from_pretrained(base,
+                     RUN), AutoModelForCausalLM.from_pretrained(RUN), lm-eval `peft=RUN`, vLLM
+                     `--lora-modules name=RUN`); the method decides which files:
+                       adapter_config.json + adapter_model.safetensors + tuneval_method.json: PEFT adapter
+                       adapter_model.safetensors + tuneval_method.json: trained tensors (bitfit, freeze...)
+                       config.json + model.safetensors + generation_config.json + tokenizer: full weights
+  adapter/ | model/  where runs from before 2026-12 kept the result (still read: `result_dir`)
   train_log.jsonl    every logged step and evaluation, appended as the run goes
   curves.png         training/validation loss and the task metric per step, kept step marked
   mixture.json       what a multi-task run drew from each source
-  eval/              the recipe's eval section on the result (eval/results.json: every prediction)
+  eval/              the recipe's eval section on the result (an EvalDir, results.py: every prediction)
   metrics.json       parameters, size on disk, peak memory, tokens/s, wall time, loss, best step,
                      and the result's eval scores (train/trainer.py)
   score.json         a sweep point's row (jobs/sweep.py)
 
 Every reader and writer of a run directory (training, loading a result, serving, merging,
 inspecting soft prompts, the report, the sweep, the demo) goes through `RunDir` and these
-names. An adapter directory written by hand (or by PEFT) is not a run directory, and the
-readers still take one: `RunDir(path).has_adapter` is False for it.
+names. An adapter directory written by hand (or by PEFT), or a saved model, reads the same way:
+its result is at its root.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
 from tuneval.errors import TunevalError
-from tuneval.io import atomic_write_json, atomic_write_text, atomic_write_yaml
+from tuneval.io import atomic_dir, atomic_write_json, atomic_write_text, atomic_write_yaml
 
 RUN_MARKER = ".tuneval-run"
 CONFIG = "config.yaml"
 CHECKPOINTS = "checkpoints"
 COMPLETE = "tuneval_complete"  # in checkpoints/checkpoint-N/ once the checkpoint is whole (train/checkpoints.py)
-ADAPTER = "adapter"
-MODEL = "model"
+ADAPTER = "adapter"  # runs from before 2026-12: the adapter in RUN/adapter/
+MODEL = "model"  # and full weights in RUN/model/
 MARKER = "tuneval_method.json"  # beside every adapter `tuneval train` saves: the method and its settings
 TENSORS_FILE = "adapter_model.safetensors"  # PEFT's weights file, and trained-tensors-only results'
 PEFT_CONFIG = "adapter_config.json"
-MODEL_CONFIG = "config.json"  # transformers' config: model/ holds full weights
+MODEL_CONFIG = "config.json"  # transformers' config: the result is full weights
 LOG = "train_log.jsonl"
 CURVES = "curves.png"
 MIXTURE = "mixture.json"
 EVAL = "eval"
-EVAL_RESULTS = "results.json"
 METRICS = "metrics.json"
 SCORE = "score.json"
+OWN = (RUN_MARKER, CONFIG, CHECKPOINTS, LOG, CURVES, MIXTURE, EVAL, METRICS, SCORE, ADAPTER, MODEL)  # not the result
+FINAL = (MARKER, PEFT_CONFIG, MODEL_CONFIG)  # the files that say a result is there: moved in last
+RESULT_TMP = ".result"  # where the result is saved before its files move to the root
 
 
 class RunDir:
@@ -82,14 +92,6 @@ class RunDir:
         return self.path / CHECKPOINTS
 
     @property
-    def adapter_dir(self) -> Path:
-        return self.path / ADAPTER
-
-    @property
-    def model_dir(self) -> Path:
-        return self.path / MODEL
-
-    @property
     def log_file(self) -> Path:
         return self.path / LOG
 
@@ -106,10 +108,6 @@ class RunDir:
         return self.path / EVAL
 
     @property
-    def eval_results_file(self) -> Path:
-        return self.eval_dir / EVAL_RESULTS
-
-    @property
     def metrics_file(self) -> Path:
         return self.path / METRICS
 
@@ -119,36 +117,46 @@ class RunDir:
 
     @classmethod
     def of(cls, path: str | os.PathLike) -> "RunDir":
-        """The run `path` is, or the one above it when it is a run's adapter/ or model/ given directly."""
+        """The run `path` is, or the one above it when it is an old run's adapter/ or model/ given directly."""
         path = Path(path)
         return RunDir(path.parent) if path.name in (ADAPTER, MODEL) else RunDir(path)
 
     @staticmethod
     def adapter_files(path: str | os.PathLike) -> Path:
-        """Where an adapter's files are: a run's adapter/, else `path` itself (an adapter directory)."""
+        """Where an adapter's files are: the run's result (its root, or an old run's adapter/), else `path`."""
         run = RunDir(path)
-        return run.adapter_dir if run.has_adapter else Path(path)
-
-    def result_dir_for(self, saves: str) -> Path:
-        """Where a method's result goes: adapter/ for saves="adapter", model/ for full weights."""
-        return self.adapter_dir if saves == "adapter" else self.model_dir
+        return run.result_dir if run.has_adapter else run.path
 
     # -- what is there -----------------------------------------------------------------------
 
     @property
+    def result_dir(self) -> Path:
+        """The saved result: the run's root; for a run from before 2026-12 its model/ or adapter/."""
+        for d in (self.path, self.path / MODEL, self.path / ADAPTER):
+            if any((d / name).is_file() for name in FINAL):
+                return d
+        return self.path
+
+    @property
     def has_adapter(self) -> bool:
-        """adapter/ holds a result: tuneval's method marker or a PEFT adapter config."""
-        return any((self.adapter_dir / name).is_file() for name in (MARKER, PEFT_CONFIG))
+        """The result is an adapter or trained tensors: tuneval's method marker or a PEFT adapter config."""
+        return any((self.result_dir / name).is_file() for name in (MARKER, PEFT_CONFIG))
 
     @property
     def has_model(self) -> bool:
-        """model/ holds full weights (a full fine-tuning run)."""
-        return (self.model_dir / MODEL_CONFIG).is_file()
+        """The result is full weights (a full fine-tuning run, or a saved model given as one)."""
+        return (self.result_dir / MODEL_CONFIG).is_file() and not self.has_adapter
 
-    @property
-    def result_dir(self) -> Path:
-        """The saved result: model/ when it holds full weights, else adapter/."""
-        return self.model_dir if self.has_model else self.adapter_dir
+    def result_files(self) -> list[Path]:
+        """The result's files and folders: at the root, everything but the run's own (OWN) and temporaries."""
+        d = self.result_dir
+        own = OWN if d == self.path else ()
+        return sorted(p for p in d.iterdir() if p.name not in own and not p.name.startswith(".")) if d.is_dir() else []
+
+    def result_mb(self) -> float:
+        """Size on disk of the result alone (no checkpoints, logs or evaluations), in MB (10^6 bytes)."""
+        files = [f for p in self.result_files() for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()]
+        return sum(f.stat().st_size for f in files) / 1e6
 
     def is_run(self) -> bool:
         """A tuneval run: the marker, or (runs from before it) a config.yaml that reads as a recipe."""
@@ -192,6 +200,28 @@ class RunDir:
 
     def write_metrics(self, metrics: Mapping[str, Any]) -> None:
         atomic_write_json(self.metrics_file, dict(metrics))
+
+    @contextmanager
+    def saving_result(self) -> Iterator[Path]:
+        """A fresh directory to save the result into (save_pretrained's target); on success its files
+        move to the run's root, the ones that mark a result (FINAL) last, so a reader never takes half
+        a result for a whole one; an old run's adapter/ or model/ then goes. On failure nothing moves."""
+        saved = self.path / RESULT_TMP
+        with atomic_dir(saved) as tmp:
+            yield tmp
+        try:
+            for item in sorted(saved.iterdir(), key=lambda p: p.name in FINAL):
+                if item.name in OWN:
+                    raise TunevalError(f"{self.path}: the result holds {item.name}, a name the run itself uses")
+                target = self.path / item.name
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                os.replace(item, target)
+        finally:
+            shutil.rmtree(saved, ignore_errors=True)
+        for old in (self.path / ADAPTER, self.path / MODEL):
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
 
 
 VERSIONED = ("tuneval", "torch", "transformers", "peft", "accelerate", "datasets", "rouge-score", "sacrebleu",

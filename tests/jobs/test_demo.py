@@ -15,7 +15,7 @@ from tuneval.jobs.demo import (MIN_TRAIN_SHARE, TARGET_EVAL_EXAMPLES, Costs, Pla
 from tuneval.errors import TunevalError
 from tuneval.evaluate.report import comparison_table, paired_comparisons, with_interval
 from tuneval.metrics.compare import intervals
-from tuneval.report.synthetic import eval_results, make_examples
+from tests.report.synthetic import eval_results, make_examples
 
 
 def _costs(**change) -> Costs:

@@ -44,7 +44,7 @@ def test_sweep_writes_table_csv_plot_and_run_dirs(tiny_llama_dir, tiny_data_dir,
     for name in ("lora.r=1", "lora.r=2"):
         run = out / name
         assert yaml.safe_load((run / "config.yaml").read_text())["lora"]["r"] == int(name[-1])
-        assert (run / "adapter" / "adapter_model.safetensors").is_file() and (run / "metrics.json").is_file()
+        assert (run / "adapter_model.safetensors").is_file() and (run / "metrics.json").is_file()
         assert (run / "eval" / "results.json").is_file()
     md = (out / "sweep.md").read_text()
     assert "| lora.r | trainable params |" in md and "| 2 | 448 |" in md

@@ -20,7 +20,7 @@ def test_nearest_tokens_of_a_trained_prompt(tiny_llama_dir, tiny_data_dir, tmp_p
     options = {"num_virtual_tokens": 4, "prompt_tuning_init": "TEXT", "prompt_tuning_init_text": "hello meeting"}
     train(recipe(tiny_llama_dir, tiny_data_dir, "prompt_tuning", run, options, learning_rate=1e-3))
     # plant known vectors: virtual token 0 = the embedding of vocabulary token 50, token 1 = -(token 60)
-    weights_file = run / "adapter" / "adapter_model.safetensors"
+    weights_file = run / "adapter_model.safetensors"
     saved = load_file(str(weights_file))
     vocab = load_model(str(tiny_llama_dir)).model.get_input_embeddings().weight.detach()
     saved["prompt_embeddings"][0] = 3 * vocab[50]

@@ -8,12 +8,12 @@ def test_a_runs_model_args_fill_in_what_the_flags_leave_at_default(tmp_path):
     a flag given on the command line still wins."""
     from tuneval.methods.loading import run_model_args
     from tuneval.model_args import ModelArgs
-    from tuneval.runs import RunDir
+    from tuneval.runs import ADAPTER, RunDir
 
     run = RunDir(tmp_path / "run")
-    run.adapter_dir.mkdir(parents=True)
+    (run.path / ADAPTER).mkdir(parents=True)
     run.config_file.write_text("model: m\nmodel_args: {dtype: bfloat16, attn_implementation: eager}\n")
-    for where in (run.path, run.adapter_dir):
+    for where in (run.path, run.path / ADAPTER):  # the run, and an old run's adapter/ given directly
         assert run_model_args(where, None) == ModelArgs(dtype="bfloat16", attn_implementation="eager")
         assert run_model_args(where, ModelArgs()) == ModelArgs(dtype="bfloat16", attn_implementation="eager")
         assert run_model_args(where, ModelArgs(dtype="float32")) == ModelArgs(dtype="float32", attn_implementation="eager")

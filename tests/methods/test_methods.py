@@ -51,7 +51,7 @@ def check_trained_and_reload(model_dir, run_dir, metrics, model, loaded):
     for key in ("checkpoint_mb", "peak_memory_mb", "train_tokens_per_second", "train_seconds"):
         assert metrics[key] > 0, key
     assert 0 < metrics["trainable_params"] < metrics["all_params"]
-    assert (run_dir / "adapter" / MARKER).is_file()
+    assert (run_dir / MARKER).is_file()
     model.eval()
     expected = probe(model, loaded.arch)
     reloaded = load_adapter(load_model(str(model_dir)), run_dir).eval()
@@ -78,7 +78,7 @@ def test_peft_method_trains_only_its_adapter_and_reloads(tiny_model_dir, tiny_da
     if method != "qlora":  # qlora's base is quantized, so not comparable tensor by tensor
         frozen = [k for k in before if k in base_now]
         assert len(frozen) > len(before) / 2 and all(torch.equal(before[k], base_now[k]) for k in frozen)
-    assert len(list((run_dir / "adapter").glob("adapter_model.safetensors"))) == 1
+    assert len(list(run_dir.glob("adapter_model.safetensors"))) == 1
 
 
 @pytest.mark.parametrize("method", OWN_METHODS)
@@ -93,7 +93,7 @@ def test_own_method_changes_exactly_what_trains_and_reloads(tiny_model_dir, tiny
     changed = {k for k in before if not torch.equal(before[k], now[k])}
     from safetensors.torch import load_file
 
-    saved = load_file(str(run_dir / "adapter" / "adapter_model.safetensors"))
+    saved = load_file(str(run_dir / "adapter_model.safetensors"))
     assert set(saved) == trainable
     if method == "adapters":
         assert not changed  # the base model untouched
@@ -212,7 +212,7 @@ def test_text_initialised_prompt_reloads_without_its_tokenizer(tiny_llama_dir, t
     run_dir = tmp_path / "run"
     options = {"num_virtual_tokens": 4, "prompt_tuning_init": "TEXT", "prompt_tuning_init_text": "hello how are you"}
     metrics, model, loaded = train(recipe(tiny_llama_dir, tiny_data_dir, "prompt_tuning", run_dir, options))
-    marker = json.loads((run_dir / "adapter" / MARKER).read_text())
+    marker = json.loads((run_dir / MARKER).read_text())
     assert marker["method"] == "prompt_tuning" and marker["settings"]["prompt_tuning_init"] == "TEXT"
     check_trained_and_reload(tiny_llama_dir, run_dir, metrics, model, loaded)
 

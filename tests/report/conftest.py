@@ -1,4 +1,4 @@
-"""Saved results in every format `tuneval report` reads, written without a model (report/synthetic.py)."""
+"""Saved results in every format `tuneval report` reads, written without a model (tests/report/synthetic.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tuneval.report import synthetic
+from tests.report import synthetic
 
 # Texts that must survive HTML and JSON embedding and JavaScript string offsets.
 HOSTILE = [{"id": "hostile", "input": "#Person1#: </script><script>window.pwned=1</script> <b>bold</b> & co.",

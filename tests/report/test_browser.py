@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from tuneval.report.browser import Chromium, find_chromium
+from tests.report.browser import Chromium, find_chromium
 
 pytestmark = pytest.mark.skipif(find_chromium() is None,
                                 reason="no Chromium installed (apt-get install chromium): report not checked in a browser")
@@ -114,8 +114,8 @@ def test_chromium_starts_after_matplotlib_has_drawn(tmp_path):
     import subprocess
     import sys
 
-    script = ("import sys; from pathlib import Path; from tuneval.report import synthetic, write_report;"
-              "from tuneval.report.browser import Chromium;"
+    script = ("import sys; from pathlib import Path; from tuneval.report import write_report;"
+              "from tests.report import synthetic; from tests.report.browser import Chromium;"
               f"root = Path({str(tmp_path)!r}); synthetic.write_sweep(root / 'sweep');"
               "page = write_report([root / 'sweep'], root / 'r.html');"
               "b = Chromium(); b.open(page); print(sum(map(len, b.problems().values())), "

@@ -7,7 +7,7 @@ import pytest
 
 from tuneval.errors import TunevalError
 from tuneval.report.inputs import load_inputs
-from tuneval.report.synthetic import eval_results, make_examples, write_run
+from tests.report.synthetic import eval_results, make_examples, write_run
 
 
 def test_a_demo_brings_its_evaluations_in_table_order_and_its_runs(saved):

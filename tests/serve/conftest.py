@@ -68,11 +68,11 @@ def make_adapter(base_dir: Path, kind: str, out: Path, seed: int) -> Path:
     return out
 
 
-def make_run(base_dir: Path, adapter_dir: Path, run: Path) -> Path:
-    """A run directory as `tuneval train` writes it: config.yaml naming the base, and adapter/."""
-    run.mkdir(parents=True)
+def make_run(base_dir: Path, adapter_dir: Path, run: Path, old: bool = False) -> Path:
+    """A run directory as `tuneval train` writes it: config.yaml naming the base, and the adapter at
+    its root (`old`: in adapter/, as runs from before 2026-12 kept it)."""
+    shutil.copytree(adapter_dir, run / "adapter" if old else run)
     (run / "config.yaml").write_text(f"model: {base_dir}\nmethod: lora\n")
-    shutil.copytree(adapter_dir, run / "adapter")
     return run
 
 

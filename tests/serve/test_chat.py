@@ -217,14 +217,14 @@ def test_adapter_header_names_the_adapter_and_its_base(tmp_path, llama, lively_l
     run = make_run(lively_llama, llama_adapters["lora_a"], tmp_path / "run")
     s = open_chat(adapter=run, precision="fp32", max_new_tokens=12, on_notice=lambda _: None)
     assert s.name == str(lively_llama)  # --model taken from the run's recipe
-    assert f"adapter: {run / 'adapter'} (LORA)" in s.header()
+    assert f"adapter: {run} (LORA)" in s.header()
     with_adapter = s.reply(USER1)
     assert with_adapter != _session(llama, max_new_tokens=12).reply(USER1)  # the adapter is really on
 
     result = _cli("--adapter", str(run), "--once", USER1)
     assert result.exit_code == 0, result.output
     assert result.stdout == with_adapter + "\n"
-    assert f"adapter: {run / 'adapter'} (LORA)" in result.stderr
+    assert f"adapter: {run} (LORA)" in result.stderr
 
 
 def test_missing_adapter_is_one_line_error(tmp_path):

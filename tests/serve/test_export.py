@@ -194,8 +194,8 @@ def _bitfit_run(tmp_path):
             if name.endswith(".bias"):
                 p.normal_(0, 1.0)
     run = tmp_path / "run"
-    (run / "adapter").mkdir(parents=True)
-    save_trained(spec, settings, "causal", model, run / "adapter")
+    run.mkdir(parents=True)
+    save_trained(spec, settings, "causal", model, run)
     (run / "config.yaml").write_text(f"model: {base}\nmethod: bitfit\n")
     return base, run
 
@@ -226,7 +226,7 @@ def test_full_run_exports_as_it_is(full_run, tmp_path):
     info = export_run(full_run, tmp_path / "out", dtype="bfloat16")
     assert (info["kind"], info["method"], info["dtype"]) == ("full", "full", "bfloat16")
     got = AutoModelForCausalLM.from_pretrained(tmp_path / "out", dtype="auto")
-    want = AutoModelForCausalLM.from_pretrained(full_run / "model")
+    want = AutoModelForCausalLM.from_pretrained(full_run)
     assert got.dtype == torch.bfloat16
     w, g = want.state_dict(), got.state_dict()
     assert all(torch.equal(g[k], w[k].to(torch.bfloat16)) for k in w)
@@ -267,7 +267,7 @@ def test_card_intervals_are_the_reports_when_results_carry_none(lively_llama, ll
     """A results.json with examples but no interval: ROUGE is bootstrapped here exactly as `tuneval report` does."""
     from tuneval.io import atomic_write_json
     from tuneval.report import stats
-    from tuneval.report.synthetic import eval_results, make_examples
+    from tests.report.synthetic import eval_results, make_examples
 
     run = make_run(lively_llama, llama_adapters["lora_a"], tmp_path / "run")
     results = eval_results("lora", make_examples(40), 0.5, seed=3)
@@ -303,7 +303,7 @@ def test_existing_out_is_kept_without_overwrite(lively_llama, llama_adapters, tm
     assert not (out / "keep.txt").exists() and (out / "model.safetensors").is_file()
     with pytest.raises(TunevalError, match="would overwrite"):
         export_run(run, run, overwrite=True)
-    assert (run / "adapter" / "adapter_config.json").is_file()
+    assert (run / "adapter_config.json").is_file()
 
 
 class FakeHfApi:
@@ -349,7 +349,7 @@ def test_push_to_hub_failure_is_one_line_and_keeps_the_export(lively_llama, llam
 
 
 def test_export_cli(lively_llama, llama_adapters, tmp_path, capsys):
-    run = make_run(lively_llama, llama_adapters["lora_a"], tmp_path / "run")
+    run = make_run(lively_llama, llama_adapters["lora_a"], tmp_path / "run", old=True)  # its adapter/ given
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as e:
         main(["export", str(run / "adapter"), "--out", str(out), "--dtype", "bfloat16", "--max-shard-size", "1GB"])

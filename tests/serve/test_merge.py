@@ -59,10 +59,10 @@ def test_prompt_tuning_cannot_merge(lively_llama, llama_adapters, tmp_path, caps
 
 
 def test_merge_cli(lively_llama, llama_adapters, tmp_path, capsys):
-    run = make_run(lively_llama, llama_adapters["lora_a"], tmp_path / "run")
+    run = make_run(lively_llama, llama_adapters["lora_a"], tmp_path / "run", old=True)
     out = tmp_path / "merged"
     with pytest.raises(SystemExit) as e:
-        main(["merge", str(run / "adapter"), "--out", str(out)])  # the adapter/ dir finds the run's recipe too
+        main(["merge", str(run / "adapter"), "--out", str(out)])  # an old run's adapter/ finds the run's recipe too
     assert e.value.code == 0 and (out / "config.json").is_file()
     assert "merged LORA adapter" in capsys.readouterr().out
     with pytest.raises(SystemExit) as e:

@@ -39,13 +39,14 @@ def recipe_for(model_dir, data_dir, out, method):
 
 
 def run(model_dir, data_dir, out, method: str) -> list[float]:
-    """Train STEPS steps; write OUT/losses.json and the result (adapter/ or model/) from rank 0."""
+    """Train STEPS steps; write OUT/losses.json and the result (at OUT's root, as a run keeps it) from rank 0."""
     import torch.distributed as dist
 
     from tuneval.data.collate import DataCollator
     from tuneval.methods import get_method
     from tuneval.methods.common import save_trained
     from tuneval.models import load_model
+    from tuneval.runs import RunDir
     from tuneval.train.trainer import build_examples
 
     sharded = dist.is_initialized()
@@ -90,11 +91,11 @@ def run(model_dir, data_dir, out, method: str) -> list[float]:
 
         state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     if rank == 0:
-        result = Path(out) / ("adapter" if spec.saves == "adapter" else "model")
-        result.mkdir(parents=True)
-        save_trained(spec, recipe.method_args, loaded.arch, model, result, state)
-        if spec.saves == "model":
-            loaded.tokenizer.save_pretrained(result)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        with RunDir(out).saving_result() as result:  # as train/trainer.py saves a run's result
+            save_trained(spec, recipe.method_args, loaded.arch, model, result, state)
+            if spec.saves == "model":
+                loaded.tokenizer.save_pretrained(result)
         (Path(out) / "losses.json").write_text(json.dumps(losses))
         (Path(out) / "sharded.json").write_text(json.dumps({"world": world, "fsdp": sharded}))
     if sharded:

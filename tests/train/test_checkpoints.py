@@ -121,4 +121,4 @@ def test_killed_during_a_checkpoint_write_resumes_from_the_last_complete(tiny_ll
     assert "resuming from checkpoint-1" in skipped[0]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["resumed_from"] == str(checkpoints / "checkpoint-1") and metrics["global_step"] == 4
-    assert (checkpoints / "checkpoint-4" / COMPLETE).is_file() and (out / "adapter").is_dir()
+    assert (checkpoints / "checkpoint-4" / COMPLETE).is_file() and (out / "adapter_config.json").is_file()

@@ -47,7 +47,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_llama_dir, tiny
     assert len(one) == len(two) == 3
     assert two == pytest.approx(one, rel=2e-4)
     assert two[-1] < two[0]  # it trained
-    assert (tmp_path / "two" / "adapter" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "two" / "adapter_model.safetensors").is_file()
     # the evaluation after training: both ranks reload the result and generate half of the examples each
     # (its equality with one process is tests/evaluate/test_distributed_eval.py's; the weights here differ by ~1e-4)
     assert ddp["eval"].keys() == single["eval"].keys() and ddp["eval"]["examples"] == single["eval"]["examples"]
@@ -89,8 +89,8 @@ def test_fsdp2_two_processes_match_one_and_save_a_loadable_result(method, tiny_l
 
     What runs on a CPU: sharded parameters, gradients and optimizer state, the reduce-scatter of
     gradients, LoRA with frozen and trainable parameters in one unit, and saving the full state
-    dict gathered to rank 0 (FULL_STATE_DICT) through tuneval's save_trained. The saved model/ or
-    adapter/ loads unchanged. What does not: `accelerate launch` with recipes/accelerate/cpu/fsdp.yaml
+    dict gathered to rank 0 (FULL_STATE_DICT) through tuneval's save_trained, at the run's root. The
+    saved result loads unchanged. What does not: `accelerate launch` with recipes/accelerate/cpu/fsdp.yaml
     runs DDP, not FSDP, on a CPU (see the next test), so the Trainer's own FSDP path (accelerate's
     fully_shard call, FSDP checkpoints for --resume) is covered only by bench/gpu_check.sh on a GPU,
     as are mixed precision and CPU offload (fsdp_offload_params), which need a GPU to mean anything.
@@ -107,17 +107,16 @@ def test_fsdp2_two_processes_match_one_and_save_a_loadable_result(method, tiny_l
     assert json.loads((tmp_path / "two" / "sharded.json").read_text()) == {"world": 2, "fsdp": True}
     sharded = json.loads((tmp_path / "two" / "losses.json").read_text())
     assert sharded == pytest.approx(single, rel=1e-4) and sharded[-1] < sharded[0]
-    result = "adapter" if method == "lora" else "model"
     from safetensors.torch import load_file
 
     name = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
-    one, two = (load_file(str(tmp_path / d / result / name)) for d in ("one", "two"))
+    one, two = (load_file(str(tmp_path / d / name)) for d in ("one", "two"))
     assert one.keys() == two.keys() and len(one) > 0
     for key in one:
         assert torch.allclose(one[key], two[key], atol=1e-5), key
     ids = torch.tensor([[5, 6, 7, 8, 9]])
     logits = []
-    for d in ("one", "two"):  # as `tuneval eval` loads a run: --adapter RUN (model/ stands for its own weights)
+    for d in ("one", "two"):  # as `tuneval eval` loads a run: --adapter RUN (full weights stand for themselves)
         _, net = load_result(str(tiny_llama_dir), tmp_path / d, precision="fp32", device="cpu")
         logits.append(net(input_ids=ids).logits)
     assert torch.allclose(logits[0], logits[1], atol=1e-5)

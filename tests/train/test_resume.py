@@ -22,13 +22,13 @@ def test_resume_after_interruption(tiny_llama_dir, tiny_data_dir, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(r, callbacks=[Kill()])
     assert (tmp_path / "killed" / "checkpoints" / "checkpoint-2").is_dir()
-    assert not (tmp_path / "killed" / "adapter").exists()
+    assert not (tmp_path / "killed" / "adapter_model.safetensors").exists()
     with pytest.raises(TunevalError, match="--resume"):
         train(r)
     resumed, *_ = train(r, resume=True)
     assert resumed["resumed_from"].endswith("checkpoint-2") and resumed["global_step"] == 4
-    a = load_file(tmp_path / "straight" / "adapter" / "adapter_model.safetensors")
-    b = load_file(tmp_path / "killed" / "adapter" / "adapter_model.safetensors")
+    a = load_file(tmp_path / "straight" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "killed" / "adapter_model.safetensors")
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)

@@ -8,7 +8,9 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
 from tuneval.config import recipe_from_dict
+from tuneval.methods.loading import load_result
 from tuneval.models import load_model
+from tuneval.runs import RunDir
 from tuneval.train.trainer import train
 
 
@@ -36,6 +38,7 @@ def test_method_trains_saves_and_reloads(tiny_model_dir, tiny_data_dir, tmp_path
     """bf16 trains under autocast (emulated where not native); the returned model is plain fp32 either way."""
     before = {k: v.clone() for k, v in load_model(str(tiny_model_dir)).model.state_dict().items()}
     metrics, model, loaded = train(recipe(tiny_model_dir, tiny_data_dir, method, tmp_path / "run", precision))
+    run_file = "model.safetensors" if method == "full" else "adapter_model.safetensors"
     assert metrics["precision"] == precision
     import transformers  # the stack the numbers came from is saved with them
 
@@ -53,16 +56,23 @@ def test_method_trains_saves_and_reloads(tiny_model_dir, tiny_data_dir, tmp_path
         frozen = [k for k in before if k in base_now and "lora_" not in k]
         assert frozen and all(torch.equal(before[k], base_now[k]) for k in frozen)  # base untouched
         fresh = load_model(str(tiny_model_dir))
-        reloaded = PeftModel.from_pretrained(fresh.model, str(tmp_path / "run" / "adapter"))
+        reloaded = PeftModel.from_pretrained(fresh.model, str(tmp_path / "run"))  # the run opens by its own path
     else:
         assert metrics["trainable_params"] == metrics["all_params"]
         assert any(not torch.equal(before[k], base_now[k]) for k in before)
         auto = AutoModelForSeq2SeqLM if loaded.arch == "seq2seq" else AutoModelForCausalLM
-        reloaded = auto.from_pretrained(tmp_path / "run" / "model")
-        assert (tmp_path / "run" / "model" / "tokenizer_config.json").is_file()
+        reloaded = auto.from_pretrained(tmp_path / "run")
+        assert (tmp_path / "run" / "tokenizer_config.json").is_file()
     reloaded.eval()
     torch.testing.assert_close(probe(reloaded, loaded.arch), expected)
+    ours = load_result(str(tiny_model_dir), tmp_path / "run", precision="fp32")[1].eval()  # tuneval's own load
+    torch.testing.assert_close(probe(ours, loaded.arch), expected)
     assert not torch.allclose(probe(load_model(str(tiny_model_dir)).model.eval(), loaded.arch), expected)
+    run = RunDir(tmp_path / "run")  # metrics.json's size is the result's files, not checkpoints or logs
+    assert metrics["checkpoint_dir"] == str(run.path) and {p.name for p in run.result_files()} >= {run_file}
+    size = sum(p.stat().st_size for p in run.result_files()) / 1e6
+    assert metrics["checkpoint_mb"] == pytest.approx(size) and run.checkpoints_dir.is_dir()
+    assert not (run.path / "adapter").exists() and not (run.path / "model").exists()
 
 
 def test_same_seed_same_run(tiny_llama_dir, tiny_data_dir, tmp_path):

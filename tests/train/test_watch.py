@@ -77,7 +77,7 @@ def test_the_kept_result_is_the_best_steps(tiny_llama_dir, tiny_data_dir, tmp_pa
     assert metrics["best_step"] == metrics["result_step"] == best
     assert metrics["metric_for_best_model"] == "loss" and metrics["best_metric"] == pytest.approx(evals[best])
     kept = load_file(str(run / "checkpoints" / f"checkpoint-{best}" / "adapter_model.safetensors"))
-    result = load_file(str(run / "adapter" / "adapter_model.safetensors"))
+    result = load_file(str(run / "adapter_model.safetensors"))
     assert kept.keys() == result.keys() and all(torch.equal(kept[k], result[k]) for k in kept)
 
 

@@ -9,7 +9,6 @@ Grouped tasks (MMLU) also get one verdict per category and overall, on pooled ex
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +20,14 @@ from tuneval.evaluate.harness import DEFAULT_SEED
 from tuneval.metrics.text import SCALE_100, fmt
 from tuneval.evaluate.summary import group_item_values
 from tuneval.metrics.registry import Scorer, paired_bootstrap
-from tuneval.io import atomic_write_json, atomic_write_text
+from tuneval.results import ForgettingDir, SuiteDir
 
 COLORS = {"improved": "#2e7d32", "unchanged": "#9e9e9e", "forgot": "#c62828"}
 
 
 def load_results(path: str | Path) -> dict[str, dict[str, Any]]:
-    """{task: results} from an eval output directory (summary.json + <task>/results.json)."""
-    root = Path(path)
-    summary = root / "summary.json"
-    if not summary.is_file():
-        raise TunevalError(f"{root}: no summary.json here (expected the --out directory of `tuneval eval --tasks/--suite`)")
-    try:
-        names = list(json.loads(summary.read_text(encoding="utf-8"))["tasks"])
-    except (json.JSONDecodeError, KeyError) as e:
-        raise TunevalError(f"{summary}: not a tuneval eval summary ({e})") from None
-    out = {}
-    for name in names:
-        file = root / name / "results.json"
-        if not file.is_file():
-            raise TunevalError(f"{file}: missing (listed in {summary})")
-        out[name] = json.loads(file.read_text(encoding="utf-8"))
-    return out
+    """{task: results} from an eval output directory (results.SuiteDir)."""
+    return SuiteDir(path).task_results()
 
 
 def verdict(ci_low: float, ci_high: float, higher_is_better: bool) -> str:
@@ -116,7 +101,7 @@ def forgetting_markdown(result: dict[str, Any], before_label: str, after_label: 
     lines += [_row(name, r) for name, r in result["groups"].items()]
     lines += [_row(name, r) for name, r in result["tasks"].items() if not (name.startswith("mmlu_") and "mmlu" in result["groups"])]
     if any(n.startswith("mmlu_") for n in result["tasks"]) and "mmlu" in result["groups"]:
-        lines += ["", "MMLU subjects are in forgetting.json; the table shows their categories and overall mean."]
+        lines += ["", f"MMLU subjects are in {ForgettingDir.JSON}; the table shows their categories and overall mean."]
     if result["only_before"] or result["only_after"]:
         lines += ["", f"Not compared (only on one side): {', '.join(result['only_before'] + result['only_after'])}."]
     return "\n".join(lines) + "\n"
@@ -153,9 +138,7 @@ def plot(result: dict[str, Any], path: Path, title: str) -> Path:
 
 
 def write_forgetting(result: dict[str, Any], out: str | Path, before_label: str, after_label: str) -> dict[str, Path]:
-    out = Path(out)
+    where = ForgettingDir(out)
     md = forgetting_markdown(result, before_label, after_label)
-    paths = {"json": atomic_write_json(out / "forgetting.json", {"before": before_label, "after": after_label, **result}),
-             "markdown": atomic_write_text(out / "forgetting.md", md),
-             "png": plot(result, out / "forgetting.png", f"{after_label} vs {before_label}")}
-    return paths
+    paths = where.write({"before": before_label, "after": after_label, **result}, md)
+    return {**paths, "png": plot(result, where.png_file, f"{after_label} vs {before_label}")}

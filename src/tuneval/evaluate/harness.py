@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,9 @@ from tuneval.evaluate.distributed import is_main, map_examples
 from tuneval.evaluate.generation import generate
 from tuneval.evaluate.loglik import loglikelihoods, max_length
 from tuneval.evaluate.report import eval_report
-from tuneval.io import atomic_write_json, atomic_write_text
 from tuneval.metrics.registry import Scorer, bootstrap_ci, higher_is_better, metric_specs, primary_metric, signatures
 from tuneval.metrics.text import summarization_metrics
+from tuneval.results import EvalDir
 from tuneval.tasks import Task, load_rows
 from tuneval.tasks import prompts as tpl
 
@@ -226,15 +227,119 @@ def family(task: Task, template: int | None) -> str:
     return "scoring"
 
 
-# long: one straight pass (rows, prompts, model, scores, record) shared by both prompt families
+@dataclass
+class _Setup:
+    """What every prompt family needs to score one task's examples."""
+    model: Any
+    tokenizer: Any
+    arch: str
+    task: Task
+    docs: list[dict]
+    batch_size: int
+    label: str
+    shard: bool | None
+    chat_template: bool
+    max_new_tokens: int | None
+    max_seq_len: int
+
+    @property
+    def max_new(self) -> int:
+        return self.max_new_tokens or self.task.max_gen_toks
+
+
+@dataclass
+class _Scored:
+    """One family's outcome: how it was scored, every example's record, and how it ran."""
+    output_type: str
+    specs: list[dict]
+    examples: list[dict]
+    gen: dict[str, Any]
+    chat_template: bool
+    prompt: dict[str, Any]
+
+
+def _zero_shot(task: Task, k: int, why: str = "") -> None:
+    if k > 0:
+        raise TunevalError(f"task '{task.name}': few-shot prompts need a scoring prompt (doc_to_text){why}")
+
+
+def _generated(s: _Setup, specs: list[dict], prompts, ids, refs, use_chat: bool, prompt: dict[str, Any],
+               until: list[str] | None = None, output_type: str = "generate_until") -> _Scored:
+    """Greedy generation over the family's prompts, the part every generating family shares."""
+    examples, gen = _generate(s.model, s.tokenizer, s.arch, s.task, s.docs, prompts, ids, refs, until=until or [],
+                              max_new_tokens=s.max_new, batch_size=s.batch_size, label=s.label, shard=s.shard)
+    return _Scored(output_type, specs, examples, gen, use_chat, prompt)
+
+
+def _by_conversation(s: _Setup, k: int) -> _Scored:
+    """A data-format task: each conversation up to its last assistant turn, that turn the reference."""
+    _zero_shot(s.task, k)
+    prompts, ids, refs, use_chat = _conversation_prompts(s.tokenizer, s.arch, s.task, s.docs, s.chat_template,
+                                                         s.max_new, s.max_seq_len)
+    info = {"family": "conversation", "format": s.task.format, "columns": s.task.column_map,
+            "validation": s.task.split_info}
+    return _generated(s, metric_specs("generate_until", s.task.metrics), prompts, ids, refs, use_chat, info)
+
+
+def _by_template(s: _Setup, template: int | None, k: int) -> _Scored:
+    """A FLAN phrasing, rendered as training renders it, scored against the rendered target."""
+    task = s.task
+    index = task.template_index(template)
+    _zero_shot(task, k, f"; FLAN template {index} is scored zero-shot")
+    prompts, ids, refs, use_chat = _template_prompts(s.tokenizer, s.arch, task, s.docs, index, s.chat_template,
+                                                     s.max_new, s.max_seq_len)
+    info = {"family": "template", "template": index, "text": task.templates.prompts[index],
+            "target": task.templates.target}
+    return _generated(s, metric_specs("generate_until", task.generation_metrics()), prompts, ids, refs, use_chat, info)
+
+
+def _by_scoring_prompt(s: _Setup, k: int, seed: int, fewshot: tuple[list[dict], bool]) -> _Scored:
+    """lm-evaluation-harness's way: few-shot contexts, then choices by log-likelihood or greedy generation."""
+    task = s.task
+    contexts = build_contexts(task, s.docs, k, *fewshot, seed)
+    info = {"family": "scoring", "description": task.description, "doc_to_text": task.doc_to_text,
+            "doc_to_choice": task.doc_to_choice, "doc_to_target": task.doc_to_target,
+            "target_delimiter": task.target_delimiter, "fewshot_delimiter": task.fewshot_delimiter}
+    specs = metric_specs(task.output_type, task.metrics)
+    if task.output_type == "multiple_choice":
+        examples, gen = _multiple_choice(s.model, s.tokenizer, s.arch, task, s.docs, contexts, s.batch_size, s.label,
+                                         s.shard)
+        return _Scored(task.output_type, specs, examples, gen, False, info)
+    prompts, ids, use_chat = _scoring_prompts(s.model, s.tokenizer, s.arch, task, contexts, s.chat_template, s.max_new)
+    return _generated(s, specs, prompts, ids, [tpl.references(task, d) for d in s.docs], use_chat, info,
+                      until=task.until, output_type=task.output_type)
+
+
+def _results(task: Task, scored: _Scored, *, bootstrap_iters: int, seed: int, seconds: float) -> dict[str, Any]:
+    """The metrics (with bootstrap intervals) and the record of how they were taken; each example gets its
+    per-item metric values."""
+    output_type, specs, examples, gen = scored.output_type, scored.specs, scored.examples, scored.gen
+    extra = _text_metrics(examples, specs) if output_type == "generate_until" else {}
+    scorer = Scorer(output_type, specs, examples)
+    for name, values in scorer.item_values.items():
+        for ex, v in zip(examples, values):
+            ex[name] = float(v)
+    return {
+        "output_type": output_type, "primary_metric": primary_metric(output_type, specs), "metric_list": specs,
+        "higher_is_better": higher_is_better(output_type, specs),
+        "metrics": {**extra, **scorer.score()},
+        "bootstrap": {"iterations": bootstrap_iters, "level": 0.95, **bootstrap_ci(scorer, bootstrap_iters, seed)},
+        "signatures": signatures(specs, examples), "prompt": scored.prompt, "input_field": task.input_field,
+        "chat_template": scored.chat_template, "generation": gen if output_type == "generate_until" else None,
+        "stats": {**(gen if output_type == "multiple_choice" else {"processes": gen["processes"]}),
+                  "seconds": seconds},
+    }
+
+
 def run_task(model, tokenizer, arch: str, task: Task, *, split: str | None = None, limit: int | None = None,
              num_fewshot: int | None = None, template: int | None = None, data_dir=None, batch_size: int = 16,
              seed: int = DEFAULT_SEED, bootstrap_iters: int = 1000, chat_template: bool = True,
              max_new_tokens: int | None = None, max_seq_len: int = 1024, label: str = "model",
              meta: dict | None = None, out_file: str | Path | None = None, report: bool = False,
              shard: bool | None = None) -> dict[str, Any]:
-    """Score one task; results.json (out_file) keeps every example's record beside the metrics, and
-    with `report` a generation task's report.md (side-by-side samples) goes beside it.
+    """Score one task through its prompt family (`family`); results.json (`out_file`, an EvalDir's
+    results_file) keeps every example's record beside the metrics, and with `report` a generation
+    task's report.md (side-by-side samples) goes beside it.
 
     `template`: a FLAN phrasing to generate with (None: the task's default family). `shard`: None
     shares the examples out over a running process group, False keeps them here."""
@@ -242,74 +347,29 @@ def run_task(model, tokenizer, arch: str, task: Task, *, split: str | None = Non
         raise TunevalError(f"--limit must be at least 1, got {limit}")
     start = time.perf_counter()
     split = split or task.eval_split
-    how = family(task, template)
     all_docs = load_rows(task, split, data_dir)
     docs = all_docs[:limit] if limit else all_docs
     k = task.num_fewshot if num_fewshot is None else num_fewshot
+    s = _Setup(model, tokenizer, arch, task, docs, batch_size, label, shard, chat_template, max_new_tokens, max_seq_len)
+    how = family(task, template)
     if how == "conversation":
-        if k > 0:
-            raise TunevalError(f"task '{task.name}': few-shot prompts need a scoring prompt (doc_to_text)")
-        output_type, specs = "generate_until", metric_specs("generate_until", task.metrics)
-        max_new = max_new_tokens or task.max_gen_toks
-        prompts, ids, refs, use_chat = _conversation_prompts(tokenizer, arch, task, docs, chat_template, max_new,
-                                                             max_seq_len)
-        examples, gen = _generate(model, tokenizer, arch, task, docs, prompts, ids, refs, until=[],
-                                  max_new_tokens=max_new, batch_size=batch_size, label=label, shard=shard)
-        prompt_info: dict[str, Any] = {"family": how, "format": task.format, "columns": task.column_map,
-                                       "validation": task.split_info}
+        scored = _by_conversation(s, k)
     elif how == "template":
-        index = task.template_index(template)
-        if k > 0:
-            raise TunevalError(f"task '{task.name}': few-shot prompts need a scoring prompt (doc_to_text); "
-                               f"FLAN template {index} is scored zero-shot")
-        output_type, specs = "generate_until", metric_specs("generate_until", task.generation_metrics())
-        max_new = max_new_tokens or task.max_gen_toks
-        prompts, ids, refs, use_chat = _template_prompts(tokenizer, arch, task, docs, index, chat_template, max_new,
-                                                         max_seq_len)
-        examples, gen = _generate(model, tokenizer, arch, task, docs, prompts, ids, refs, until=[],
-                                  max_new_tokens=max_new, batch_size=batch_size, label=label, shard=shard)
-        prompt_info = {"family": how, "template": index, "text": task.templates.prompts[index],
-                       "target": task.templates.target}
+        scored = _by_template(s, template, k)
     else:
-        output_type, specs = task.output_type, metric_specs(task.output_type, task.metrics)
-        pool, pool_is_eval = _fewshot_pool(task, split, data_dir, all_docs) if k > 0 else ([], False)
-        contexts = build_contexts(task, docs, k, pool, pool_is_eval, seed)
-        prompt_info = {"family": how, "description": task.description, "doc_to_text": task.doc_to_text,
-                       "doc_to_choice": task.doc_to_choice, "doc_to_target": task.doc_to_target,
-                       "target_delimiter": task.target_delimiter, "fewshot_delimiter": task.fewshot_delimiter}
-        if output_type == "multiple_choice":
-            examples, gen = _multiple_choice(model, tokenizer, arch, task, docs, contexts, batch_size, label, shard)
-            use_chat = False
-        else:
-            max_new = max_new_tokens or task.max_gen_toks
-            prompts, ids, use_chat = _scoring_prompts(model, tokenizer, arch, task, contexts, chat_template, max_new)
-            examples, gen = _generate(model, tokenizer, arch, task, docs, prompts, ids,
-                                      [tpl.references(task, d) for d in docs], until=task.until,
-                                      max_new_tokens=max_new, batch_size=batch_size, label=label, shard=shard)
-    extra = _text_metrics(examples, specs) if output_type == "generate_until" else {}
-    scorer = Scorer(output_type, specs, examples)
-    for name, values in scorer.item_values.items():
-        for ex, v in zip(examples, values):
-            ex[name] = float(v)
+        fewshot = _fewshot_pool(task, split, data_dir, all_docs) if k > 0 else ([], False)
+        scored = _by_scoring_prompt(s, k, seed, fewshot)
     results = {
-        "task": task.name, "source": task.source, "label": label, "output_type": output_type,
-        "split": split, "num_examples": len(docs), "split_size": len(all_docs), "limit": limit,
-        "num_fewshot": k, "seed": seed, "group": task.group, "category": task.category,
-        "primary_metric": primary_metric(output_type, specs), "metric_list": specs,
-        "higher_is_better": higher_is_better(output_type, specs),
-        "metrics": {**extra, **scorer.score()},
-        "bootstrap": {"iterations": bootstrap_iters, "level": 0.95, **bootstrap_ci(scorer, bootstrap_iters, seed)},
-        "signatures": signatures(specs, examples), "prompt": prompt_info, "input_field": task.input_field,
-        "chat_template": use_chat, "generation": gen if output_type == "generate_until" else None,
-        "stats": {**(gen if output_type == "multiple_choice" else {"processes": gen["processes"]}),
-                  "seconds": round(time.perf_counter() - start, 2)},
+        "task": task.name, "source": task.source, "label": label, "split": split, "num_examples": len(docs),
+        "split_size": len(all_docs), "limit": limit, "num_fewshot": k, "seed": seed, "group": task.group,
+        "category": task.category,
+        **_results(task, scored, bootstrap_iters=bootstrap_iters, seed=seed,
+                   seconds=round(time.perf_counter() - start, 2)),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(meta or {}),
-        "examples": examples,
+        "examples": scored.examples,
     }
     if out_file is not None and is_main():
-        atomic_write_json(Path(out_file), results)
-        if report and output_type == "generate_until":
-            atomic_write_text(Path(out_file).parent / "report.md", eval_report(results))
+        report_md = eval_report(results) if report and scored.output_type == "generate_until" else None
+        EvalDir(Path(out_file).parent).write(results, report_md)
     return results
-

@@ -16,7 +16,7 @@ from tuneval.metrics.bootstrap import POOLED, interval, resample
 from tuneval.evaluate.distributed import is_main
 from tuneval.evaluate.harness import DEFAULT_SEED, run_task
 from tuneval.metrics.text import fmt
-from tuneval.io import atomic_write_json, atomic_write_text
+from tuneval.results import SuiteDir
 from tuneval.tasks import load_registry, plan
 
 
@@ -78,13 +78,13 @@ def run_plan(model, tokenizer, arch: str, plan: list, *, out_dir: str | Path, da
              meta: dict | None = None, on_task=None, template: int | None = None) -> dict[str, Any]:
     """Every (task, limit, num_fewshot) of the plan; per-task results.json, then summary.{md,json}.
     `template`: score every task with that FLAN phrasing instead of its default prompt family."""
-    out = Path(out_dir)
+    out = SuiteDir(out_dir)
     start = time.perf_counter()
     results = []
     for task, limit, k in plan:
         r = run_task(model, tokenizer, arch, task, limit=limit, num_fewshot=k, data_dir=data_dir, batch_size=batch_size,
                      seed=seed, bootstrap_iters=bootstrap_iters, chat_template=chat_template, label=label, meta=meta,
-                     template=template, out_file=out / task.name / "results.json")
+                     template=template, out_file=out.task(task.name).results_file)
         results.append(r)
         if on_task is not None:
             on_task(r)
@@ -93,8 +93,7 @@ def run_plan(model, tokenizer, arch: str, plan: list, *, out_dir: str | Path, da
                "groups": group_scores(results, bootstrap_iters, seed),
                "tasks": {r["task"]: task_row(r) for r in results}}
     if is_main():  # under torchrun every rank ran the plan (its share of each task); one writes
-        atomic_write_json(out / "summary.json", summary)
-        atomic_write_text(out / "summary.md", summary_markdown(summary))
+        out.write(summary, summary_markdown(summary))
     return summary
 
 

@@ -19,7 +19,6 @@ train) and training examples fit, prints the plan and then runs it. `--train-exa
 from __future__ import annotations
 
 import copy
-import json
 import math
 import tempfile
 import time
@@ -36,7 +35,7 @@ from tuneval.errors import TunevalError
 from tuneval.evaluate.distributed import is_main, world
 from tuneval.evaluate.harness import run_task
 from tuneval.evaluate.report import comparison_table, paired_comparisons, samples_table
-from tuneval.io import atomic_write_json, atomic_write_text
+from tuneval.results import DemoDir, EvalDir, read_json
 from tuneval.methods.loading import load_result
 from tuneval.metrics.compare import SEED
 from tuneval.precision import resolve_precision
@@ -388,7 +387,7 @@ def _train_row(model: str, method: str, plan: Plan, *, out: Path, data_dir: str 
     del net
     if not main:  # rank 0 wrote RUN/eval/results.json
         return None
-    result = json.loads(RunDir(recipe.run_dir).eval_results_file.read_text(encoding="utf-8"))
+    result = read_json(EvalDir(RunDir(recipe.run_dir).eval_dir).results_file)
     result["method"], result["train"] = method, metrics
     return result
 
@@ -436,7 +435,7 @@ def run_demo(*, model: str, data_dir: str | None, out: Path, console: Console, t
     rows = [run_task(net, base.tokenizer, base.arch, task, split="validation", limit=plan.eval_examples,
                      template=task.template_index(None), data_dir=data_dir, label="original",
                      meta={"model": model, "adapter": None, "precision": precision},
-                     out_file=out / "eval-original" / "results.json", report=True, **EVAL_SETTINGS)]
+                     out_file=DemoDir(out).original.results_file, report=True, **EVAL_SETTINGS)]
     del base, net
     rows[0]["method"] = "none"
     wall["original"] = time.perf_counter() - mark
@@ -475,14 +474,14 @@ def _write_comparison(rows: list[dict[str, Any]], plan: Plan, wall: dict[str, fl
               f"precision {precision}. Machine: {machine()}. {timing}.")
     plan_text = describe(plan, precision=precision)
     report = f"# tuneval demo\n\n{header}\n\n{table}\n\n## Plan\n\n{plan_text}\n\n## Side-by-side samples\n\n{samples}\n"
-    atomic_write_text(out / "comparison.md", report)
-    atomic_write_json(out / "comparison.json", {
+    where = DemoDir(out)
+    where.write({
         "machine": machine(), "model": model, "precision": precision, "train_examples": t, "eval_examples": n,
         "plan": plan.to_json(), "wall_seconds": {k: round(v, 1) for k, v in wall.items()},
         "bootstrap": {"iterations": 1000, "seed": SEED, "level": 0.95}, "paired": paired,
         "rows": [{k: v for k, v in r.items() if k != "examples"} for r in rows],
-    })
+    }, report)
     console.print(Markdown(f"{header}\n\n{table}"))
     console.print(Markdown("## Side-by-side samples\n\n" + samples))
-    console.print(f"\nsaved: {out / 'comparison.md'}, {out / 'comparison.json'}")
+    console.print(f"\nsaved: {where.md_file}, {where.json_file}")
     return {"rows": rows, "report": report, "plan": plan}

@@ -14,6 +14,7 @@ from tuneval.evaluate.distributed import is_main
 from tuneval.evaluate.forgetting import compare, load_results, write_forgetting
 from tuneval.evaluate.harness import DEFAULT_SEED
 from tuneval.evaluate.summary import plan_tasks, run_plan
+from tuneval.results import ForgettingDir
 
 
 def run_forgetting(model: str, adapter: str | Path, *, tasks=None, suite: str | None = "forgetting",
@@ -25,20 +26,20 @@ def run_forgetting(model: str, adapter: str | Path, *, tasks=None, suite: str | 
     from tuneval.methods.loading import load_adapter, run_label
     from tuneval.models import load_model
 
-    out = Path(out)
+    where = ForgettingDir(out)
     todo = plan_tasks(tasks, None if tasks else suite, limit, num_fewshot, tasks_dir)
     loaded = load_model(model, precision=precision, args=model_args)
     common = dict(data_dir=data_dir, batch_size=batch_size, seed=seed, bootstrap_iters=bootstrap_iters,
                   chat_template=chat_template, on_task=on_task)
     before_label, after_label = run_label(model), run_label(model, adapter)
-    run_plan(loaded.model, loaded.tokenizer, loaded.arch, todo, out_dir=out / "before", label=before_label,
+    run_plan(loaded.model, loaded.tokenizer, loaded.arch, todo, out_dir=where.before.path, label=before_label,
              meta={"model": model, "adapter": None, "suite": suite, **loaded.meta}, **common)
     net = load_adapter(loaded, adapter)
-    run_plan(net, loaded.tokenizer, loaded.arch, todo, out_dir=out / "after", label=after_label,
+    run_plan(net, loaded.tokenizer, loaded.arch, todo, out_dir=where.after.path, label=after_label,
              meta={"model": model, "adapter": str(adapter), "suite": suite, **loaded.meta}, **common)
     if not is_main():
         return None
-    return compare_dirs(out / "before", out / "after", out=out, iters=bootstrap_iters, seed=seed)
+    return compare_dirs(where.before.path, where.after.path, out=where.path, iters=bootstrap_iters, seed=seed)
 
 
 def compare_dirs(before: str | Path, after: str | Path, *, out: str | Path, iters: int = 1000,

@@ -4,7 +4,7 @@
 product, when several keys are given), scores each on the recipe's evaluation examples
 (teacher-forced validation loss, then greedy generation: ROUGE-1/2/L, BLEU), and writes
 sweep.md, sweep.csv, sweep.json and sweep.png to the sweep directory. Each point is an
-ordinary run directory (config.yaml, adapter/, metrics.json) plus eval/ and score.json,
+ordinary run directory (config.yaml, the adapter, metrics.json) plus eval/ and score.json,
 so a finished point is reused when the sweep is run again.
 
 `train_and_score` is also what bench/methods.py runs for each method.
@@ -24,8 +24,9 @@ import yaml
 
 from tuneval.errors import TunevalError
 from tuneval.metrics.text import HEADLINE, SCALE_100, fmt
-from tuneval.io import atomic_write_json, atomic_write_text
+from tuneval.io import atomic_write_json
 from tuneval.report.charts import plot_sweep
+from tuneval.results import SweepDir
 from tuneval.runs import RunDir
 
 COLUMNS = [  # (key in a row, header)
@@ -185,9 +186,8 @@ def run_sweep(recipe_path: str | Path, grid_items: list[str], overrides: list[st
     columns = [(k, k) for k in keys] + [c for c in COLUMNS if c[0] not in keys] + [("run_dir", "run")]
     header = (f"Sweep of `{recipe_path}` over {', '.join(keys)}: model `{base.model}`, method `{base.method}`, "
               f"task {base.task}, {base.eval.limit} `{base.eval.split}` examples scored, seed {base.seed}.")
-    md = f"# Sweep\n\n{header}\n\n{markdown_table(rows, columns)}\n\n![scores against {keys[0]}](sweep.png)\n"
-    atomic_write_text(out / "sweep.md", md)
-    atomic_write_text(out / "sweep.csv", csv_table(rows, columns))
-    atomic_write_json(out / "sweep.json", {"recipe": str(recipe_path), "grid": dict(grid), "rows": rows})
-    plot_sweep(rows, keys, out / "sweep.png", title=f"{base.model}, {base.method}: scores against {keys[0]}")
+    where = SweepDir(out)
+    md = f"# Sweep\n\n{header}\n\n{markdown_table(rows, columns)}\n\n![scores against {keys[0]}]({where.PNG})\n"
+    where.write({"recipe": str(recipe_path), "grid": dict(grid), "rows": rows}, md, csv_table(rows, columns))
+    plot_sweep(rows, keys, where.png_file, title=f"{base.model}, {base.method}: scores against {keys[0]}")
     return {"rows": rows, "markdown": markdown_table(rows, columns), "out": out}

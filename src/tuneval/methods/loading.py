@@ -36,7 +36,7 @@ def load_adapter(loaded: LoadedModel, adapter_dir: str | Path) -> torch.nn.Modul
     if not (adapter_dir / PEFT_CONFIG).is_file():
         run = RunDir(adapter_dir)
         if run.has_model:
-            raise TunevalError(f"adapter '{adapter_dir}': this run saved a whole model; pass --model {run.model_dir}")
+            raise TunevalError(f"adapter '{adapter_dir}': this run saved a whole model; pass --model {run.result_dir}")
         raise TunevalError(f"adapter '{adapter_dir}': no {PEFT_CONFIG} or {MARKER} there")
     return PeftModel.from_pretrained(loaded.model, str(adapter_dir))
 
@@ -72,7 +72,7 @@ def load_result(model: str, adapter: str | Path | None = None, precision: str = 
     The one path from saved weights to a scored model: `tuneval eval`, the forgetting suite,
     and the demo and sweep after training all come through here, so a score taken right
     after training is the score `tuneval eval` gives on the saved run at the same precision.
-    A run directory of full fine-tuning (it holds model/) stands for its own weights.
+    A run directory of full fine-tuning (full weights at its root) stands for its own weights.
     `args` (model_args.py) says how the base is loaded: dtype, revision, remote code, attention;
     a run's own model_args fill in what `args` leaves at its defaults (run_model_args).
     `merge`: fold a PEFT weight update (LoRA, DoRA, IA3, ...) into the base first, so generation
@@ -81,7 +81,7 @@ def load_result(model: str, adapter: str | Path | None = None, precision: str = 
     """
     args = run_model_args(adapter, args)
     if adapter is not None and RunDir(adapter).has_model:
-        loaded = load_model(str(RunDir(adapter).model_dir), precision=precision, device=device, args=args)
+        loaded = load_model(str(RunDir(adapter).result_dir), precision=precision, device=device, args=args)
         return loaded, loaded.model
     quantization = _quantization(adapter)
     if merge and adapter is not None and quantization is None and _weight_update(adapter):

@@ -16,7 +16,7 @@ from tuneval.runs import CONFIG, TENSORS_FILE, RunDir
 
 
 def _run_config(run: Path) -> tuple[RunDir, dict[str, Any]]:
-    """The run directory (`run`, or its parent when given the run's adapter/) and its saved recipe."""
+    """The run directory (`run`, or its parent when given an old run's adapter/) and its saved recipe."""
     for candidate in (RunDir(run), RunDir(run.parent)):
         if candidate.config_file.is_file():
             return candidate, candidate.config() or {}
@@ -49,7 +49,7 @@ def nearest_tokens(run: str | Path, model: str | None = None, top_k: int = 5) ->
     if method != "prompt_tuning":
         raise TunevalError(f"{run_dir}: inspect shows soft prompts, which only prompt_tuning runs have "
                            f"(this is a '{method}' run)")
-    weights_file = found.adapter_dir / TENSORS_FILE
+    weights_file = found.result_dir / TENSORS_FILE
     if not weights_file.is_file():
         raise TunevalError(f"{run_dir}: no trained prompt at {weights_file} (did the run finish?)")
     prompts = load_file(str(weights_file))

@@ -23,6 +23,7 @@ from transformers import (
 from tuneval.errors import TunevalError, first_line
 from tuneval.model_args import ModelArgs
 from tuneval.models.catalogue import EMBEDDED, ensure_embedded
+from tuneval.runs import MODEL_CONFIG, PEFT_CONFIG
 
 
 @dataclass
@@ -49,12 +50,12 @@ def _resolve(name_or_path: str) -> tuple[str, dict]:
         return str(ensure_embedded(name_or_path)), {}
     p = Path(name_or_path).expanduser()
     if p.is_dir():
-        if (p / "config.json").is_file():
+        if (p / MODEL_CONFIG).is_file():
             return str(p), {}
         ggufs = sorted(p.glob("*.gguf"))
         if len(ggufs) == 1:
             return str(p), {"gguf_file": ggufs[0].name}
-        if (p / "adapter_config.json").is_file():
+        if (p / PEFT_CONFIG).is_file():
             raise TunevalError(
                 f"model '{name_or_path}' is a PEFT adapter, not a model: pass it as --adapter "
                 "and the base model as --model"

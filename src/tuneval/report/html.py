@@ -22,7 +22,7 @@ from tuneval.metrics.text import fmt
 from tuneval.io import atomic_write_text
 from tuneval.report import charts, stats
 from tuneval.report.inputs import Eval, Inputs, load_inputs
-from tuneval.runs import environment
+from tuneval.runs import METRICS, environment
 
 SAMPLE_METRICS = ("rouge1", "rouge2", "rougeL")
 
@@ -305,7 +305,7 @@ def build_html(inputs: Inputs, *, iters: int = 1000, seed: int = DEFAULT_SEED, t
         if curves:
             sections.append(curves)
         sections.append(_section("cost", "Cost", _cost(inputs.runs, colors, ids),
-                                 "Peak memory is what the run measured (metrics.json's peak_memory_kind: process RSS "
+                                 f"Peak memory is what the run measured ({METRICS}'s peak_memory_kind: process RSS "
                                  "on CPU, allocator peak on CUDA); tokens/s counts real, non-padding tokens."))
     if sample_groups:
         body = "".join(f'<h3>{escape(str(g["task"]))}</h3><div class="samples" id="samples-{i}"></div>'

@@ -1,25 +1,25 @@
 """Recognise saved tuneval results by their files, so `tuneval report` takes any mix of paths.
 
-Every command already leaves a signature file: a run directory has config.yaml + metrics.json,
-a `--task` evaluation results.json, a `--suite` evaluation summary.json, the demo
-comparison.json, a sweep sweep.json, a forgetting check forgetting.json. Reading these (and
-nothing else) keeps the report a pure function of what was saved, so it can be rebuilt
-anywhere, long after the models are gone.
+Every command already leaves a signature file: a run directory has config.yaml + metrics.json
+(runs.RunDir), and every result directory its type's SIGNATURE (results.py: EvalDir, SuiteDir,
+DemoDir, SweepDir, ForgettingDir). Reading these, through those types and nothing else, keeps
+the report a pure function of what was saved, so it can be rebuilt anywhere, long after the
+models are gone.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tuneval.errors import TunevalError
-from tuneval.runs import CONFIG, EVAL_RESULTS, METRICS, RunDir
+from tuneval.results import KINDS, DemoDir, EvalDir, ForgettingDir, SuiteDir, SweepDir
+from tuneval.runs import CONFIG, METRICS, RunDir
 from tuneval.train.curves import read_log
 
-SIGNATURES = ("comparison.json", "sweep.json", "forgetting.json", "summary.json", EVAL_RESULTS, METRICS)
+SIGNATURES = tuple(kind.SIGNATURE for kind in KINDS) + (METRICS,)
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Forgetting:
     label: str
     path: Path
     result: dict[str, Any]
-    before: dict[str, Any] | None = None  # before/summary.json, for per-side intervals
+    before: dict[str, Any] | None = None  # the before/ suite's summary, for per-side intervals
     after: dict[str, Any] | None = None
 
 
@@ -70,15 +70,8 @@ class Inputs:
     suites: list[Suite] = field(default_factory=list)
     forgettings: list[Forgetting] = field(default_factory=list)
     sweeps: list[Sweep] = field(default_factory=list)
-    demos: list[dict[str, Any]] = field(default_factory=list)  # comparison.json (machine, model, settings)
+    demos: list[dict[str, Any]] = field(default_factory=list)  # the demo's comparison (machine, model, settings)
     _seen: set[Path] = field(default_factory=set, repr=False)
-
-
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise TunevalError(f"{path}: cannot read as JSON ({e})") from None
 
 
 def is_generation_results(data: Any) -> bool:
@@ -88,12 +81,12 @@ def is_generation_results(data: Any) -> bool:
 def _add_run(inputs: Inputs, d: Path) -> None:
     run = RunDir(d)
     inputs.runs.append(Run(d.name, d, run.metrics(), run.config(), read_log(run.log_file)))
-    scored = run.eval_results_file  # a run scores its result into eval/ (train, sweep points)
-    if scored.is_file() and (scored.parent.resolve() not in inputs._seen):
-        data = _json(scored)
+    scored = EvalDir(run.eval_dir)  # a run scores its result into eval/ (train, sweep points)
+    if scored.exists() and (scored.path.resolve() not in inputs._seen):
+        data = scored.read()
         if is_generation_results(data):  # a benchmark-task evaluation has no samples or ROUGE to compare
-            inputs._seen.add(scored.parent.resolve())
-            inputs.evals.append(Eval(d.name, scored.parent, data))
+            inputs._seen.add(scored.path.resolve())
+            inputs.evals.append(Eval(d.name, scored.path, data))
 
 
 def _add_eval(inputs: Inputs, d: Path, data: dict, label: str | None = None) -> None:
@@ -102,18 +95,19 @@ def _add_eval(inputs: Inputs, d: Path, data: dict, label: str | None = None) -> 
 
 def _add_demo(inputs: Inputs, d: Path) -> None:
     """The demo's rows in its order; each row's examples from eval-<label>/ or from its run's eval/."""
-    comparison = _json(d / "comparison.json")
+    demo = DemoDir(d)
+    comparison = demo.read()
     inputs.demos.append({k: v for k, v in comparison.items() if k != "rows"} | {"path": str(d)})
     for row in comparison.get("rows", []):
         label = row["label"]
-        where = [d / f"eval-{label}", RunDir(d / label).eval_dir] + [RunDir(d / Path(row[k]).name).eval_dir
-                                                                     for k in ("run", "adapter") if row.get(k)]
-        found = next((w for w in where if (w / EVAL_RESULTS).is_file()), None)
+        runs = [demo.run(label)] + [demo.run(Path(row[k]).name) for k in ("run", "adapter") if row.get(k)]
+        where = [demo.eval_of(label)] + [EvalDir(run.eval_dir) for run in runs]
+        found = next((w for w in where if w.exists()), None)
         if found is None:  # scores without examples: no intervals, no samples, but the row still shows
             _add_eval(inputs, d, row, label)
-        elif found.resolve() not in inputs._seen:
-            inputs._seen.add(found.resolve())
-            _add_eval(inputs, found, _json(found / EVAL_RESULTS) | {k: row[k] for k in ("method",) if k in row}, label)
+        elif found.path.resolve() not in inputs._seen:
+            inputs._seen.add(found.path.resolve())
+            _add_eval(inputs, found.path, found.read() | {k: row[k] for k in ("method",) if k in row}, label)
     for child in sorted(p for p in d.iterdir() if p.is_dir()):
         if RunDir(child).finished():
             _add_path(inputs, child)
@@ -131,26 +125,25 @@ def _add_path(inputs: Inputs, path: Path) -> None:
     if key in inputs._seen:
         return
     inputs._seen.add(key)
-    if (path / "comparison.json").is_file():
+    forgetting = ForgettingDir(path)
+    if DemoDir(path).exists():
         _add_demo(inputs, path)
-    elif (path / "sweep.json").is_file():
-        inputs.sweeps.append(Sweep(path.name, path, _json(path / "sweep.json")))
-    elif (path / "forgetting.json").is_file():
-        side = {s: _json(path / s / "summary.json") if (path / s / "summary.json").is_file() else None
-                for s in ("before", "after")}
-        inputs.forgettings.append(Forgetting(path.name, path, _json(path / "forgetting.json"), **side))
+    elif SweepDir(path).exists():
+        inputs.sweeps.append(Sweep(path.name, path, SweepDir(path).read()))
+    elif forgetting.exists():
+        sides = {"before": forgetting.before, "after": forgetting.after}
+        inputs.forgettings.append(Forgetting(path.name, path, forgetting.read(),
+                                             **{s: d.read() if d.exists() else None for s, d in sides.items()}))
     elif RunDir(path).finished():
         _add_run(inputs, path)
-    elif (path / "summary.json").is_file():
-        summary = _json(path / "summary.json")
-        if not isinstance(summary, dict) or "tasks" not in summary:
-            raise TunevalError(f"{path / 'summary.json'}: not a tuneval eval summary (no 'tasks')")
+    elif SuiteDir(path).exists():
+        summary = SuiteDir(path).read()
         inputs.suites.append(Suite(summary.get("label") or path.name, path, summary))
-    elif (path / EVAL_RESULTS).is_file():
-        data = _json(path / EVAL_RESULTS)
+    elif EvalDir(path).exists():
+        data = EvalDir(path).read()
         if not is_generation_results(data):
-            raise TunevalError(f"{path / EVAL_RESULTS}: one benchmark task's results; give the directory above it "
-                               "(the one with summary.json)")
+            raise TunevalError(f"{EvalDir(path).results_file}: one benchmark task's results; give the directory "
+                               f"above it (the one with {SuiteDir.SUMMARY})")
         _add_eval(inputs, path, data)
     elif RunDir(path).config_file.is_file():
         raise TunevalError(f"{path}: a run that has not finished (no {METRICS} yet)")

@@ -91,7 +91,7 @@ def resolve_under_root(path: str, root: str | os.PathLike) -> Path:
         raise TunevalError(f"adapter path {path!r}: resolves outside the adapters root (symlink?); refused")
     real = RunDir.adapter_files(real).resolve(strict=True)
     if not _inside(real, real_root):
-        raise TunevalError(f"adapter path {path!r}: its adapter/ resolves outside the adapters root; refused")
+        raise TunevalError(f"adapter path {path!r}: its adapter files resolve outside the adapters root; refused")
     for name in (CONFIG, WEIGHTS):
         f = real / name
         if f.exists() and not _inside(f.resolve(), real_root):
@@ -104,8 +104,8 @@ def check_adapter_dir(path: str | os.PathLike) -> AdapterDir:
     p = Path(path).expanduser()
     if not p.is_dir():
         raise TunevalError(f"adapter '{path}': no such directory")
-    if RunDir(p).has_model and not RunDir(p).adapter_dir.exists():
-        raise TunevalError(f"adapter '{path}': a full fine-tuning run (model/), not an adapter; serve it with --model")
+    if RunDir(p).has_model:
+        raise TunevalError(f"adapter '{path}': full weights (a full fine-tuning run), not an adapter; serve it with --model")
     p = RunDir.adapter_files(p).resolve(strict=True)
     if not (p / CONFIG).is_file():
         method = _marker_method(p)
@@ -114,7 +114,7 @@ def check_adapter_dir(path: str | os.PathLike) -> AdapterDir:
                 f"adapter '{path}': a tuneval '{method}' result (trained base tensors, not a PEFT adapter); it "
                 "replaces weights of the base itself, so it cannot share a base with other adapters"
             )
-        raise TunevalError(f"adapter '{path}': no {CONFIG} there (nor in adapter/)")
+        raise TunevalError(f"adapter '{path}': no {CONFIG} there")
     if not (p / WEIGHTS).is_file():
         pickles = [n for n in PICKLES if (p / n).exists()]
         if pickles:

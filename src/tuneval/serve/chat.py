@@ -291,8 +291,8 @@ def read_terminal(prompt: str) -> str:
 
 
 def _adapter_root(adapter: Path) -> Path:
-    """Where the result's files are: a run's adapter/ (or model/), else the directory itself."""
-    return RunDir(adapter).model_dir if RunDir(adapter).has_model else RunDir.adapter_files(adapter)
+    """Where the result's files are: a run's root (an old run's adapter/ or model/), else the directory itself."""
+    return RunDir(adapter).result_dir if RunDir(adapter).has_model else RunDir.adapter_files(adapter)
 
 
 def describe_adapter(adapter: str | Path | None) -> str:
@@ -320,7 +320,7 @@ def base_of(adapter: str | Path) -> str:
 
     adapter = Path(adapter)
     if RunDir(adapter).has_model:
-        return str(RunDir(adapter).model_dir)  # a full fine-tune is its own model
+        return str(RunDir(adapter).result_dir)  # a full fine-tune is its own model
     where = _adapter_root(adapter)
     try:
         config = json.loads((where / PEFT_CONFIG).read_text(encoding="utf-8"))

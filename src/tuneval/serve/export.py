@@ -8,7 +8,7 @@ data, the recipe itself, the scores with 95% bootstrap intervals, and the librar
 the run was trained on.
 
 - An adapter run is merged into its base (serve/merge.py's path: fp32 merge, one cast).
-- A full fine-tuning run (RUN/model/) is re-saved at the dtype asked.
+- A full fine-tuning run (full weights at RUN's root) is re-saved at the dtype asked.
 - BitFit and freeze results (trained tensors of the base, no PEFT config) merge too: they are
   the base with some tensors replaced. They have no adapter PEFT could load alone, so
   `--adapter-only` refuses them; bottleneck adapters add layers transformers does not know,
@@ -34,7 +34,8 @@ import yaml
 
 from tuneval.errors import TunevalError, first_line
 from tuneval.io import atomic_dir
-from tuneval.runs import ADAPTER, MARKER, PEFT_CONFIG, TENSORS_FILE, RunDir
+from tuneval.results import EvalDir
+from tuneval.runs import EVAL, MARKER, METRICS, PEFT_CONFIG, TENSORS_FILE, RunDir
 from tuneval.serve.adapters import AdapterDir, check_adapter_dir
 from tuneval.serve.merge import base_model_of, check_mergeable, check_out, merged_model
 
@@ -49,8 +50,8 @@ class Source:
     """What is being exported: a full model, a PEFT adapter, or trained tensors of the base."""
 
     kind: str  # "full" | "peft" | "tensors"
-    run: Path  # as given: a run directory, or its adapter/
-    result: Path  # model/ or the adapter directory, resolved
+    run: Path  # as given: a run directory, or an old run's adapter/
+    result: Path  # where the result's files are (the run's root; an old run's model/ or adapter/), resolved
     base: str | None  # the base model (None: a full run whose recipe is gone)
     method: str
     recipe_run: RunDir  # the run the result came from (config.yaml, metrics.json, eval/)
@@ -67,11 +68,11 @@ def _source(run: Path, adapter_only: bool) -> Source:
     method = str((rd.config() or {}).get("method") or "")
     if rd.has_model:
         if adapter_only:
-            raise TunevalError(f"{run}: a full fine-tuning run (model/) has no adapter; export it without --adapter-only")
-        return Source("full", run, rd.model_dir.resolve(), rd.base_model(), method or "full", rd)
+            raise TunevalError(f"{run}: a full fine-tuning run has no adapter; export it without --adapter-only")
+        return Source("full", run, rd.result_dir.resolve(), rd.base_model(), method or "full", rd)
     adapter = RunDir.adapter_files(run).resolve()
-    if not rd.has_adapter and adapter.name == ADAPTER:  # RUN/adapter given: the run is the one above
-        rd = RunDir.of(adapter)
+    if not rd.config_file.is_file() and RunDir.of(run) != rd:  # an old run's adapter/ given: the run is above
+        rd = RunDir.of(run)
         method = str((rd.config() or {}).get("method") or "")
     marker = read_marker(adapter) or {}
     method = method or str(marker.get("method") or "")
@@ -392,7 +393,8 @@ def _metrics_section(rd: RunDir, metrics: dict[str, Any]) -> list[str]:
     lines = ["## Metrics", ""]
     training = _training(metrics)
     lines += training + ([""] if training else [])
-    found = sorted([rd.eval_results_file] + list(rd.eval_dir.glob("*/results.json"))) if rd.eval_dir.is_dir() else []
+    found = sorted([EvalDir(rd.eval_dir).results_file] + list(rd.eval_dir.glob(f"*/{EvalDir.RESULTS}"))
+                   if rd.eval_dir.is_dir() else [])
     for f in found:
         if not f.is_file():
             continue
@@ -402,7 +404,7 @@ def _metrics_section(rd: RunDir, metrics: dict[str, Any]) -> list[str]:
             raise TunevalError(f"{f}: cannot read as JSON ({e})") from None
         lines += _scores(results, str(f.relative_to(rd.path))) + [""]
     if not training and len(lines) == 2:
-        lines += ["No metrics.json or eval/results.json in the run: no scores to show.", ""]
+        lines += [f"No {METRICS} or {EVAL}/{EvalDir.RESULTS} in the run: no scores to show.", ""]
     return lines
 
 
@@ -410,7 +412,7 @@ def _versions(metrics: dict[str, Any], tuneval_version: str) -> list[str]:
     versions = dict(metrics.get("versions") or {})
     rows = [f"| {k} | {v} |" for k, v in versions.items()]
     lines = ["## Machine and library versions", "",
-             "Recorded when the run trained (metrics.json); exported with tuneval " + tuneval_version + ".", ""]
+             f"Recorded when the run trained ({METRICS}); exported with tuneval {tuneval_version}.", ""]
     if rows:
         lines += ["| | |", "|---|---|", *rows]
     else:
@@ -427,7 +429,7 @@ def _usage(source: Source, info: dict[str, Any], out: Path) -> list[str]:
     if info["kind"] == "adapter":
         cls = "AutoPeftModelForSeq2SeqLM" if seq2seq else "AutoPeftModelForCausalLM"
         code = [f"from peft import {cls}", "from transformers import AutoTokenizer", "",
-                f'model = {cls}.from_pretrained("{out.name}")  # loads the base named in adapter_config.json',
+                f'model = {cls}.from_pretrained("{out.name}")  # loads the base named in {PEFT_CONFIG}',
                 f'tokenizer = AutoTokenizer.from_pretrained("{out.name}")']
     else:
         cls = "AutoModelForSeq2SeqLM" if seq2seq else "AutoModelForCausalLM"

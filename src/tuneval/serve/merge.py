@@ -25,8 +25,8 @@ INPUT_ADAPTERS = {"PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING", "MULTITASK_PROMP
 
 def base_model_of(run: Path, vetted: AdapterDir) -> str:
     """The base a run was trained on: its recipe's `model`, else what PEFT recorded."""
-    for where in (run, vetted.path.parent):  # a run directory, or the run above an adapter/ given directly
-        model = RunDir(where).base_model()
+    for where in (RunDir(run), RunDir.of(run)):  # a run directory, or the run above an old run's adapter/
+        model = where.base_model()
         if model:
             return model
     recorded = vetted.config.get("base_model_name_or_path")

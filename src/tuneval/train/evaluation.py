@@ -21,6 +21,7 @@ import torch
 
 from tuneval.config import Recipe
 from tuneval.errors import TunevalError
+from tuneval.results import EvalDir
 from tuneval.runs import RunDir
 
 
@@ -69,7 +70,7 @@ class TaskEvaluation:
                           template=None if self.multiple_choice else self.index, data_dir=d.data_dir,
                           batch_size=e.batch_size, max_new_tokens=e.max_new_tokens, max_seq_len=d.max_seq_len,
                           chat_template=d.chat_template, bootstrap_iters=bootstrap_iters, label=label, meta=meta,
-                          out_file=None if out_dir is None else Path(out_dir) / "results.json", report=True)
+                          out_file=None if out_dir is None else EvalDir(out_dir).results_file, report=True)
         if self.multiple_choice:
             return {k: float(v) for k, v in result["metrics"].items() if isinstance(v, (int, float))}
         return {k: float(result["metrics"][k]) for k in HEADLINE}

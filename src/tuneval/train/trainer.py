@@ -24,7 +24,7 @@ from tuneval.data import varlen_attention
 from tuneval.data.collate import DataCollator
 from tuneval.data.packing import (PackedCollator, check_packed_attention, pack_examples, packing_applies, real_token_mask,
                                   rows_per_step)
-from tuneval.io import atomic_dir, atomic_write_json, dir_size_mb
+from tuneval.io import atomic_write_json
 from tuneval.methods import base_quantization, count_parameters, get_method
 from tuneval.methods.common import save_trained
 from tuneval.models import LoadedModel, load_config, load_model
@@ -81,9 +81,9 @@ def plain_model(trainer) -> torch.nn.Module:
     return model
 
 
-def _save_result(model, tokenizer, target: Path, full: bool, save=None) -> None:
-    """A crash never leaves a half-written adapter/model (see io.atomic_dir)."""
-    with atomic_dir(target) as tmp:
+def _save_result(model, tokenizer, run: RunDir, full: bool, save=None) -> None:
+    """The result at the run's root; a crash never leaves half of one (see RunDir.saving_result)."""
+    with run.saving_result() as tmp:
         (save or model.save_pretrained)(tmp)  # safetensors; PEFT saves only the adapter
         if full:
             tokenizer.save_pretrained(tmp)
@@ -212,7 +212,7 @@ def _run_trainer(trainer, run: RunDir, resume: bool, main: bool) -> _Outcome:
     return _Outcome(output, checkpoint, trainer.state.num_input_tokens_seen - tokens_before, seconds, memory)
 
 
-def _metrics(recipe: Recipe, loaded: LoadedModel, params: tuple[int, int], result_dir: Path, trainer,
+def _metrics(recipe: Recipe, loaded: LoadedModel, params: tuple[int, int], run: RunDir, trainer,
              outcome: _Outcome, examples: int, precision: str, data_summary: dict[str, Any]) -> dict[str, Any]:
     """metrics.json (less the result's eval scores, which `train` adds)."""
     trainable, total = params
@@ -224,8 +224,8 @@ def _metrics(recipe: Recipe, loaded: LoadedModel, params: tuple[int, int], resul
         "trainable_params": trainable,
         "all_params": total,
         "trainable_percent": 100 * trainable / total,
-        "checkpoint_dir": str(result_dir),
-        "checkpoint_mb": dir_size_mb(result_dir),
+        "checkpoint_dir": str(run.result_dir),
+        "checkpoint_mb": run.result_mb(),  # the result's files alone
         "peak_memory_mb": outcome.memory.peak_mb,
         "peak_memory_kind": outcome.memory.kind,
         "train_tokens": tokens,
@@ -313,14 +313,13 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
     trained = plain_model(trainer)
     varlen = _restore_attention(trained)
     trained.config.use_cache = True
-    result_dir = run.result_dir_for(spec.saves)
     state = _gathered_state(trainer)
     if main:
-        _save_result(trained, loaded.tokenizer, result_dir, full=spec.saves == "model",
+        _save_result(trained, loaded.tokenizer, run, full=spec.saves == "model",
                      save=lambda d: save_trained(spec, recipe.method_args, loaded.arch, trained, d, state))
     state = None  # FSDP: the gathered copy of the weights is not kept
     trainer.accelerator.wait_for_everyone()
-    metrics = _metrics(recipe, loaded, params, result_dir, trainer, outcome, len(examples), precision, data_summary)
+    metrics = _metrics(recipe, loaded, params, run, trainer, outcome, len(examples), precision, data_summary)
     metrics["varlen_attention"] = varlen
     if evaluation is not None and recipe.eval.after_training:
         # every rank reloads the saved result and scores its share (evaluate/distributed.py);

@@ -3,7 +3,9 @@
 Drives the browser over the Chrome DevTools protocol on a pipe (`--remote-debugging-pipe`:
 JSON messages, NUL-terminated, on file descriptors 3 and 4), so it needs no driver, no port
 and no Python package beyond the standard library. Used by the browser test
-(tests/report/test_browser.py) and the load benchmark (bench/report_load.py).
+(tests/report/test_browser.py) and the benchmarks (bench/report_load.py, bench/report_screenshot.py),
+so it lives with the tests, not in the installed package; the benchmarks put the repository root on
+sys.path and import it as `tests.report.browser`.
 """
 
 from __future__ import annotations

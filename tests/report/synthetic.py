@@ -1,4 +1,7 @@
-"""Results in tuneval's saved formats, made without a model, for the browser test and the load benchmark.
+"""Results in tuneval's saved formats, made without a model, for the report tests and the load benchmark.
+
+Test and bench tooling, so not in the installed package: tests import it as `tests.report.synthetic`,
+bench/report_load.py puts the repository root on sys.path and imports it the same way.
 
 Scores come from the real metric code (metrics.summarization_metrics) on made-up texts, so
 every file has exactly the shape `tuneval demo`, `train`, `sweep` and `forgetting` write, and
@@ -13,9 +16,10 @@ import random
 from pathlib import Path
 from typing import Any
 
+from tuneval.io import atomic_write_text
 from tuneval.metrics.text import corpus_bleu, summarization_metrics
-from tuneval.io import atomic_write_json, atomic_write_text
-from tuneval.runs import EVAL_RESULTS, RunDir
+from tuneval.results import DemoDir, EvalDir, ForgettingDir, SweepDir
+from tuneval.runs import RunDir
 
 WORDS = ("meeting monday report table dinner tonight doctor breathing allergies weekend train ticket "
          "office manager salary holiday flight hotel birthday present party phone call friend price "
@@ -81,7 +85,7 @@ def write_run(d: Path, method: str, *, steps: int = 12, seed: int = 42, eval_eve
     evals = [r for r in log if "eval_rougeL" in r]
     best = max(evals, key=lambda r: r["eval_rougeL"]) if evals else None
     metrics = {"method": method, "model": "smollm2-135m-instruct", "arch": "causal", "trainable_params": trainable,
-               "all_params": total, "trainable_percent": 100 * trainable / total, "checkpoint_dir": str(run.adapter_dir),
+               "all_params": total, "trainable_percent": 100 * trainable / total, "checkpoint_dir": str(run.path),
                "checkpoint_mb": trainable * 4 / 1e6, "peak_memory_mb": 7500.0 + trainable / 1e5, "peak_memory_kind": "rss",
                "train_tokens": 30000, "train_seconds": 250.0, "train_tokens_per_second": 120.0, "train_loss": 1.4,
                "train_examples": 96, "global_step": steps, "resumed_from": None, "precision": "fp32", "device": "cpu",
@@ -106,7 +110,8 @@ def make_examples(n: int, seed: int = 0, turns: int = 8) -> list[dict[str, str]]
 
 def write_demo(out: Path, *, examples: int = 32, methods: tuple[str, ...] = ("full", "lora"), steps: int = 12,
                eval_every: int | None = 4, extra_examples: list[dict] | None = None, turns: int = 8) -> Path:
-    """A `tuneval demo` directory: comparison.{json,md}, eval-original/ and one run (with its eval/) per method."""
+    """A `tuneval demo` directory (results.DemoDir): the comparison, the base's evaluation, a run (with its eval/) per method."""
+    demo = DemoDir(out)
     exs = make_examples(examples, turns=turns) + (extra_examples or [])
     quality = {"original": 0.2, "full": 0.6, "lora": 0.5}
     rows = []
@@ -114,18 +119,16 @@ def write_demo(out: Path, *, examples: int = 32, methods: tuple[str, ...] = ("fu
         meta = {"adapter": None} if label == "original" else {"run": str(out / label)}
         res = eval_results(label, exs, quality.get(label, 0.3 + 0.04 * i), seed=i, model="smollm2-135m-instruct", **meta)
         # as the demo saves them: the base model's in eval-original/, each run's inside the run (RUN/eval/)
-        where = out / "eval-original" if label == "original" else RunDir(out / label).eval_dir
-        atomic_write_json(where / EVAL_RESULTS, res)
+        where = demo.original if label == "original" else EvalDir(demo.run(label).eval_dir)
+        where.write(res)
         row = {k: v for k, v in res.items() if k != "examples"} | {"method": "none" if label == "original" else label}
         if label != "original":
             run = write_run(out / label, label, steps=steps, seed=i, eval_every=eval_every,
                             trainable=134_515_008 if label == "full" else 1_843_200 * i)
             row["train"] = RunDir(run).metrics()
         rows.append(row)
-    atomic_write_json(out / "comparison.json", {"machine": "synthetic", "model": "smollm2-135m-instruct",
-                                                "precision": "fp32", "train_examples": 96,
-                                                "eval_examples": len(exs), "rows": rows})
-    atomic_write_text(out / "comparison.md", "# tuneval demo (synthetic)\n")
+    demo.write({"machine": "synthetic", "model": "smollm2-135m-instruct", "precision": "fp32", "train_examples": 96,
+                "eval_examples": len(exs), "rows": rows}, "# tuneval demo (synthetic)\n")
     return out
 
 
@@ -147,10 +150,10 @@ def write_forgetting(out: Path, tasks: int = 6, seed: int = 0) -> Path:
                                           "ci_high": v + 0.05}
     result["counts"] = {v: sum(t["verdict"] == v for t in result["tasks"].values())
                         for v in ("improved", "unchanged", "forgot")}
-    atomic_write_json(out / "forgetting.json", result)
+    where = ForgettingDir(out)
+    where.write(result, "# Forgetting (synthetic)\n")
     for side, s in sides.items():
-        atomic_write_json(out / side / "summary.json", {"label": result[side], **s})
-    atomic_write_text(out / "forgetting.md", "# Forgetting (synthetic)\n")
+        (where.before if side == "before" else where.after).write({"label": result[side], **s}, "")
     return out
 
 
@@ -165,6 +168,5 @@ def write_sweep(out: Path, ranks: tuple[int, ...] = (1, 2, 4, 8)) -> Path:
                      "max_length": 529, "val_loss": 1.9 - 0.02 * r, "rouge1": score, "rouge2": score / 4,
                      "rougeL": score * 0.8, "rougeLsum": score * 0.85, "bleu": 30 * score, "eval_examples": 16,
                      "precision": "fp32", "point": {"lora.r": r}, "lora.r": r})
-    atomic_write_json(out / "sweep.json", {"recipe": "recipes/dialogsum_lora.yaml", "grid": {"lora.r": list(ranks)},
-                                           "rows": rows})
+    SweepDir(out).write({"recipe": "recipes/dialogsum_lora.yaml", "grid": {"lora.r": list(ranks)}, "rows": rows}, "", "")
     return out

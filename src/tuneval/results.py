@@ -1,0 +1,245 @@
+"""Every result directory tuneval writes besides a run: the one place that knows their layouts.
+
+  EvalDir        one task scored (`tuneval eval --task`, a run's eval/, the demo's eval-original/)
+    results.json   config, metrics with bootstrap intervals, every example's record
+    report.md      side-by-side samples (generation tasks)
+  SuiteDir       `tuneval eval --tasks/--suite`
+    summary.json   one row per task (and per group), with intervals; summary.md the same as a table
+    <task>/        an EvalDir per task
+  ForgettingDir  `tuneval forgetting`
+    forgetting.json / .md / .png   per-task deltas, paired intervals, verdicts
+    before/ after/                 a SuiteDir per side
+  DemoDir        `tuneval demo`
+    comparison.json / .md          every row's scores, the paired differences, the plan
+    eval-original/                 the base model's EvalDir (eval-<label>/ for any other unrun row)
+    <method>/                      each method's run directory (runs.py), scored into its eval/
+  SweepDir       `tuneval sweep`
+    sweep.json / .csv / .md / .png  one row per grid point
+    <point>/                        each point's run directory (runs.py), with score.json
+
+Each is one small type: the paths, and reading and writing its files (atomically, io.py).
+Every type names its SIGNATURE, the file that says what a directory is (the report recognises
+its inputs by it: report/inputs.py), and KINDS lists them. A new kind of result (a scorecard)
+is one more subclass of ResultDir with its file names as class attributes, added to KINDS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from tuneval.errors import TunevalError
+from tuneval.io import atomic_write_json, atomic_write_text
+from tuneval.runs import RunDir
+
+
+def read_json(path: Path) -> Any:
+    """A saved JSON file; one line naming it when it cannot be read."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TunevalError(f"{path}: cannot read as JSON ({e})") from None
+
+
+class ResultDir:
+    """A result directory: its path, and the file that says what it is (SIGNATURE)."""
+
+    SIGNATURE: ClassVar[str]
+    KIND: ClassVar[str]  # what `tuneval report` and its errors call it
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.path == self.path  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.path))
+
+    @property
+    def signature_file(self) -> Path:
+        return self.path / self.SIGNATURE
+
+    def exists(self) -> bool:
+        """The directory holds this kind of result (its signature file is there)."""
+        return self.signature_file.is_file()
+
+    def read(self) -> Any:
+        """The signature file's JSON."""
+        return read_json(self.signature_file)
+
+
+class EvalDir(ResultDir):
+    """One task scored: results.json (every example's record) and, for generation tasks, report.md."""
+
+    RESULTS = "results.json"
+    REPORT = "report.md"
+    SIGNATURE = RESULTS
+    KIND = "evaluation"
+
+    @property
+    def results_file(self) -> Path:
+        return self.path / self.RESULTS
+
+    @property
+    def report_file(self) -> Path:
+        return self.path / self.REPORT
+
+    def write(self, results: dict[str, Any], report: str | None = None) -> Path:
+        if report is not None:
+            atomic_write_text(self.report_file, report)
+        return atomic_write_json(self.results_file, results)
+
+
+class SuiteDir(ResultDir):
+    """A plan of tasks scored: summary.json + summary.md, and an EvalDir per task."""
+
+    SUMMARY = "summary.json"
+    SUMMARY_MD = "summary.md"
+    SIGNATURE = SUMMARY
+    KIND = "benchmark evaluation"
+
+    @property
+    def summary_file(self) -> Path:
+        return self.path / self.SUMMARY
+
+    @property
+    def summary_md_file(self) -> Path:
+        return self.path / self.SUMMARY_MD
+
+    def task(self, name: str) -> EvalDir:
+        return EvalDir(self.path / name)
+
+    def write(self, summary: dict[str, Any], markdown: str) -> Path:
+        atomic_write_text(self.summary_md_file, markdown)
+        return atomic_write_json(self.summary_file, summary)
+
+    def read(self) -> dict[str, Any]:
+        """summary.json, checked to be a tuneval summary (it has 'tasks')."""
+        summary = read_json(self.summary_file)
+        if not isinstance(summary, dict) or not isinstance(summary.get("tasks"), dict):
+            raise TunevalError(f"{self.summary_file}: not a tuneval eval summary (no 'tasks')")
+        return summary
+
+    def task_results(self) -> dict[str, dict[str, Any]]:
+        """{task: results} of every task summary.json lists."""
+        if not self.exists():
+            raise TunevalError(f"{self.path}: no {self.SUMMARY} here (expected the --out directory of "
+                               "`tuneval eval --tasks/--suite`)")
+        out = {}
+        for name in self.read()["tasks"]:
+            file = self.task(name).results_file
+            if not file.is_file():
+                raise TunevalError(f"{file}: missing (listed in {self.summary_file})")
+            out[name] = read_json(file)
+        return out
+
+
+class ForgettingDir(ResultDir):
+    """`tuneval forgetting`: forgetting.{json,md,png} and the two sides' suites, before/ and after/."""
+
+    JSON = "forgetting.json"
+    MD = "forgetting.md"
+    PNG = "forgetting.png"
+    SIGNATURE = JSON
+    KIND = "forgetting check"
+
+    @property
+    def json_file(self) -> Path:
+        return self.path / self.JSON
+
+    @property
+    def md_file(self) -> Path:
+        return self.path / self.MD
+
+    @property
+    def png_file(self) -> Path:
+        return self.path / self.PNG
+
+    @property
+    def before(self) -> SuiteDir:
+        return SuiteDir(self.path / "before")
+
+    @property
+    def after(self) -> SuiteDir:
+        return SuiteDir(self.path / "after")
+
+    def write(self, result: dict[str, Any], markdown: str) -> dict[str, Path]:
+        """forgetting.json and .md (the plot is drawn to png_file by evaluate/forgetting.py)."""
+        return {"json": atomic_write_json(self.json_file, result), "markdown": atomic_write_text(self.md_file, markdown)}
+
+
+class DemoDir(ResultDir):
+    """`tuneval demo`: comparison.{json,md}, the base model's eval-original/, a run per method."""
+
+    JSON = "comparison.json"
+    MD = "comparison.md"
+    SIGNATURE = JSON
+    KIND = "demo"
+
+    @property
+    def json_file(self) -> Path:
+        return self.path / self.JSON
+
+    @property
+    def md_file(self) -> Path:
+        return self.path / self.MD
+
+    def eval_of(self, label: str) -> EvalDir:
+        """Where a row that is not a run is scored: eval-original/ for the base model."""
+        return EvalDir(self.path / f"eval-{label}")
+
+    @property
+    def original(self) -> EvalDir:
+        return self.eval_of("original")
+
+    def run(self, method: str) -> RunDir:
+        return RunDir(self.path / method)
+
+    def write(self, comparison: dict[str, Any], markdown: str) -> dict[str, Path]:
+        return {"markdown": atomic_write_text(self.md_file, markdown), "json": atomic_write_json(self.json_file, comparison)}
+
+
+class SweepDir(ResultDir):
+    """`tuneval sweep`: sweep.{json,csv,md,png} and a run directory per grid point."""
+
+    JSON = "sweep.json"
+    CSV = "sweep.csv"
+    MD = "sweep.md"
+    PNG = "sweep.png"
+    SIGNATURE = JSON
+    KIND = "sweep"
+
+    @property
+    def json_file(self) -> Path:
+        return self.path / self.JSON
+
+    @property
+    def csv_file(self) -> Path:
+        return self.path / self.CSV
+
+    @property
+    def md_file(self) -> Path:
+        return self.path / self.MD
+
+    @property
+    def png_file(self) -> Path:
+        return self.path / self.PNG
+
+    def point(self, name: str) -> RunDir:
+        return RunDir(self.path / name)
+
+    def write(self, data: dict[str, Any], markdown: str, csv: str) -> dict[str, Path]:
+        """sweep.json, .md and .csv (the plot is drawn to png_file by report/charts.plot_sweep)."""
+        return {"markdown": atomic_write_text(self.md_file, markdown), "csv": atomic_write_text(self.csv_file, csv),
+                "json": atomic_write_json(self.json_file, data)}
+
+
+# The order a directory is recognised in: a demo or a sweep holds runs, a forgetting check suites,
+# a suite evaluations, so the enclosing kind is asked first.
+KINDS: tuple[type[ResultDir], ...] = (DemoDir, SweepDir, ForgettingDir, SuiteDir, EvalDir)
