@@ -137,3 +137,17 @@ def test_the_layers_that_issue_13_names():
     assert not {("models", "methods"), ("methods", "config"), ("config", "data")} & imports
     assert not {(a, b) for a, b in imports if a == "data" and b in ("train", "evaluate")}
     assert not {a for a, b in imports if b == "cli" and a != "cli"}
+
+
+def test_no_method_imports_its_package():
+    """The registry is methods/registry.py: a method module imports it, never `tuneval.methods` itself
+    (whose __init__ imports every method, so each one would import back up into its package)."""
+    upward = []
+    for module, path in MODULES.items():
+        if not module.startswith("tuneval.methods.") or path.name == "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            upward += [f"{path.relative_to(ROOT)}:{node.lineno}" for name in names if name == "tuneval.methods"]
+    assert upward == []
