@@ -17,8 +17,9 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 # tcmalloc (else jemalloc): training on a CPU runs faster and in less memory than with glibc's
-# malloc (src/tuneval/allocator.py). Best effort: installed from Debian's packages where we are
-# root; without either, tuneval runs on glibc's malloc, correctly.
+# malloc (src/tuneval/allocator.py); a command uses it when TUNEVAL_ALLOCATOR=auto|tcmalloc|jemalloc
+# is set (`make demo` sets auto). Best effort: installed from Debian's packages where we are root;
+# without either, tuneval runs on glibc's malloc, correctly.
 allocator:
 	@$(BIN)/python -c "from tuneval.allocator import find; raise SystemExit(find('tcmalloc') is None)" 2>/dev/null \
 	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && (apt-get update -qq; \
@@ -29,7 +30,7 @@ allocator:
 setup: $(BIN)/.installed
 
 demo: setup
-	$(BIN)/tuneval demo --data-dir "$(DATA_DIR)" $(ARGS)
+	TUNEVAL_ALLOCATOR=$${TUNEVAL_ALLOCATOR:-auto} $(BIN)/tuneval demo --data-dir "$(DATA_DIR)" $(ARGS)
 
 test: setup
 	$(BIN)/pytest $(ARGS)

@@ -29,7 +29,7 @@ def bad_data(tiny_data_dir, text):
 
 
 def test_unknown_model(capsys, tiny_data_dir):
-    code, _, err = run(["eval", "--model", "./no/such/model", "--data-dir", str(tiny_data_dir)], capsys)
+    code, _, err = run(["eval", "--task", "dialogsum", "--model", "./no/such/model", "--data-dir", str(tiny_data_dir)], capsys)
     assert_clean_error(code, err, "model './no/such/model'", "no such model directory")
 
 
@@ -44,7 +44,7 @@ def test_unknown_task(capsys, tiny_llama_dir):
 
 
 def test_missing_data_dir(capsys, tiny_llama_dir, tmp_path):
-    code, _, err = run(["eval", "--model", str(tiny_llama_dir), "--data-dir", str(tmp_path / "nope")], capsys)
+    code, _, err = run(["eval", "--task", "dialogsum", "--model", str(tiny_llama_dir), "--data-dir", str(tmp_path / "nope")], capsys)
     assert_clean_error(code, err, f"data directory '{tmp_path / 'nope'}'", "does not exist")
 
 
@@ -54,7 +54,7 @@ def test_malformed_jsonl_line_keeps_earlier_results(capsys, tiny_llama_dir, tiny
     (out / "results.json").write_text('{"earlier": true}')
     good = json.dumps({"fname": "a", "dialogue": "x", "summary": "y"})
     data = bad_data(tiny_data_dir, good + "\n" + good + "\n{not json\n")
-    code, _, err = run(["eval", "--model", str(tiny_llama_dir), "--data-dir", data, "--out", str(out)], capsys)
+    code, _, err = run(["eval", "--task", "dialogsum", "--model", str(tiny_llama_dir), "--data-dir", data, "--out", str(out)], capsys)
     assert_clean_error(code, err, "validation.jsonl:3:", "not valid JSON")
     assert json.loads((out / "results.json").read_text()) == {"earlier": True}
     assert sorted(p.name for p in out.iterdir()) == ["results.json"]
@@ -63,13 +63,13 @@ def test_malformed_jsonl_line_keeps_earlier_results(capsys, tiny_llama_dir, tiny
 def test_missing_field(capsys, tiny_llama_dir, tiny_data_dir):
     data = bad_data(tiny_data_dir, json.dumps({"fname": "a", "dialogue": "x", "summary": "y"}) + "\n"
                     + json.dumps({"fname": "b", "dialogue": "x"}) + "\n")
-    code, _, err = run(["eval", "--model", str(tiny_llama_dir), "--data-dir", data], capsys)
+    code, _, err = run(["eval", "--task", "dialogsum", "--model", str(tiny_llama_dir), "--data-dir", data], capsys)
     assert_clean_error(code, err, "validation.jsonl:2:", "missing field 'summary'")
 
 
 def test_empty_split(capsys, tiny_llama_dir, tiny_data_dir):
     data = bad_data(tiny_data_dir, "\n")
-    code, _, err = run(["eval", "--model", str(tiny_llama_dir), "--data-dir", data], capsys)
+    code, _, err = run(["eval", "--task", "dialogsum", "--model", str(tiny_llama_dir), "--data-dir", data], capsys)
     assert_clean_error(code, err, "validation.jsonl", "split 'validation'", "has no examples")
 
 
@@ -135,28 +135,30 @@ def test_binary_or_non_utf8_training_data(capsys, tmp_path, tiny_llama_dir, tiny
 def test_non_utf8_eval_data(capsys, tiny_llama_dir, tiny_data_dir):
     good = json.dumps({"fname": "a", "dialogue": "x", "summary": "y"}).encode()
     (tiny_data_dir / "dialogsum" / "validation.jsonl").write_bytes(good + b"\n" + good + b"\n\xff\xfe\x00binary\n")
-    code, _, err = run(["eval", "--model", str(tiny_llama_dir), "--data-dir", str(tiny_data_dir)], capsys)
+    code, _, err = run(["eval", "--task", "dialogsum", "--model", str(tiny_llama_dir), "--data-dir", str(tiny_data_dir)], capsys)
     assert_clean_error(code, err, "validation.jsonl:3: not UTF-8 text")
 
 
 def test_json_error_reads_once(capsys, tiny_llama_dir, tiny_data_dir):
     """json says 'Unterminated string starting at'; the message adds the column once, not 'at at column'."""
     data = bad_data(tiny_data_dir, '{"fname": "a", "dialogue": "x\n')
-    code, _, err = run(["eval", "--model", str(tiny_llama_dir), "--data-dir", data], capsys)
+    code, _, err = run(["eval", "--task", "dialogsum", "--model", str(tiny_llama_dir), "--data-dir", data], capsys)
     assert_clean_error(code, err, "validation.jsonl:1: not valid JSON (Unterminated string starting at column 28)")
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["--limit", "0"], "--limit must be at least 1, got 0"),
-    (["--limit", "-3"], "--limit must be at least 1, got -3"),
-    (["--batch-size", "-1"], "--batch-size must be at least 1, got -1"),
-    (["--max-new-tokens", "0"], "--max-new-tokens must be at least 1, got 0"),
-    (["--template", "-1"], "--template must be at least 0, got -1"),
+    (["--task", "dialogsum", "--limit", "0"], "--limit must be at least 1, got 0"),
+    (["--task", "dialogsum", "--limit", "-3"], "--limit must be at least 1, got -3"),
+    (["--task", "dialogsum", "--batch-size", "-1"], "--batch-size must be at least 1, got -1"),
+    (["--task", "dialogsum", "--max-new-tokens", "0"], "--max-new-tokens must be at least 1, got 0"),
+    (["--task", "dialogsum", "--template", "-1"], "--template must be at least 0, got -1"),
     (["--tasks", "copa", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
     (["--tasks", "copa", "--split", "test"], "--split applies to --task"),
     (["--tasks", "copa", "--template", "2"], "--template: task 'copa'"),
     (["--suite", "glue", "--max-new-tokens", "8"], "--max-new-tokens applies to --task"),
-    (["--num-fewshot", "2"], "--num-fewshot applies to --tasks/--suite"),
+    (["--task", "dialogsum", "--num-fewshot", "2"], "--num-fewshot applies to --tasks/--suite"),
+    ([], "nothing to evaluate: give --task NAME, --tasks A,B, --suite NAME or --data FILE"),
+    (["--limit", "3", "--adapter", "run"], "nothing to evaluate"),  # no default task is guessed
 ])
 def test_eval_options_checked_before_the_model_loads(capsys, tmp_path, argv, needle):
     """The model does not exist: an option error first proves nothing slow ran before it."""
@@ -164,7 +166,7 @@ def test_eval_options_checked_before_the_model_loads(capsys, tmp_path, argv, nee
     assert_clean_error(code, err, needle)
 
 
-@pytest.mark.parametrize("mode", [[], ["--tasks", "copa"]])
+@pytest.mark.parametrize("mode", [["--task", "dialogsum"], ["--tasks", "copa"]])
 def test_eval_out_that_is_a_file_fails_before_the_model_loads(capsys, tmp_path, mode):
     out = tmp_path / "out.json"
     out.write_text("keep me")
@@ -205,7 +207,7 @@ def test_sigint_prints_interrupted_and_exits_130(tmp_path, tiny_llama_dir, tiny_
         from tuneval.cli import main
         main(sys.argv[1:])
     """)
-    argv = ["eval", "--model", str(tiny_llama_dir), "--data-dir", str(tiny_data_dir), "--out", str(tmp_path / "out")]
+    argv = ["eval", "--task", "dialogsum", "--model", str(tiny_llama_dir), "--data-dir", str(tiny_data_dir), "--out", str(tmp_path / "out")]
     proc = subprocess.Popen([sys.executable, "-c", script, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:

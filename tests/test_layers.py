@@ -15,11 +15,11 @@ import tuneval
 ROOT = Path(tuneval.__file__).parent
 
 # Lowest first. A part may import only from lower layers, except within WORKFLOWS, whose parts
-# may use one another (training evaluates as it goes; the sweep trains) as long as no circle of
-# modules forms (test_no_import_circle).
+# may use one another (training and serving: an adapter bank loads what training saved) as long as
+# no circle of modules forms (test_no_import_circle).
 LAYERS = [
     {"errors"},
-    {"io", "typed", "precision", "console", "callable_package", "metrics", "allocator"},  # nothing from tuneval but errors
+    {"io", "typed", "precision", "console", "metrics", "allocator"},  # nothing from tuneval but errors
     {"runs", "model_args"},  # the run directory's layout (runs.py); how weights load (model_args.py, on typed)
     {"results"},  # every result directory's layout (results.py: eval, suite, forgetting, demo, sweep)
     {"models"},
@@ -27,14 +27,16 @@ LAYERS = [
     {"config"},  # the recipe: knows the methods' settings classes
     {"data"},  # row readers, user formats, tokenising and padding/packing
     {"tasks"},  # the one task model: YAML tasks, rows per split, both prompt families, mixtures
-    {"train", "evaluate", "serve"},
-    {"report", "api"},  # api.py: train/evaluate/load for notebooks, what the commands call
+    {"evaluate"},  # scoring a model: below what trains (and evaluates as it goes) and what serves
+    {"train", "serve"},
+    {"report"},
     {"jobs"},  # the orchestrators (demo, sweep, forgetting) over everything below
+    {"api"},  # the Python API, one function per command: what the commands call
     {"cli_options"},  # what the commands share: the app, quiet output, common flags (cli_options.py)
     {"cli_serve"},  # the commands that use a result: merge, export, serve, chat
-    {"cli", "__init__"},  # the package re-exports the api lazily (`from tuneval import train`)
+    {"cli", "__init__"},  # the commands' registration; the package re-exports the api lazily
 ]
-WORKFLOWS = {"train", "evaluate", "serve"}
+WORKFLOWS = {"train", "serve"}
 LAYER = {part: i for i, parts in enumerate(LAYERS) for part in parts}
 
 
@@ -138,3 +140,35 @@ def test_the_layers_that_issue_13_names():
     assert not {("models", "methods"), ("methods", "config"), ("config", "data")} & imports
     assert not {(a, b) for a, b in imports if a == "data" and b in ("train", "evaluate")}
     assert not {a for a, b in imports if b == "cli" and a != "cli"}
+
+
+def test_evaluation_is_below_training_and_serving():
+    """Training evaluates as it goes and serving scores nothing: evaluate/ imports neither."""
+    imports = {(_part(m), _part(t)) for m, targets in GRAPH.items() for t, _ in targets}
+    assert LAYER["evaluate"] < LAYER["train"] and LAYER["evaluate"] < LAYER["serve"]
+    assert not {("evaluate", "train"), ("evaluate", "serve")} & imports
+
+
+def test_the_commands_call_the_api():
+    """The typer layer (cli*.py) reaches the library through api.py; the few other imports it has
+    are printing and terminal helpers, listed here so a new one is a decision."""
+    printing = {"tuneval.metrics.text", "tuneval.metrics", "tuneval.evaluate.summary", "tuneval.evaluate.forgetting",
+                "tuneval.evaluate", "tuneval.methods", "tuneval.methods.memory", "tuneval.serve.chat", "tuneval.serve"}
+    allowed = {"tuneval", "tuneval.api", "tuneval.cli_options", "tuneval.cli_serve", "tuneval.errors",
+               "tuneval.allocator", "tuneval.model_args", "tuneval.typed", *printing}
+    used = {t for m, targets in GRAPH.items() if _part(m).startswith("cli") for t, _ in targets}
+    assert used - allowed == set()
+
+
+def test_no_method_imports_its_package():
+    """The registry is methods/registry.py: a method module imports it, never `tuneval.methods` itself
+    (whose __init__ imports every method, so each one would import back up into its package)."""
+    upward = []
+    for module, path in MODULES.items():
+        if not module.startswith("tuneval.methods.") or path.name == "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            upward += [f"{path.relative_to(ROOT)}:{node.lineno}" for name in names if name == "tuneval.methods"]
+    assert upward == []

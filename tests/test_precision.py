@@ -41,7 +41,7 @@ def test_recipe_precision_and_its_old_name():
 
 def test_bad_precision_flag_is_one_line_before_loading(capsys):
     with pytest.raises(SystemExit) as e:
-        main(["eval", "--model", "/no/such/model", "--precision", "half"])
+        main(["eval", "--task", "dialogsum", "--model", "/no/such/model", "--precision", "half"])
     assert e.value.code == 2
     assert "precision: expected one of auto, bf16, fp32, got 'half'" in capsys.readouterr().err
 
@@ -55,7 +55,7 @@ def test_inference_loads_in_the_policy_dtype(tiny_llama_dir, precision, dtype):
 
 
 def _eval(model, adapter, data_dir, out, precision, limit=4, max_new_tokens=8, extra=()):
-    argv = ["eval", "--model", str(model), "--data-dir", str(data_dir), "--limit", str(limit), "--max-new-tokens",
+    argv = ["eval", "--task", "dialogsum", "--model", str(model), "--data-dir", str(data_dir), "--limit", str(limit), "--max-new-tokens",
             str(max_new_tokens), "--out", str(out), "--precision", precision, *extra]
     with pytest.raises(SystemExit) as e:
         main(argv + (["--adapter", str(adapter)] if adapter else []))

@@ -10,12 +10,13 @@ examples, two interleaved rounds: glibc 389, jemalloc 420 (1.08x), tcmalloc 480 
 6.1 / 4.9 / 5.0 GB (bench/README-speed.md, "Allocator"). PyTorch's own CPU launcher
 (`python -m torch.backends.xeon.run_cpu`) preloads tcmalloc, else jemalloc, for the same reason.
 
-An allocator can only be chosen before the process starts (LD_PRELOAD), so the `tuneval`
-command re-executes itself once with it preloaded (`maybe_reexec`, called first in cli.main).
-`TUNEVAL_ALLOCATOR` picks: `auto` (default: tcmalloc, else jemalloc, else glibc), `tcmalloc`,
-`jemalloc` or `system` (glibc; nothing is re-executed). A library asked for by name and not
-found is an error, not a silent fallback. Debian/Ubuntu: `apt-get install libtcmalloc-minimal4`
-(`make setup` does it where it runs as root).
+An allocator can only be chosen before the process starts (LD_PRELOAD), so the `tuneval` command
+re-executes itself once with it preloaded (`maybe_reexec`, called first in cli.main), and only when
+asked: `TUNEVAL_ALLOCATOR` unset (or `system`) runs on glibc's malloc and re-executes nothing;
+`tcmalloc` or `jemalloc` preload that library, `auto` tcmalloc, else jemalloc, else glibc. A
+library asked for by name and not found is an error, not a silent fallback. Debian/Ubuntu:
+`apt-get install libtcmalloc-minimal4` (`make setup` does it where it runs as root); `make demo`
+runs with `TUNEVAL_ALLOCATOR=auto`, as the published demo numbers were measured.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 from tuneval.errors import TunevalError
 
 ENV = "TUNEVAL_ALLOCATOR"
-CHOICES = ("auto", "tcmalloc", "jemalloc", "system")
+CHOICES = ("system", "auto", "tcmalloc", "jemalloc")  # the first: the default, unset
 PACKAGES = {"tcmalloc": "libtcmalloc-minimal4", "jemalloc": "libjemalloc2"}  # Debian's names
 _DONE = "TUNEVAL_ALLOCATOR_PRELOADED"  # set on the re-executed process: never re-execute twice
 # jemalloc runs with its own defaults. torch's launcher adds MALLOC_CONF="oversize_threshold:1,
@@ -55,7 +56,7 @@ def find(kind: str) -> Path | None:
 
 
 def choice(env: dict[str, str] | None = None) -> str:
-    value = (env if env is not None else os.environ).get(ENV, "auto").strip().lower() or "auto"
+    value = (env if env is not None else os.environ).get(ENV, "system").strip().lower() or "system"
     if value not in CHOICES:
         raise TunevalError(f"{ENV}={value!r}: expected one of {', '.join(CHOICES)}")
     return value
@@ -92,8 +93,9 @@ def preload_env(env: dict[str, str]) -> dict[str, str] | None:
 
 
 def maybe_reexec() -> None:
-    """Re-execute this command with the wanted allocator preloaded (once); returns only when the
-    process already runs with it, or there is nothing to preload."""
+    """Re-execute this command with the allocator TUNEVAL_ALLOCATOR asks for preloaded (once); returns
+    at once when it is unset or `system`, when the process already runs with it, or when there is
+    nothing to preload."""
     new = preload_env(dict(os.environ))
     if new is None:
         return

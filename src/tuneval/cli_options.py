@@ -1,21 +1,21 @@
-"""What the commands share: the typer app, its consoles, quiet third-party output, the checks
-every command makes first, and the options several take (how a model's weights are loaded,
-model_args.py: `eval`, `forgetting`, `serve`, `merge`, `export` and `chat` build a ModelArgs from
-them with `model_args_from`; `train` turns them into recipe overrides, `model_args_overrides`).
+"""What the commands share: the typer app, its consoles, quiet third-party output, and the
+options several take. How a model's weights are loaded (--precision, and --dtype, --revision,
+--trust-remote-code, --attn-implementation) is one typed ModelArgs (model_args.py), built from
+the flags by `model_args_from` and handed to the api.py function as it is, training included.
 The commands themselves are in cli.py (training, evaluation, the jobs) and cli_serve.py (using a
-result: merge, export, serve, chat).
+result: merge, export, serve, chat), registered by cli.COMMANDS.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 
 from tuneval.errors import TunevalError
+from tuneval.model_args import ModelArgs
+from tuneval.typed import value_problems
 
 
 class _Interrupted(BaseException):
@@ -73,27 +73,6 @@ def _options(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show t
     quiet_libraries()
 
 
-def check_out_dir(out: Path, flag: str = "--out") -> None:
-    """Results are written at the end: a path that cannot become a directory must fail before the slow part."""
-    for p in (out, *out.parents):
-        if p.exists():
-            if not p.is_dir():
-                raise TunevalError(f"{flag} {out}: {'is' if p == out else f'{p} is'} a file, not a directory")
-            return
-
-
-def join_launcher() -> bool:
-    """Under torchrun / accelerate launch, join the process group; True where this process prints.
-
-    Evaluation shares its examples out over the processes and rank 0 writes and prints the
-    results (evaluate/distributed.py); without a launcher this is one process and always True.
-    """
-    from tuneval.evaluate.distributed import init_from_env, is_main
-
-    init_from_env()
-    return is_main()
-
-
 def dtype_option():
     return typer.Option(None, "--dtype", help="Weights' dtype: auto (the precision policy's; training: fp32 master "
                                               "weights), bfloat16, float16 (inference only) or float32.")
@@ -114,19 +93,8 @@ def attn_implementation_option():
 def model_args_from(dtype: Optional[str], revision: Optional[str], trust_remote_code: bool,
                     attn_implementation: Optional[str]):
     """A checked ModelArgs from the flags; a bad value is one line naming its flag."""
-    from tuneval.model_args import ModelArgs
-    from tuneval.typed import value_problems
-
     args = ModelArgs(dtype=dtype or "auto", revision=revision, trust_remote_code=trust_remote_code,
                      attn_implementation=attn_implementation)
     for key, problem in value_problems(args):
         raise TunevalError(f"--{key.replace('_', '-')} {problem}")
     return args
-
-
-def model_args_overrides(dtype: Optional[str], revision: Optional[str], trust_remote_code: bool,
-                         attn_implementation: Optional[str]) -> list[str]:
-    """`--set model_args.KEY=VALUE` for each flag given (values JSON-quoted, so a revision stays a string)."""
-    given = {"dtype": dtype, "revision": revision, "trust_remote_code": trust_remote_code or None,
-             "attn_implementation": attn_implementation}
-    return [f"model_args.{k}={json.dumps(v)}" for k, v in given.items() if v is not None]

@@ -1,6 +1,6 @@
-"""The commands that use a trained result: merge, export, serve, chat (registered on cli_options.app).
+"""The commands that use a trained result: merge, export, serve, chat (registered by cli.COMMANDS).
 
-Thin, as every command: each parses its flags, then calls the library (serve/).
+Thin, as every command: each parses its flags, calls its api.py function, and prints.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from typing import Optional
 
 import typer
 
-from tuneval.cli_options import (app, attn_implementation_option, console, dtype_option, err, model_args_from,
+from tuneval import api
+from tuneval.cli_options import (attn_implementation_option, console, dtype_option, err, model_args_from,
                                  precision_option, quiet_libraries, revision_option, trust_remote_code_option)
 
 
-@app.command()
 def merge(
     run: Path = typer.Argument(..., help="Run directory (or its adapter/ directory) to merge."),
     out: Path = typer.Option(..., "--out", help="Where the merged model (safetensors) goes."),
@@ -27,15 +27,12 @@ def merge(
     attn_implementation: Optional[str] = attn_implementation_option(),
 ):
     """Fold an adapter into its base: a full model that plain transformers loads."""
-    from tuneval.serve.merge import merge_run
-
+    margs = model_args_from(dtype, revision, trust_remote_code, attn_implementation)
     quiet_libraries()
-    info = merge_run(run, out, model=model, overwrite=overwrite, precision=precision,
-                     model_args=model_args_from(dtype, revision, trust_remote_code, attn_implementation))
+    info = api.merge(run, out, model=model, overwrite=overwrite, precision=precision, model_args=margs)
     console.print(f"merged {info['peft_type']} adapter into {info['base']} ({info['params']:,d} params) ({info['dtype']}) -> {info['out']}")
 
 
-@app.command()
 def export(
     run: Path = typer.Argument(..., help="Run directory (or its adapter/ directory) to export."),
     out: Path = typer.Option(..., "--out", help="Where the model (safetensors, tokenizer, README.md card) goes."),
@@ -51,20 +48,17 @@ def export(
     attn_implementation: Optional[str] = attn_implementation_option(),
 ):
     """Export a run for others: merged (or adapter-only) safetensors with a model card; optionally push it."""
-    from tuneval.serve.export import export_run
-
+    margs = model_args_from(dtype, revision, trust_remote_code, attn_implementation)
     quiet_libraries()
-    info = export_run(run, out, max_shard_size=max_shard_size, adapter_only=adapter_only, push_to_hub=push_to_hub,
-                      private=private, overwrite=overwrite, precision=precision,
-                      model_args=model_args_from(dtype, revision, trust_remote_code, attn_implementation))
+    info = api.export(run, out, max_shard_size=max_shard_size, adapter_only=adapter_only, push_to_hub=push_to_hub,
+                      private=private, overwrite=overwrite, precision=precision, model_args=margs)
     pushed = f"; pushed to {info['url']}" if info.get("url") else ""
     console.print(f"exported {info['kind']} {info['method']} model ({info['params']:,d} params, {info['dtype']}) "
                   f"-> {info['out']}{pushed}", highlight=False)
 
 
-@app.command()
 def serve(
-    model: str = typer.Option("smollm2-135m-instruct", "--model", help="Base model: embedded name, directory or hub id."),
+    model: str = typer.Option(api.DEFAULT_MODEL, "--model", help="Base model: embedded name, directory or hub id."),
     adapter: list[str] = typer.Option([], "--adapter", help="NAME=RUN: an adapter to load at start (repeatable)."),
     adapters_root: Optional[Path] = typer.Option(None, "--adapters-root",
                                                  help="Directory POST /v1/adapters may load from (off if unset)."),
@@ -87,30 +81,21 @@ def serve(
     attn_implementation: Optional[str] = attn_implementation_option(),
 ):
     """OpenAI-compatible server: one base, many adapters, mixed-adapter batches."""
-    from tuneval.serve.api import ServeSettings
-    from tuneval.serve.server import check_options, is_loopback, parse_adapter_specs
-    from tuneval.serve.server import serve as run_server
-
-    adapters = parse_adapter_specs(adapter)
-    settings = ServeSettings(adapters_root=adapters_root, max_batch_size=max_batch_size, batch_window_ms=batch_window_ms,
-                             max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens, max_queue=max_queue,
-                             request_timeout=request_timeout, api_key=api_key, precision=precision,
-                             model_args=model_args_from(dtype, revision, trust_remote_code, attn_implementation))
-    log_level = check_options(host, port, log_level, settings)  # before anything slow
+    margs = model_args_from(dtype, revision, trust_remote_code, attn_implementation)
     quiet_libraries()
-    if not is_loopback(host):
-        err.print(f"[yellow]warning:[/yellow] binding to {host}: plain HTTP, so the API key and prompts cross the "
-                  "network unencrypted; put a TLS proxy in front", soft_wrap=True)
 
     def ready(app, host, port):
         names = ", ".join(a.name for a in app.state.bank.catalogue()) or "none"
         auth = "; API key required" if api_key is not None else ""
         console.print(f"serving {model} (adapters: {names}{auth}) on http://{host}:{port}/v1")
 
-    run_server(model, adapters, host=host, port=port, settings=settings, log_level=log_level, on_ready=ready)
+    api.start_server(model, adapter, adapters_root=adapters_root, host=host, port=port, max_batch_size=max_batch_size,
+                     batch_window_ms=batch_window_ms, max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens,
+                     max_queue=max_queue, request_timeout=request_timeout, api_key=api_key, log_level=log_level,
+                     precision=precision, model_args=margs, on_ready=ready,
+                     on_notice=lambda text: err.print(f"[yellow]warning:[/yellow] {text}", soft_wrap=True))
 
 
-@app.command()
 def chat(
     model: Optional[str] = typer.Option(None, "--model", help="Embedded name, directory or hub id (default: the "
                                         "--adapter run's base, else smollm2-135m-instruct)."),
@@ -127,14 +112,13 @@ def chat(
     attn_implementation: Optional[str] = attn_implementation_option(),
 ):
     """Chat with a model (and a trained adapter) in the terminal, tokens streamed; /reset, /exit, Ctrl-D."""
-    from tuneval.serve.chat import check_sampling, open_chat, read_terminal, run_chat, run_once, write_stdout
+    from tuneval.serve.chat import read_terminal, run_chat, run_once, write_stdout  # the terminal's side
 
     margs = model_args_from(dtype, revision, trust_remote_code, attn_implementation)
-    check_sampling(max_new_tokens, temperature, top_p)  # before anything slow
     quiet_libraries()
-    session = open_chat(model, adapter, precision=precision, model_args=margs, system=system,
-                        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                        on_notice=lambda text: err.print(text, highlight=False, markup=False, soft_wrap=True))
+    session = api.chat(model, adapter, system=system, max_new_tokens=max_new_tokens, temperature=temperature,
+                       top_p=top_p, precision=precision, model_args=margs,
+                       on_notice=lambda text: err.print(text, highlight=False, markup=False, soft_wrap=True))
     err.print(session.header(), highlight=False, markup=False, soft_wrap=True)  # stderr: --once's stdout is the answer
     code = run_once(session, once, write_stdout) if once is not None else run_chat(session, read_terminal, write_stdout)
     if code:

@@ -12,12 +12,12 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import yaml
 
 from tuneval.errors import TunevalError
-from tuneval.model_args import ModelArgs, check_training_dtype
+from tuneval.model_args import ModelArgs, check_training_dtype, overlay
 from tuneval.typed import build_dataclass, check_values, checked, coerce, typed_value
 
 # Each field says what values it may take (`checked`), a section may add a `check(self)`, and
@@ -360,25 +360,59 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
+def read_recipe(path: str | Path | None) -> dict[str, Any]:
+    """A recipe file's mapping ({} for None), or one line saying why it is not a recipe."""
     from tuneval.io import read_text  # a binary file given as the recipe: one line, not a traceback
 
-    raw: dict[str, Any] = {}
-    source = "recipe"
-    if path is not None:
-        path = Path(path)
-        source = str(path)
-        if not path.is_file():
-            raise TunevalError(f"{path}: recipe file not found")
-        try:
-            raw = yaml.safe_load(read_text(path)) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark else str(path)
-            raise TunevalError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
-        if not isinstance(raw, dict):
-            raise TunevalError(f"{path}: a recipe must be a YAML mapping")
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise TunevalError(f"{path}: recipe file not found")
+    try:
+        raw = yaml.safe_load(read_text(path)) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise TunevalError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(raw, dict):
+        raise TunevalError(f"{path}: a recipe must be a YAML mapping")
+    return raw
+
+
+def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
+    raw = read_recipe(path)
+    source = str(path) if path is not None else "recipe"
     if overrides:
         raw = apply_overrides(raw, overrides)
         source = f"{source} (with --set)" if path else "--set"
     return recipe_from_dict(raw, source)
+
+
+def build_recipe(recipe: str | Path | Mapping[str, Any] | None = None, overrides: list[str] | None = None, *,
+                 data: Mapping[str, Any] | None = None, precision: str | None = None,
+                 model_args: ModelArgs | None = None) -> Recipe:
+    """The recipe a run trains, as `tuneval train` builds it: `recipe` (a file, a mapping, or None for
+    the defaults) with `--set key=value` overrides, then the `data:` keys given (None: not given,
+    e.g. {"path": "mine.jsonl"}), then `precision` and the fields `model_args` sets (model_args.overlay)
+    laid onto the typed recipe; each checked as the recipe's own keys are."""
+    from tuneval.precision import check_precision
+
+    if isinstance(recipe, Mapping):
+        raw, source = apply_overrides(dict(recipe), list(overrides or [])), "recipe (mapping)"
+    else:
+        raw, source = read_recipe(recipe), str(recipe) if recipe is not None else "recipe"
+        if overrides:
+            raw, source = apply_overrides(raw, overrides), f"{source} (with --set)" if recipe is not None else "--set"
+    given = {k: v for k, v in (data or {}).items() if v is not None}
+    if given:
+        raw["data"] = {**(raw["data"] if isinstance(raw.get("data"), dict) else {}), **given}
+    r = recipe_from_dict(raw, source)
+    if precision is not None:
+        r = dataclasses.replace(r, precision=check_precision(precision, "--precision"))
+    if model_args is not None:
+        args = overlay(r.model_args, model_args)
+        check_values(args, source, "model_args.")
+        check_training_dtype(args, f"{source}: 'model_args.dtype'")
+        r = dataclasses.replace(r, model_args=args)
+    return r

@@ -95,3 +95,12 @@ def read_text(path: Path) -> str:
         line = data[:bad].replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
         raise TunevalError(f"{path}:{line}: not UTF-8 text ({what}); a binary file, or saved in another encoding?")
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def check_out_dir(out: Path, flag: str = "--out") -> None:
+    """Results are written at the end: a path that cannot become a directory must fail before the slow part."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise TunevalError(f"{flag} {out}: {'is' if p == out else f'{p} is'} a file, not a directory")
+            return

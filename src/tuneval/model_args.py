@@ -17,7 +17,7 @@ It sits beside precision.py, below models/ and config.py, which both use it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any, Iterator
 
 from tuneval.typed import checked
@@ -54,6 +54,17 @@ class ModelArgs:
 
         name = {"bf16": "bfloat16", "fp32": "float32"}[policy] if self.dtype == "auto" else self.dtype
         return getattr(torch, name)
+
+
+def overlay(base: ModelArgs, given: ModelArgs | None) -> ModelArgs:
+    """`base` (a recipe's or a run's model_args) under the fields `given` sets: those not at their
+    defaults, which is what a command's flags left unset. `tuneval train --dtype bfloat16` keeps the
+    recipe's revision; `given` None: `base` as it is."""
+    if given is None:
+        return base
+    default = ModelArgs()
+    return replace(base, **{f.name: getattr(given, f.name) for f in fields(ModelArgs)
+                            if getattr(given, f.name) != getattr(default, f.name)})
 
 
 def check_training_dtype(args: ModelArgs, where: str) -> None:

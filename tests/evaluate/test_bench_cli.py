@@ -82,7 +82,7 @@ def test_fewshot_examples_come_from_the_training_split_with_a_fixed_seed(tiny_ll
 
 
 def test_legacy_eval_task_still_works(tiny_llama_dir, tiny_data_dir, tmp_path, capsys):
-    code, stdout, err = run(["eval", "--model", str(tiny_llama_dir), "--data-dir", str(tiny_data_dir), "--limit", "2",
+    code, stdout, err = run(["eval", "--task", "dialogsum", "--model", str(tiny_llama_dir), "--data-dir", str(tiny_data_dir), "--limit", "2",
                              "--max-new-tokens", "4", "--out", str(tmp_path / "legacy")], capsys)
     assert code == 0, err
     assert json.loads((tmp_path / "legacy" / "results.json").read_text())["num_examples"] == 2 and "bleu=" in stdout

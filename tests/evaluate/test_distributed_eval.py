@@ -56,7 +56,7 @@ def same_examples(one: list[dict], two: list[dict]) -> None:
 
 
 def test_generation_eval_over_two_processes_matches_one(tiny_llama_dir, tiny_data_dir, tmp_path, capsys):
-    argv = ["eval", "--model", str(tiny_llama_dir), "--data-dir", str(tiny_data_dir), "--limit", "5",
+    argv = ["eval", "--task", "dialogsum", "--model", str(tiny_llama_dir), "--data-dir", str(tiny_data_dir), "--limit", "5",
             "--max-new-tokens", "8", *COMMON]
     code, _, err = run([*argv, "--out", str(tmp_path / "one")], capsys)
     assert code == 0, err

@@ -11,7 +11,7 @@ from tuneval.metrics.text import summarization_metrics
 def test_eval_saves_predictions_and_recomputable_metrics(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
     out = tmp_path / "ev"
     with pytest.raises(SystemExit) as e:
-        main(["eval", "--model", str(tiny_model_dir), "--data-dir", str(tiny_data_dir), "--limit", "4",
+        main(["eval", "--task", "dialogsum", "--model", str(tiny_model_dir), "--data-dir", str(tiny_data_dir), "--limit", "4",
               "--max-new-tokens", "8", "--batch-size", "3", "--out", str(out)])
     assert e.value.code == 0
     results = json.loads((out / "results.json").read_text())

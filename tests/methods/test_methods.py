@@ -228,7 +228,7 @@ def test_eval_command_reloads_any_method(tiny_llama_dir, tiny_wide_llama_dir, ti
     train(recipe(tiny_llama_dir, tiny_data_dir, method, run_dir, options))
     out = tmp_path / "ev"
     with pytest.raises(SystemExit) as e:
-        main(["eval", "--model", str(tiny_llama_dir), "--adapter", str(run_dir), "--data-dir", str(tiny_data_dir),
+        main(["eval", "--task", "dialogsum", "--model", str(tiny_llama_dir), "--adapter", str(run_dir), "--data-dir", str(tiny_data_dir),
               "--limit", "2", "--max-new-tokens", "4", "--out", str(out)])
     assert e.value.code == 0
     assert json.loads((out / "results.json").read_text())["num_examples"] == 2

@@ -81,22 +81,26 @@ def test_model_flags_are_checked_in_their_own_words(capsys):
 
 
 def test_train_flags_override_model_args(tmp_path, capsys):
-    """`train --dtype float16` is the recipe's model_args.dtype, refused for training before anything loads."""
-    (tmp_path / "r.yaml").write_text("model: /no/such/model\n")
+    """`train --dtype float16` is the recipe's model_args.dtype, refused for training before anything loads;
+    the flags travel as one ModelArgs and override only what they set (the recipe's revision stays)."""
+    (tmp_path / "r.yaml").write_text("model: /no/such/model\nmodel_args: {revision: v1, attn_implementation: sdpa}\n")
     with pytest.raises(SystemExit):
         main(["train", str(tmp_path / "r.yaml"), "--dtype", "float16", "--revision", "0123"])
     assert "'model_args.dtype': float16 is for inference only" in capsys.readouterr().err
-    from tuneval.cli_options import model_args_overrides
-    from tuneval.config import load_recipe
+    from tuneval.config import build_recipe
 
-    r = load_recipe(tmp_path / "r.yaml", model_args_overrides("bfloat16", "0123", True, "eager"))
-    assert r.model_args == ModelArgs("bfloat16", "0123", True, "eager")  # the revision stays a string
+    r = build_recipe(tmp_path / "r.yaml", model_args=ModelArgs("bfloat16", "0123", True, "eager"))
+    assert r.model_args == ModelArgs("bfloat16", "0123", True, "eager")
+    r = build_recipe(tmp_path / "r.yaml", precision="bf16", model_args=ModelArgs(dtype="bfloat16"))
+    assert r.model_args == ModelArgs("bfloat16", "v1", False, "sdpa") and r.precision == "bf16"
+    with pytest.raises(TunevalError, match="'model_args.attn_implementation' must be one of eager"):
+        build_recipe(tmp_path / "r.yaml", model_args=ModelArgs(attn_implementation="fast"))
 
 
 def test_eval_dtype_flag_is_recorded(bf16_llama_dir, tiny_data_dir, tmp_path):
     out = tmp_path / "eval"
     with pytest.raises(SystemExit) as e:
-        main(["eval", "--model", str(bf16_llama_dir), "--data-dir", str(tiny_data_dir), "--limit", "2",
+        main(["eval", "--task", "dialogsum", "--model", str(bf16_llama_dir), "--data-dir", str(tiny_data_dir), "--limit", "2",
               "--max-new-tokens", "4", "--out", str(out), "--precision", "fp32", "--dtype", "bfloat16"])
     assert e.value.code == 0
     results = json.loads((out / "results.json").read_text())

@@ -1,8 +1,3 @@
-"""Evaluation: metrics (per item, then corpus), generation, reports, comparisons.
-
-The package is also callable: `tuneval.evaluate(...)` is `evaluate/entry.py`'s `evaluate` (callable_package.py).
-"""
-
-from tuneval.callable_package import make_callable
-
-make_callable(__name__, "tuneval.evaluate.entry", "evaluate")
+"""Evaluation: the harness that scores a task (harness.py), generation and log-likelihood scoring,
+suites and their summaries, forgetting comparisons, reports, and scoring over several processes.
+The public entry is `tuneval.simple_evaluate` (api.py)."""

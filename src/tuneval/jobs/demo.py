@@ -431,7 +431,7 @@ def run_demo(*, model: str, data_dir: str | None, out: Path, console: Console, t
     wall = {"measure": time.perf_counter() - started}
 
     mark = time.perf_counter()
-    # Scored as `tuneval eval --task dialogsum` scores it (evaluate/entry.py), as the trained runs' eval/ are.
+    # Scored as `tuneval eval --task dialogsum` scores it (api.simple_evaluate), as the trained runs' eval/ are.
     rows = [run_task(net, base.tokenizer, base.arch, task, split="validation", limit=plan.eval_examples,
                      template=task.template_index(None), data_dir=data_dir, label="original",
                      meta={"model": model, "adapter": None, "precision": precision},

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from tuneval.errors import TunevalError
-from tuneval.methods import MethodSpec, register
+from tuneval.methods.registry import MethodSpec, register
 from tuneval.methods.common import freeze_all, load_trained_tensors, save_trained_tensors
 from tuneval.typed import checked
 

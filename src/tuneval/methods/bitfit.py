@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from tuneval.errors import TunevalError
-from tuneval.methods import MethodSpec, register
+from tuneval.methods.registry import MethodSpec, register
 from tuneval.methods.common import load_trained_tensors, save_trained_tensors, train_only
 
 

@@ -146,7 +146,7 @@ def read_marker(directory: Path) -> dict[str, Any] | None:
 
 def marked_method(directory: Path) -> tuple[Any, Any, dict[str, Any]] | None:
     """(method spec, its settings, the marker) a result directory was saved with; None without a marker."""
-    from tuneval.methods import get_method
+    from tuneval.methods.registry import get_method
 
     info = read_marker(directory)
     if info is None:

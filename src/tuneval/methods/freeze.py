@@ -20,7 +20,7 @@ from typing import Iterator
 import torch
 
 from tuneval.errors import TunevalError
-from tuneval.methods import MethodSpec, register
+from tuneval.methods.registry import MethodSpec, register
 from tuneval.methods.common import load_trained_tensors, pattern_list, save_trained_tensors, train_only
 
 BLOCK = re.compile(r"^((?:.*?\.)?(?:layers|layer|block|blocks|h))\.(\d+)\.(.*)$")

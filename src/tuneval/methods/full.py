@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tuneval.methods import MethodSpec, register
+from tuneval.methods.registry import MethodSpec, register
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import peft
 import torch
 
-from tuneval.methods import MethodSpec, register
+from tuneval.methods.registry import MethodSpec, register
 from tuneval.methods.common import peft_task_type, wrap_peft
 
 

@@ -132,7 +132,7 @@ def _merged(model: str, adapter: str | Path, precision: str, device: str | None,
 
 def _quantization(adapter: str | Path | None) -> dict | None:
     """How the run's method loads its base (QLoRA: maybe quantized as it loads), from its marker."""
-    from tuneval.methods import base_quantization
+    from tuneval.methods.registry import base_quantization
     from tuneval.methods.common import marked_method
 
     marked = marked_method(RunDir.adapter_files(adapter)) if adapter is not None else None

@@ -16,7 +16,7 @@ from typing import Iterator
 import peft
 import torch
 
-from tuneval.methods import MethodSpec, register
+from tuneval.methods.registry import MethodSpec, register
 from tuneval.methods.common import peft_task_type, targets, wrap_peft
 from tuneval.typed import checked
 

@@ -189,9 +189,10 @@ def _shape_method(spec, settings: Any, quantized: bool, gradient_checkpointing: 
     """(apply, settings to apply, gradient checkpointing) for building the model on the meta device."""
     apply, settings_for_apply = spec.apply, settings
     if quantized:  # LoRA over the same base; the 4-bit weights are counted by _weight_bytes
-        from tuneval.methods import lora, qlora
+        from tuneval.methods.lora import apply as lora_apply
+        from tuneval.methods.qlora import lora_part
 
-        apply, settings_for_apply = lora.apply, qlora.lora_part(settings)
+        apply, settings_for_apply = lora_apply, lora_part(settings)
         gradient_checkpointing = gradient_checkpointing or settings.use_gradient_checkpointing
     if hasattr(settings_for_apply, "prompt_tuning_init"):  # no tokenizer needed: shapes are all that count
         settings_for_apply = dataclasses.replace(settings_for_apply, prompt_tuning_init="RANDOM")
@@ -220,7 +221,7 @@ def estimate_memory(model_name: str, method: str, settings: Any = None, *, batch
     from torch._subclasses.fake_tensor import FakeTensorMode
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-    from tuneval.methods import count_parameters, get_method
+    from tuneval.methods.registry import count_parameters, get_method
     from tuneval.models import load_config
 
     if batch_size < 1 or seq_len < 1:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import peft
 import torch
 
-from tuneval.methods import MethodSpec, register
+from tuneval.methods.registry import MethodSpec, register
 from tuneval.methods.common import peft_task_type, wrap_peft
 from tuneval.typed import checked
 

@@ -28,7 +28,7 @@ from typing import Any
 import peft
 import torch
 
-from tuneval.methods import MethodSpec, register
+from tuneval.methods.registry import MethodSpec, register
 from tuneval.methods.common import wrap_peft
 from tuneval.methods.lora import LoraSettings, lora_config
 from tuneval.models.quantize import DTYPES, QUANT_TYPES, quantize_4bit

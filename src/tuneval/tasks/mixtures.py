@@ -193,7 +193,6 @@ def resolve_mixture(recipe: Recipe) -> tuple[list[Component], list[str]]:
     return comps, picks
 
 
-# long: draws, tokenises and tallies in one pass so the summary counts exactly what was trained on
 def build_examples(recipe: Recipe, loaded) -> tuple[list[dict], dict[str, Any]]:
     """Tokenised training examples and the summary saved with the run (for a mixture, or a run
     with replay, console.mixture_table(summary) shows it as a table)."""

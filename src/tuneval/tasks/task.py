@@ -265,7 +265,6 @@ def check_keys(raw: dict[str, Any], known: set[str], path: Path, what: str = "")
                                                                           f" (known: {', '.join(sorted(known))})"))
 
 
-# long: one flat pass over the task keys, each checked and named with its file; splitting it scatters the schema
 def build_task(raw: dict[str, Any], path: Path) -> Task:
     """A Task from one merged mapping; every missing or ill-typed key is named with its file."""
     raw = dict(raw)

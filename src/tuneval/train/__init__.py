@@ -1,8 +1,2 @@
-"""Training: the HF Trainer, configured from a recipe, plus progress/memory callbacks.
-
-The package is also callable: `tuneval.train(...)` is `train/entry.py`'s `train` (callable_package.py).
-"""
-
-from tuneval.callable_package import make_callable
-
-make_callable(__name__, "tuneval.train.entry", "train")
+"""Training: the HF Trainer configured from a recipe (trainer.py), its arguments, loss, callbacks,
+checkpoints and run directory. The public entry is `tuneval.finetune` (api.py)."""
