@@ -43,6 +43,7 @@ from typing import Any, Callable, Mapping
 
 from tuneval.errors import TunevalError
 from tuneval.model_args import ModelArgs
+from tuneval.results import EvalDir
 
 __all__ = ["finetune", "simple_evaluate", "load", "count_parameters", "estimate_memory", "soft_prompt_tokens",
            "demo", "sweep", "forgetting", "compare_forgetting", "html_report", "merge", "export", "start_server", "chat",
@@ -178,7 +179,7 @@ def _evaluate_task(model, adapter, *, task, data, format, columns, limit, templa
     return run_task(net, loaded.tokenizer, loaded.arch, spec, limit=limit, template=index,
                     label=run_label(model, adapter),
                     meta={"model": model, "adapter": str(adapter) if adapter else None, "suite": None, **loaded.meta},
-                    out_file=Path(out) / "results.json", report=True, **generation)
+                    out_file=EvalDir(out).results_file, report=True, **generation)
 
 
 def eval_out_dir(model: str, adapter: str | Path | None = None, *, task: str | None = None, tasks: str | None = None,

@@ -24,6 +24,7 @@ from tuneval.cli_options import (_Interrupted, app, attn_implementation_option, 
                                  model_args_from, precision_option, quiet_libraries, revision_option,
                                  trust_remote_code_option)
 from tuneval.errors import TunevalError
+from tuneval.results import EvalDir, ForgettingDir, SuiteDir, SweepDir
 
 
 def train(
@@ -62,7 +63,7 @@ def eval_(
     split: Optional[str] = typer.Option(None, "--split", help="Split of --task (default validation)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="First N examples of the split (default 50 with --task; "
                                         "with --tasks/--suite: the suite's per-task limit, else all)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Where results.json and report.md go."),
+    out: Optional[Path] = typer.Option(None, "--out", help=f"Where {EvalDir.RESULTS} and {EvalDir.REPORT} go."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir"),
     template: Optional[int] = typer.Option(None, "--template", help="FLAN template index to generate with (--task default: "
                                            "the task's eval template; --tasks default: each task's own prompt)."),
@@ -102,14 +103,16 @@ def eval_(
         from tuneval.evaluate.summary import summary_markdown
 
         console.print(Markdown(summary_markdown(results)))
-        console.print(f"saved: {out / 'summary.md'}, {out / 'summary.json'}, {out}/<task>/results.json")
+        s = SuiteDir(out)
+        console.print(f"saved: {s.summary_md_file}, {s.summary_file}, {out}/<task>/{EvalDir.RESULTS}")
         return
     from tuneval.metrics.text import HEADLINE, fmt
 
     m = results["metrics"]
     console.print(" ".join(f"{k}={fmt(k, m[k])}" for k in HEADLINE))
     console.print(f"[dim]{results['signatures'].get('bleu', '')}[/dim]")
-    console.print(f"results: {out / 'results.json'}  report: {out / 'report.md'}")
+    ev = EvalDir(out)
+    console.print(f"results: {ev.results_file}  report: {ev.report_file}")
 
 
 def _print_task(r: dict) -> None:
@@ -233,7 +236,8 @@ def sweep(
     result = api.sweep(recipe, grid, set=set_, data_dir=data_dir, out=out, overwrite=overwrite, precision=precision,
                        console=console)
     console.print(result["markdown"])
-    console.print(f"saved: {result['out'] / 'sweep.md'}, sweep.csv, sweep.json, sweep.png")
+    s = SweepDir(result["out"])
+    console.print(f"saved: {s.md_file}, {s.csv_file.name}, {s.json_file.name}, {s.png_file.name}")
 
 
 def forgetting(
@@ -282,7 +286,8 @@ def forgetting(
 
     out = result["out"]
     console.print(Markdown(forgetting_markdown(result, result["before_label"], result["after_label"])))
-    console.print(f"saved: {out / 'forgetting.md'}, {out / 'forgetting.json'}, {out / 'forgetting.png'}")
+    f = ForgettingDir(out)
+    console.print(f"saved: {f.md_file}, {f.json_file}, {f.png_file}")
     _print_html(result["html"])
 
 
