@@ -285,14 +285,13 @@ def sweep(recipe: str | Path, grid: list[str], *, set: list[str] | None = None, 
     `grid`: "key=v1,v2,..." items, their product swept (e.g. ["lora.r=1,2,4,8"]); `set`: overrides
     for every point. Writes OUT/sweep.{md,csv,json,png} (default OUT: runs/sweep-RECIPE); points
     finished before are kept unless `overwrite`. Returns {"markdown", "out", ...}."""
-    import json
-
     from tuneval.jobs.sweep import run_sweep
     from tuneval.precision import check_precision
 
-    overrides = list(set or []) + ([f"data.data_dir={json.dumps(data_dir)}"] if data_dir else []) + (
-        [f"precision={check_precision(precision, '--precision')}"] if precision else [])
-    return run_sweep(recipe, grid, overrides, out=out, overwrite=overwrite, console=console)
+    if precision is not None:
+        check_precision(precision, "--precision")
+    return run_sweep(recipe, grid, list(set or []), out=out, overwrite=overwrite, console=console,
+                     data_dir=data_dir, precision=precision)
 
 
 def forgetting(adapter: str | Path, *, model: str = DEFAULT_MODEL, suite: str = "forgetting",

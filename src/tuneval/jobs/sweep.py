@@ -151,14 +151,27 @@ def csv_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str
     return buf.getvalue()
 
 
+def _with_flags(raw: dict, data_dir: str | None, precision: str | None) -> dict:
+    """--data-dir and --precision laid onto the raw recipe as values (not as `--set` strings parsed back)."""
+    raw = dict(raw)
+    if data_dir is not None:
+        raw["data"] = {**(raw["data"] if isinstance(raw.get("data"), dict) else {}), "data_dir": data_dir}
+    if precision is not None:
+        raw["precision"] = precision
+    return raw
+
+
 def run_sweep(recipe_path: str | Path, grid_items: list[str], overrides: list[str] | None = None, *,
-              out: str | Path | None = None, overwrite: bool = False, console=None) -> dict[str, Any]:
+              out: str | Path | None = None, overwrite: bool = False, console=None, data_dir: str | None = None,
+              precision: str | None = None) -> dict[str, Any]:
     from tuneval.config import apply_overrides, load_recipe, recipe_from_dict
 
     grid = parse_grid(grid_items)
     keys = [k for k, _ in grid]
-    base = load_recipe(recipe_path, overrides)  # validates the recipe and overrides once
-    raw = apply_overrides(yaml.safe_load(Path(recipe_path).read_text()) or {}, overrides or [])
+    load_recipe(recipe_path, overrides)  # the recipe and its overrides, checked once
+    raw = _with_flags(apply_overrides(yaml.safe_load(Path(recipe_path).read_text()) or {}, overrides or []),
+                      data_dir, precision)
+    base = recipe_from_dict(raw, str(recipe_path))
     out = Path(out) if out else Path("runs") / f"sweep-{Path(recipe_path).stem}"
     recipes = []
     for point in grid_points(grid):
