@@ -49,6 +49,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _resolve_include(name: str, including: Path) -> Path:
+    if not name.endswith((".yaml", ".yml")):
+        raise TunevalError(f"{including}: include '{name}' is not a task YAML file (.yaml)")
     for candidate in (including.parent / name, BUILTIN_DIR / name):
         if candidate.is_file():
             return candidate

@@ -22,13 +22,14 @@ from `--data PATH`). `columns` is then a mapping (format field -> the file's col
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tuneval.errors import TunevalError
 from tuneval.metrics.registry import GEN_METRICS, MC_METRICS, primary_metric
-from tuneval.tasks.prompts import TemplateSet, placeholders, render_string
+from tuneval.tasks.prompts import TemplateSet, check_format, placeholders, render_string
 
 OUTPUT_TYPES = {"multiple_choice": "multiple_choice", "generate": "generate_until", "generate_until": "generate_until"}
 TASK_KEYS = {
@@ -189,6 +190,21 @@ def _data_files(raw: Any, path: Path) -> dict[str, Any]:
     return dict(raw)
 
 
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+def _hub_id(value: Any, path: Path) -> str | None:
+    """A task file's `dataset_path` is a hub id (`glue`, `knkarthick/dialogsum`), never a local path:
+    `datasets` would read any directory it names, outside the data directory."""
+    if value is None:
+        return None
+    text = str(value)
+    if not HUB_ID.fullmatch(text) or ".." in text or Path(text).exists():
+        raise TunevalError(f"{path}: dataset_path '{text}' is not a hub dataset id (owner/name); local data goes "
+                           "in data_files, under the data directory")
+    return text
+
+
 def _label_names(raw: dict[str, Any], path: Path) -> tuple[str | None, dict[str, str]]:
     field_name, names = raw.get("label_field"), raw.get("label_names")
     if (field_name is None) != (names is None):
@@ -217,6 +233,8 @@ def _templates(raw: dict[str, Any], name: str, path: Path) -> TemplateSet | None
         index = int(raw.get("eval_template", 0))
     except (TypeError, ValueError):
         raise TunevalError(f"{path}: eval_template must be an integer") from None
+    for i, text in enumerate((*prompts, str(raw["target"]))):
+        check_format(text, f"{path}: {'target' if i == len(prompts) else f'templates[{i}]'}")
     return TemplateSet(task=name, prompts=tuple(prompts), target=str(raw["target"]), eval_index=index)
 
 
@@ -299,7 +317,7 @@ def build_task(raw: dict[str, Any], path: Path) -> Task:
         name=name, source=str(path), output_type=output_type, templates=templates,
         doc_to_text=raw.get("doc_to_text"), doc_to_target=raw.get("doc_to_target"), doc_to_choice=raw.get("doc_to_choice"),
         description=raw.get("description", "") or "", group=raw.get("group"),
-        dataset_path=raw.get("dataset_path"), dataset_name=raw.get("dataset_name"),
+        dataset_path=_hub_id(raw.get("dataset_path"), path), dataset_name=raw.get("dataset_name"),
         data_files=_data_files(raw.get("data_files") or {}, path),
         columns=None if isinstance(raw.get("columns"), dict) else raw.get("columns"), line_pattern=raw.get("line_pattern"),
         training_split=raw.get("training_split"), validation_split=raw.get("validation_split"),
