@@ -182,14 +182,16 @@ def demo(
 ):
     """The main job: base vs full vs LoRA on DialogSum, one comparison table, in --minutes."""
     from tuneval.config import DataConfig, EvalConfig
-    from tuneval.jobs.demo import check_minutes, run_demo
+    from tuneval.jobs.budget import check_minutes
     from tuneval.typed import check_option
 
-    # checked here: the demo loads and times the model before it builds the first recipe
+    # checked here, before jobs.demo's imports (torch, transformers: seconds to minutes): the demo loads and
+    # times the model before it builds the first recipe
     check_minutes(minutes)
     check_option("--train-examples", train_examples, DataConfig, "train_examples")
     check_option("--eval-examples", eval_examples, EvalConfig, "limit")
     check_out_dir(out)
+    from tuneval.jobs.demo import run_demo
     quiet_libraries()
     main_process = join_launcher()
     run_demo(model=model, data_dir=data_dir, out=out, precision=precision, minutes=minutes,
@@ -410,16 +412,20 @@ from tuneval import cli_serve  # noqa: E402,F401  (merge, export, serve, chat: r
 
 
 def main(argv: list[str] | None = None) -> None:
+    from tuneval.console import stop_line, stop_on_sigterm
+
     try:
         if argv is None:  # the `tuneval` command itself, not a test calling main([...])
             allocator.maybe_reexec()
+            stop_on_sigterm()  # issue 35: SIGTERM takes Ctrl-C's path (one line, nothing half-written)
         app(args=argv, prog_name="tuneval")
     except TunevalError as e:
         err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (KeyboardInterrupt, _Interrupted):  # the first while typer parses, the second from a command
-        err.print("interrupted")
-        sys.exit(130)
+        line, code = stop_line()
+        err.print(line)
+        sys.exit(code)
 
 
 if __name__ == "__main__":
