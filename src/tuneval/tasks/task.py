@@ -275,6 +275,29 @@ def _share(value: Any, path: Path) -> float | None:
     return float(value)
 
 
+TEXT_KEYS = ("description", "doc_to_text", "target_delimiter", "fewshot_delimiter", "group", "dataset_name",
+             "line_pattern", "training_split", "validation_split", "test_split", "fewshot_split", "id_field",
+             "input_field", "label_field")
+
+
+def _check_types(raw: dict[str, Any], path: Path) -> None:
+    """The keys that hold text hold text (a list where a template belongs is named, not a TypeError later);
+    doc_to_target is a template, a field or an index; doc_to_choice a list, a mapping, a template or a field."""
+    for key in TEXT_KEYS:
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise TunevalError(f"{path}: {key} must be text, got {type(raw[key]).__name__} {raw[key]!r}")
+    target, choice = raw.get("doc_to_target"), raw.get("doc_to_choice")
+    if target is not None and (isinstance(target, bool) or not isinstance(target, (str, int))):
+        raise TunevalError(f"{path}: doc_to_target must be a template, a field name or an index, got {target!r}")
+    if choice is not None and not isinstance(choice, (str, list, dict)):
+        raise TunevalError(f"{path}: doc_to_choice must be a list, a mapping, a template or a field, got {choice!r}")
+    for key in ("metadata", "generation_kwargs", "fewshot_config"):
+        if raw.get(key) is not None and not isinstance(raw[key], dict):
+            raise TunevalError(f"{path}: {key} must be a mapping, got {raw[key]!r}")
+    if raw.get("metric_list") is not None and not isinstance(raw["metric_list"], list):
+        raise TunevalError(f"{path}: metric_list must be a list of metric names or mappings, got {raw['metric_list']!r}")
+
+
 def check_keys(raw: dict[str, Any], known: set[str], path: Path, what: str = "") -> None:
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -288,6 +311,7 @@ def build_task(raw: dict[str, Any], path: Path) -> Task:
     """A Task from one merged mapping; every missing or ill-typed key is named with its file."""
     raw = dict(raw)
     check_keys(raw, TASK_KEYS, path)
+    _check_types(raw, path)
     metadata = dict(raw.get("metadata") or {})
     for key in ("task", "data_files", "group", "dataset_name"):
         if key in raw:
