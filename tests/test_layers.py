@@ -156,7 +156,7 @@ def test_the_commands_call_the_api():
                 "tuneval.evaluate", "tuneval.methods", "tuneval.methods.memory", "tuneval.serve.chat", "tuneval.serve",
                 "tuneval.results"}  # results.py: the saved files' names the commands print
     allowed = {"tuneval", "tuneval.api", "tuneval.cli_options", "tuneval.cli_serve", "tuneval.errors",
-               "tuneval.allocator", "tuneval.model_args", "tuneval.typed", *printing}
+               "tuneval.allocator", "tuneval.model_args", "tuneval.typed", "tuneval.console", *printing}
     used = {t for m, targets in GRAPH.items() if _part(m).startswith("cli") for t, _ in targets}
     assert used - allowed == set()
 

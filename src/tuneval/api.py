@@ -256,15 +256,17 @@ def demo(*, minutes: float = 20.0, train_examples: int | None = None, eval_examp
     (`train_examples` / `eval_examples` given are kept). Writes OUT/comparison.{md,json} and
     OUT/report.html; returns {"rows", "report" (the Markdown), "plan", "html" (the page's path)}.
     `console`: a rich Console for its progress (default: stdout)."""
+    from tuneval.jobs.budget import check_minutes
+
+    check_minutes(minutes)  # before the imports below (torch, transformers: seconds), so a bad budget fails at once
     from rich.console import Console
 
     from tuneval.config import DataConfig, EvalConfig
     from tuneval.evaluate.distributed import init_from_env, is_main
     from tuneval.io import check_out_dir
-    from tuneval.jobs.demo import check_minutes, run_demo
+    from tuneval.jobs.demo import run_demo
     from tuneval.typed import check_option
 
-    check_minutes(minutes)  # checked here: the demo loads and times the model before it builds a recipe
     check_option("--train-examples", train_examples, DataConfig, "train_examples")
     check_option("--eval-examples", eval_examples, EvalConfig, "limit")
     out = Path(out)

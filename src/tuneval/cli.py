@@ -23,6 +23,7 @@ from tuneval import allocator, api, cli_serve
 from tuneval.cli_options import (_Interrupted, app, attn_implementation_option, console, dtype_option, err,
                                  model_args_from, precision_option, quiet_libraries, revision_option,
                                  trust_remote_code_option)
+from tuneval.console import stop_line, stop_on_sigterm
 from tuneval.errors import TunevalError
 from tuneval.results import EvalDir, ForgettingDir, SuiteDir, SweepDir
 
@@ -321,13 +322,15 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if argv is None:  # the `tuneval` command itself, not a test calling main([...])
             allocator.maybe_reexec()  # only when TUNEVAL_ALLOCATOR asks (allocator.py)
+            stop_on_sigterm()  # SIGTERM takes Ctrl-C's path: one line, nothing half-written (console.py)
         app(args=argv, prog_name="tuneval")
     except TunevalError as e:
         err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (KeyboardInterrupt, _Interrupted):  # the first while typer parses, the second from a command
-        err.print("interrupted")
-        sys.exit(130)
+        line, code = stop_line()
+        err.print(line)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

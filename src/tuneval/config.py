@@ -342,6 +342,11 @@ def _is_method(name: str) -> bool:
     return name in METHODS
 
 
+def yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML error's problem as one line (PyYAML's own message spans several)."""
+    return " ".join(str(getattr(e, "problem", None) or e).split())
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `key=value` / `section.key=value` strings to a raw recipe mapping."""
     raw = dict(raw or {})
@@ -349,8 +354,14 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if "=" not in item:
             raise TunevalError(f"--set {item}: expected key=value")
         key, _, text = item.partition("=")
-        value = yaml.safe_load(text) if text.strip() else None
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as e:
+            raise TunevalError(f"--set {item}: the value is not valid YAML ({yaml_problem(e)}); quote a string "
+                               "that YAML would read otherwise") from None
         parts = key.strip().split(".")
+        if not all(p.strip() for p in parts):
+            raise TunevalError(f"--set {item}: empty key (write section.key=value)")
         node = raw
         for p in parts[:-1]:
             child = node.get(p)
@@ -374,7 +385,7 @@ def read_recipe(path: str | Path | None) -> dict[str, Any]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise TunevalError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        raise TunevalError(f"{where}: not valid YAML ({yaml_problem(e)})") from None
     if not isinstance(raw, dict):
         raise TunevalError(f"{path}: a recipe must be a YAML mapping")
     return raw

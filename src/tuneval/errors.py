@@ -6,7 +6,13 @@ bug and keeps its traceback. Messages name what and where (file, line, field).
 
 
 class TunevalError(Exception):
-    """A problem with the user's input (model, task, data, recipe), not with tuneval."""
+    """A problem with the user's input (model, task, data, recipe), not with tuneval.
+
+    Always one line: a message that quotes the input (a key, a value, a template) shows its line
+    breaks as \\n, so a fuzzed `--set` or task key cannot spread the error over several lines."""
+
+    def __str__(self) -> str:
+        return super().__str__().replace("\r", "\\r").replace("\n", "\\n")
 
 
 def first_line(e: BaseException, limit: int = 300) -> str:

@@ -140,6 +140,6 @@ def test_benchmark_readers_refuse_binary_files(tmp_path):
         _read_one(tmp_path / "src.txt", task, {})
     (tmp_path / "ref.txt").write_text("one\ntwo\nthree\n")
     with pytest.raises(TunevalError, match=r"src.txt:3: not UTF-8 text"):
-        _read_parallel(tmp_path, {"ref": "ref.txt", "src": "src.txt"})
+        _read_parallel(tmp_path, {"ref": "ref.txt", "src": "src.txt"}, task, "test")
 
 

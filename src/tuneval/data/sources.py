@@ -140,7 +140,10 @@ def read_lines(path: Path, pattern: str, expected: str | None = None) -> list[di
     YAMLs' `line_pattern` both come here. `expected` words the error for a line that does
     not match (default: the pattern itself).
     """
-    regex = re.compile(pattern)
+    try:
+        regex = re.compile(str(pattern))
+    except re.error as e:
+        raise TunevalError(f"{path}: line_pattern {pattern!r} is not a valid regular expression ({e})") from None
     rows = []
     for lineno, line in enumerate(read_text(path).split("\n"), 1):
         if not line.strip():

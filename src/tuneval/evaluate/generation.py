@@ -19,12 +19,12 @@ prompt-learning PEFT, sliding-window caches) use `model.generate` on the padded 
 from __future__ import annotations
 
 import torch
-from rich import get_console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from transformers import AttentionInterface, DynamicCache, GenerationConfig
 from transformers.cache_utils import DynamicLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
+
+from tuneval.console import progress
 
 ROWS = "sdpa_rows"
 
@@ -55,9 +55,7 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], arch: str, batch_si
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     outputs: list[list[int]] = [[] for _ in prompts]
     pad = tokenizer.pad_token_id
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True, disable=not get_console().is_terminal) as progress:  # a bar is for a person watching
-        bar = progress.add_task(description, total=len(prompts))
+    with progress(description, len(prompts)) as shown:  # a bar on a terminal, plain lines otherwise
         per_prompt = arch == "causal" and _plain_causal(model)
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
@@ -68,7 +66,7 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], arch: str, batch_si
                 news = _padded_generate(model, [prompts[i] for i in idx], config, arch, pad, device)
             for row, i in zip(news, idx):
                 outputs[i] = row
-            progress.advance(bar, len(idx))
+            shown.advance(len(idx))
     return outputs
 
 

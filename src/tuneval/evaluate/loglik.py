@@ -19,9 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from rich import get_console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tuneval.console import progress
 from tuneval.errors import TunevalError
 
 
@@ -56,12 +55,6 @@ class _Req:
     row: int  # which unique input row serves this request
     end: int  # the request's input length (its last needed logit is at end - 1 in row coordinates)
     target: list[int]
-
-
-def _progress(description: str, total: int):
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        transient=True, disable=not get_console().is_terminal)  # a bar is for a person watching
-    return progress, progress.add_task(description, total=total)
 
 
 @torch.inference_mode()
@@ -106,8 +99,7 @@ def _causal(model, pairs, batch_size, description):
     results: list[tuple[float, bool]] = [(0.0, False)] * len(pairs)
     row_order = sorted(range(len(rows)), key=lambda r: -len(rows[r]))
     tokens = 0
-    progress, bar = _progress(description, len(pairs))
-    with progress:
+    with progress(description, len(pairs)) as shown:  # a bar on a terminal, plain lines otherwise
         for start in range(0, len(row_order), batch_size):
             batch = row_order[start:start + batch_size]
             width = max(len(rows[r]) for r in batch)
@@ -129,7 +121,7 @@ def _causal(model, pairs, batch_size, description):
                     lp = logprobs[b, stop - n:stop]
                     target = torch.tensor(req.target, device=lp.device)
                     results[i] = (float(lp.gather(-1, target[:, None]).sum()), bool((lp.argmax(-1) == target).all()))
-                progress.advance(bar, len(by_row[r]))
+                shown.advance(len(by_row[r]))
             tokens += int(mask.sum())
     return results, {"rows": len(rows), "requests": len(pairs), "input_tokens": tokens}
 
@@ -141,8 +133,7 @@ def _seq2seq(model, tokenizer, pairs, batch_size, description):
     order = sorted(range(len(pairs)), key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
     results: list[tuple[float, bool]] = [(0.0, False)] * len(pairs)
     tokens = 0
-    progress, bar = _progress(description, len(pairs))
-    with progress:
+    with progress(description, len(pairs)) as shown:  # a bar on a terminal, plain lines otherwise
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
             enc = [pairs[i][0][-limit:] for i in batch]
@@ -158,5 +149,5 @@ def _seq2seq(model, tokenizer, pairs, batch_size, description):
                 lp = logprobs[b, :len(dec[b])]
                 results[i] = (float(lp.gather(-1, target[:, None]).sum()), bool((lp.argmax(-1) == target).all()))
             tokens += int(mask.sum()) + sum(map(len, dec))
-            progress.advance(bar, len(batch))
+            shown.advance(len(batch))
     return results, {"rows": len(pairs), "requests": len(pairs), "input_tokens": tokens}

@@ -36,6 +36,7 @@ from tuneval.evaluate.distributed import is_main, world
 from tuneval.evaluate.harness import run_task
 from tuneval.evaluate.report import comparison_table, paired_comparisons, samples_table
 from tuneval.results import DemoDir, EvalDir, read_json
+from tuneval.jobs.budget import check_minutes
 from tuneval.methods.loading import load_result
 from tuneval.metrics.compare import SEED
 from tuneval.precision import resolve_precision
@@ -81,13 +82,6 @@ METHOD_SETTINGS: dict[str, dict[str, Any]] = {
              "lora": {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "target_modules": ["all-linear"],
                       "use_rslora": True}},
 }
-
-
-def check_minutes(minutes: float) -> float:
-    """Checked before the model loads: the budget is the first thing the demo uses."""
-    if not (math.isfinite(minutes) and minutes > 0):
-        raise TunevalError(f"--minutes must be a number of minutes greater than 0, got {minutes:g}")
-    return minutes
 
 
 def demo_recipe(model: str, method: str, *, out_dir: str | Path, data_dir: str | None, precision: str, seed: int,

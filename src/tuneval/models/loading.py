@@ -84,8 +84,14 @@ def load_config(name_or_path: str, args: ModelArgs | None = None):
     extra = {**extra, **(args or ModelArgs()).from_pretrained_kwargs()}
     try:
         config = AutoConfig.from_pretrained(path, **extra)
-    except (OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 (a local directory's config fails in many ways: each is about the directory)
+        local = Path(path).is_dir()
+        if not local and not isinstance(e, (OSError, ValueError)):
+            raise
         _needs_remote_code(name_or_path, e)
+        if local:  # a local model directory whose config.json transformers cannot read
+            raise TunevalError(f"model directory '{name_or_path}': {Path(path) / extra.get('gguf_file', 'config.json')} "
+                               f"is not a model transformers can read ({first_line(e)})") from None
         known = ", ".join(EMBEDDED)
         raise TunevalError(
             f"unknown model '{name_or_path}': not an embedded name ({known}), not a local "
@@ -93,6 +99,17 @@ def load_config(name_or_path: str, args: ModelArgs | None = None):
         ) from None
     arch = "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
     return config, arch, path, extra
+
+
+def _tokenizer(name_or_path: str, path: str, extra: dict) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(path, **extra)
+    except Exception as e:  # noqa: BLE001 (as in load_config: a local directory's tokenizer files are the user's)
+        if not Path(path).is_dir():
+            raise
+        _needs_remote_code(name_or_path, e)
+        raise TunevalError(f"model directory '{name_or_path}': its tokenizer cannot be loaded from {path} "
+                           f"({first_line(e)}; are tokenizer.json / tokenizer_config.json there?)") from None
 
 
 def default_device() -> str:
@@ -119,7 +136,7 @@ def load_model(name_or_path: str, precision: str = "auto", device: str | None = 
     dtype = args.torch_dtype(precision)
     config, arch, path, extra = load_config(name_or_path, args)
     auto = AutoModelForSeq2SeqLM if arch == "seq2seq" else AutoModelForCausalLM
-    tokenizer = AutoTokenizer.from_pretrained(path, **extra)  # first: a bad tokenizer fails before the weights load
+    tokenizer = _tokenizer(name_or_path, path, extra)  # first: a bad tokenizer fails before the weights load
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise TunevalError(f"model '{name_or_path}': its tokenizer has neither a pad nor an eos token "

@@ -6,23 +6,35 @@ instruction with `{field}` placeholders (str.format). Training draws a phrasing 
 evaluation uses one fixed phrasing, recorded with the results.
 
 Scoring prompts (`doc_to_text`, `doc_to_choice`, `doc_to_target`): Jinja2 with lm-eval's
-semantics. Same environment as lm-eval (StrictUndefined, trailing newlines kept, a `regex_replace`
+semantics. Same settings as lm-eval (StrictUndefined, trailing newlines kept, a `regex_replace`
 filter) plus `detokenize` (lm-eval's `general_detokenize`, used by its WSC prompt), so a
 template string means the same thing in both tools. A missing field is a TunevalError
 naming the task file and the row (file:line) that lacks it.
+
+Task files are shared like lm-eval task folders, so a template is a stranger's code: unlike
+lm-eval, every template renders in Jinja's ImmutableSandboxedEnvironment (as transformers renders
+chat templates), with no globals but `range` and `dict` (no `cycler`, `joiner`, `lipsum`,
+`namespace`), and sizes bounded (`*`, `**`, widths and filter arguments), so a template can
+neither reach Python (`__globals__`, `__subclasses__`, format-string attribute tricks) nor ask for
+gigabytes. FLAN templates (str.format) take plain field names only: `{premise}`, never
+`{premise.__class__}` or `{premise[0]}`, and no width over MAX_WIDTH. docs/security.md lists
+what was tried.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
+import operator
 import re
 import string
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import BaseLoader, Environment, StrictUndefined, TemplateError
+from jinja2 import BaseLoader, StrictUndefined, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from tuneval.errors import TunevalError
+from tuneval.errors import TunevalError, first_line
 
 
 def regex_replace(string: str, pattern: str, repl: str, count: int = 0) -> str:
@@ -36,37 +48,108 @@ def general_detokenize(string: str) -> str:
     return re.sub(r" (['.,])", r"\1", string)
 
 
-_ENV = Environment(loader=BaseLoader(), undefined=StrictUndefined, keep_trailing_newline=True)
-_ENV.filters["regex_replace"] = regex_replace
-_ENV.filters["detokenize"] = general_detokenize
+MAX_WIDTH = 10_000  # the largest number a template may pass to a filter or method, or use as a width
+MAX_SIZE = 1_000_000  # the longest string or list `*` may build; `**` exponents stop at MAX_EXPONENT
+MAX_EXPONENT = 4096
+_WIDE = re.compile(r"\d{%d,}" % len(str(MAX_WIDTH)))  # a number of more digits than MAX_WIDTH in a format spec
+
+
+def _check_numbers(args, kwargs) -> None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_WIDTH:
+            raise SecurityError(f"the number {value} is over the template limit of {MAX_WIDTH}")
+
+
+def _bounded(f):
+    """A filter whose arguments (past the filtered value) are checked by _check_numbers."""
+    skip = 2 if getattr(f, "jinja_pass_arg", None) else 1
+
+    @functools.wraps(f)  # keeps jinja_pass_arg (pass_context, pass_environment)
+    def checked(*args, **kwargs):
+        _check_numbers(args[skip:], kwargs)
+        return f(*args, **kwargs)
+
+    return checked
+
+
+class TemplateSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, with sizes bounded: what every task template renders in."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call_binop(self, context, op: str, left: Any, right: Any) -> Any:
+        if op == "*" and isinstance(left, int) and isinstance(right, int):
+            if left.bit_length() + right.bit_length() > 8 * MAX_SIZE:
+                raise SecurityError("a product over the template limit")
+        elif op == "*":
+            count, seq = (left, right) if isinstance(left, int) else (right, left)
+            if isinstance(count, int) and hasattr(seq, "__len__") and len(seq) * count > MAX_SIZE:
+                raise SecurityError(f"a repetition over the template limit of {MAX_SIZE} items")
+        elif op == "**" and isinstance(right, (int, float)) and right > MAX_EXPONENT:
+            raise SecurityError(f"an exponent over the template limit of {MAX_EXPONENT}")
+        elif op == "%" and isinstance(left, str) and _WIDE.search(left):
+            raise SecurityError(f"a %-format width over the template limit of {MAX_WIDTH}")
+        return {"*": operator.mul, "**": operator.pow, "%": operator.mod}[op](left, right)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (the sandbox's own signature)
+        _check_numbers(args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any):
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None and _WIDE.search(value.__self__):
+            raise SecurityError(f"a format width over the template limit of {MAX_WIDTH}")
+        return wrapped
+
+
+def _sandbox() -> TemplateSandbox:
+    env = TemplateSandbox(loader=BaseLoader(), undefined=StrictUndefined, keep_trailing_newline=True)
+    env.globals = {"range": env.globals["range"], "dict": dict}  # no cycler, joiner, lipsum, namespace
+    env.filters["regex_replace"] = regex_replace
+    env.filters["detokenize"] = general_detokenize
+    env.filters = {name: _bounded(f) for name, f in env.filters.items()}
+    return env
+
+
+_ENV = _sandbox()
 _CACHE: dict[str, Any] = {}
 
 
 def render_string(template: str, context: dict[str, Any], where: str) -> str:
+    """`template` rendered in the sandbox; anything it does wrong is one TunevalError naming `where`."""
     compiled = _CACHE.get(template)
     try:
         if compiled is None:
             compiled = _CACHE[template] = _ENV.from_string(template)
         return compiled.render(**context)
+    except SecurityError as e:
+        raise TunevalError(f"{where}: template {_short(template)} refused: {first_line(e)} "
+                           "(task templates render in a sandbox)") from None
     except TemplateError as e:
-        raise TunevalError(f"{where}: template {template!r} failed: {e}") from None
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
-        raise TunevalError(f"{where}: template {template!r} failed on this row: {type(e).__name__}: {e}") from None
+        raise TunevalError(f"{where}: template {_short(template)} failed: {first_line(e)}") from None
+    except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError, RecursionError, MemoryError) as e:
+        raise TunevalError(f"{where}: template {_short(template)} failed on this row: "
+                           f"{type(e).__name__}: {first_line(e)}") from None
+
+
+def _short(template: str, limit: int = 200) -> str:
+    text = repr(template)
+    return text if len(text) <= limit else text[:limit] + "...'"
 
 
 def _context(task, doc: dict[str, Any]) -> dict[str, Any]:
     return {**task.metadata, **{k: v for k, v in doc.items() if not k.startswith("_")}, "doc": doc}
 
 
-def _where(task, doc: dict[str, Any]) -> str:
-    return f"{task.source} on {doc.get('_where', 'a row')}"
+def _where(task, doc: dict[str, Any], key: str | None = None) -> str:
+    return f"{task.source}{f' ({key})' if key else ''} on {doc.get('_where', 'a row')}"
 
 
-def render(task, template: str, doc: dict[str, Any]) -> str:
+def render(task, template: str, doc: dict[str, Any], key: str = "doc_to_text") -> str:
     """lm-eval: a bare field name returns the field, anything else is a Jinja template."""
     if template in doc and not template.startswith("_"):
         return str(doc[template])
-    return render_string(template, _context(task, doc), _where(task, doc))
+    return render_string(template, _context(task, doc), _where(task, doc, key))
 
 
 def doc_to_text(task, doc: dict[str, Any]) -> str:
@@ -74,20 +157,22 @@ def doc_to_text(task, doc: dict[str, Any]) -> str:
 
 
 def description(task, doc: dict[str, Any]) -> str:
-    return render_string(task.description, _context(task, doc), _where(task, doc)) if task.description else ""
+    if not task.description:
+        return ""
+    return render_string(task.description, _context(task, doc), _where(task, doc, "description"))
 
 
 def doc_to_choice(task, doc: dict[str, Any]) -> list[str]:
     """A list in the YAML (each item may be a template), a field holding a list, or a template rendering one."""
     spec = task.doc_to_choice
     if isinstance(spec, list):
-        return [render(task, str(c), doc) if "{" in str(c) else str(c) for c in spec]
+        return [render(task, str(c), doc, "doc_to_choice") if "{" in str(c) else str(c) for c in spec]
     if isinstance(spec, dict):
         return [str(v) for v in spec.values()]
     if isinstance(spec, str) and spec in doc:
         value = doc[spec]
     else:
-        text = render_string(str(spec), _context(task, doc), _where(task, doc))
+        text = render_string(str(spec), _context(task, doc), _where(task, doc, "doc_to_choice"))
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
@@ -105,7 +190,7 @@ def doc_to_target(task, doc: dict[str, Any]) -> int | str | list[str]:
     if isinstance(spec, str) and spec in doc:
         value = doc[spec]
     else:
-        value = render_string(str(spec), _context(task, doc), _where(task, doc))
+        value = render_string(str(spec), _context(task, doc), _where(task, doc, "doc_to_target"))
         if task.output_type == "multiple_choice" and value.strip().lstrip("-").isdigit():
             return int(value.strip())
         if len(value) >= 2 and value[0] == "[" and value[-1] == "]":
@@ -142,8 +227,29 @@ def references(task, doc: dict[str, Any]) -> list[str]:
 
 # ---- FLAN template sets ------------------------------------------------------------------
 
+def _parse(text: str, where: str) -> list[tuple[str, str | None, str | None, str | None]]:
+    try:
+        return list(string.Formatter().parse(text))
+    except ValueError as e:  # "Single '}' encountered", an unclosed '{'
+        raise TunevalError(f"{where}: {text!r} is not a template with {{field}} placeholders ({e}; "
+                           "write a literal brace as {{{{ or }}}})") from None
+
+
 def placeholders(text: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+    return {name for _, name, _, _ in _parse(text, "template") if name}
+
+
+def check_format(text: str, where: str) -> None:
+    """A FLAN template names plain fields only: `{premise}` or `{premise!r:>20}`, never an attribute or an
+    index (`{premise.__class__}` would reach into Python), a nested field or a width over MAX_WIDTH."""
+    for _, name, spec, _ in _parse(text, where):
+        if name is None:
+            continue
+        if not name.isidentifier():
+            raise TunevalError(f"{where}: placeholder {{{name}}} is not a plain field name "
+                               "(no attributes, indexes or positions)")
+        if spec and ("{" in spec or _WIDE.search(spec)):
+            raise TunevalError(f"{where}: placeholder {{{name}:{spec}}} has a nested field or a width over {MAX_WIDTH}")
 
 
 @dataclass(frozen=True)
@@ -157,8 +263,9 @@ class TemplateSet:
         if not self.prompts:
             raise TunevalError(f"{source}: 'templates' is empty")
         for i, text in enumerate((*self.prompts, self.target)):
-            missing = placeholders(text) - fields
             what = "target" if i == len(self.prompts) else f"templates[{i}]"
+            check_format(text, f"{source}: {what}")
+            missing = placeholders(text) - fields
             if missing:
                 raise TunevalError(f"{source}: {what} uses unknown field(s) {sorted(missing)} (fields: {sorted(fields)})")
         if not 0 <= self.eval_index < len(self.prompts):

@@ -38,7 +38,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(read_text(path))
     except yaml.YAMLError as e:
-        raise TunevalError(f"{path}: not valid YAML ({e})") from None
+        raise TunevalError(f"{path}: not valid YAML ({' '.join(str(getattr(e, 'problem', None) or e).split())})") from None
     except OSError as e:
         raise TunevalError(f"{path}: cannot read ({e.strerror})") from None
     if raw is None:
@@ -49,6 +49,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _resolve_include(name: str, including: Path) -> Path:
+    if not name.endswith((".yaml", ".yml")):
+        raise TunevalError(f"{including}: include '{name}' is not a task YAML file (.yaml)")
     for candidate in (including.parent / name, BUILTIN_DIR / name):
         if candidate.is_file():
             return candidate
@@ -80,6 +82,8 @@ def tasks_in_file(path: Path) -> list[Task]:
         return [build_task(merged, path)]
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise TunevalError(f"{path}: task_list is a list of mappings (each one task's metadata)")
+    if not isinstance(merged.get("metadata") or {}, dict):
+        raise TunevalError(f"{path}: metadata must be a mapping, got {merged['metadata']!r}")
     return [build_task({**merged, "metadata": {**(merged.get("metadata") or {}), **e}}, path) for e in entries]
 
 

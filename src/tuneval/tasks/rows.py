@@ -41,10 +41,23 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
     return path
 
 
-def _read_parallel(root: Path, fields: dict[str, str]) -> list[Row]:
+def data_path(root: Path, rel: Any, task: Task, split: str) -> Path:
+    """`rel` under the data directory. A task file is often a stranger's: it names files under the
+    data directory only, never an absolute path or one climbing out with `..` (which would put, say,
+    /etc/shadow into the prompts and so into results.json). Symlinks the user made there are followed."""
+    text = str(rel)
+    joined = os.path.normpath(os.path.join(root, text))
+    base = os.path.normpath(root)
+    if os.path.isabs(text) or text.startswith("~") or os.path.commonpath([joined, base]) != base:
+        raise TunevalError(f"{task.source}: data_files.{split} names '{text}', outside the data directory {root}; "
+                           "a task reads only files under it (copy or link the file there)")
+    return Path(joined)
+
+
+def _read_parallel(root: Path, fields: dict[str, str], task: Task, split: str) -> list[Row]:
     columns: dict[str, list[str]] = {}
     for name, rel in fields.items():
-        path = root / rel
+        path = data_path(root, rel, task, split)
         if not path.is_file():
             raise TunevalError(f"{path}: data file not found")
         columns[name] = read_text(path).rstrip("\n").split("\n")
@@ -90,10 +103,10 @@ def _read_local(task: Task, split: str, root: Path) -> list[Row]:
                            f"(data_files has: {', '.join(task.data_files) or 'none'})")
     spec = task.data_files[split]
     if isinstance(spec, dict) and "path" not in spec:
-        return _read_parallel(root, spec)
+        return _read_parallel(root, spec, task, split)
     options = spec if isinstance(spec, dict) else {}
     paths = [spec["path"]] if isinstance(spec, dict) else spec if isinstance(spec, list) else [spec]
-    rows = [row for rel in paths for row in _read_one(root / str(rel), task, options)]
+    rows = [row for rel in paths for row in _read_one(data_path(root, rel, task, split), task, options)]
     return _shape(rows, options, f"{task.source}: data_files.{split}")
 
 

@@ -22,13 +22,14 @@ from `--data PATH`). `columns` is then a mapping (format field -> the file's col
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tuneval.errors import TunevalError
 from tuneval.metrics.registry import GEN_METRICS, MC_METRICS, primary_metric
-from tuneval.tasks.prompts import TemplateSet, placeholders, render_string
+from tuneval.tasks.prompts import TemplateSet, check_format, placeholders, render_string
 
 OUTPUT_TYPES = {"multiple_choice": "multiple_choice", "generate": "generate_until", "generate_until": "generate_until"}
 TASK_KEYS = {
@@ -189,6 +190,21 @@ def _data_files(raw: Any, path: Path) -> dict[str, Any]:
     return dict(raw)
 
 
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+def _hub_id(value: Any, path: Path) -> str | None:
+    """A task file's `dataset_path` is a hub id (`glue`, `knkarthick/dialogsum`), never a local path:
+    `datasets` would read any directory it names, outside the data directory."""
+    if value is None:
+        return None
+    text = str(value)
+    if not HUB_ID.fullmatch(text) or ".." in text or Path(text).exists():
+        raise TunevalError(f"{path}: dataset_path '{text}' is not a hub dataset id (owner/name); local data goes "
+                           "in data_files, under the data directory")
+    return text
+
+
 def _label_names(raw: dict[str, Any], path: Path) -> tuple[str | None, dict[str, str]]:
     field_name, names = raw.get("label_field"), raw.get("label_names")
     if (field_name is None) != (names is None):
@@ -217,6 +233,8 @@ def _templates(raw: dict[str, Any], name: str, path: Path) -> TemplateSet | None
         index = int(raw.get("eval_template", 0))
     except (TypeError, ValueError):
         raise TunevalError(f"{path}: eval_template must be an integer") from None
+    for i, text in enumerate((*prompts, str(raw["target"]))):
+        check_format(text, f"{path}: {'target' if i == len(prompts) else f'templates[{i}]'}")
     return TemplateSet(task=name, prompts=tuple(prompts), target=str(raw["target"]), eval_index=index)
 
 
@@ -257,6 +275,29 @@ def _share(value: Any, path: Path) -> float | None:
     return float(value)
 
 
+TEXT_KEYS = ("description", "doc_to_text", "target_delimiter", "fewshot_delimiter", "group", "dataset_name",
+             "line_pattern", "training_split", "validation_split", "test_split", "fewshot_split", "id_field",
+             "input_field", "label_field")
+
+
+def _check_types(raw: dict[str, Any], path: Path) -> None:
+    """The keys that hold text hold text (a list where a template belongs is named, not a TypeError later);
+    doc_to_target is a template, a field or an index; doc_to_choice a list, a mapping, a template or a field."""
+    for key in TEXT_KEYS:
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise TunevalError(f"{path}: {key} must be text, got {type(raw[key]).__name__} {raw[key]!r}")
+    target, choice = raw.get("doc_to_target"), raw.get("doc_to_choice")
+    if target is not None and (isinstance(target, bool) or not isinstance(target, (str, int))):
+        raise TunevalError(f"{path}: doc_to_target must be a template, a field name or an index, got {target!r}")
+    if choice is not None and not isinstance(choice, (str, list, dict)):
+        raise TunevalError(f"{path}: doc_to_choice must be a list, a mapping, a template or a field, got {choice!r}")
+    for key in ("metadata", "generation_kwargs", "fewshot_config"):
+        if raw.get(key) is not None and not isinstance(raw[key], dict):
+            raise TunevalError(f"{path}: {key} must be a mapping, got {raw[key]!r}")
+    if raw.get("metric_list") is not None and not isinstance(raw["metric_list"], list):
+        raise TunevalError(f"{path}: metric_list must be a list of metric names or mappings, got {raw['metric_list']!r}")
+
+
 def check_keys(raw: dict[str, Any], known: set[str], path: Path, what: str = "") -> None:
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -269,6 +310,7 @@ def build_task(raw: dict[str, Any], path: Path) -> Task:
     """A Task from one merged mapping; every missing or ill-typed key is named with its file."""
     raw = dict(raw)
     check_keys(raw, TASK_KEYS, path)
+    _check_types(raw, path)
     metadata = dict(raw.get("metadata") or {})
     for key in ("task", "data_files", "group", "dataset_name"):
         if key in raw:
@@ -298,7 +340,7 @@ def build_task(raw: dict[str, Any], path: Path) -> Task:
         name=name, source=str(path), output_type=output_type, templates=templates,
         doc_to_text=raw.get("doc_to_text"), doc_to_target=raw.get("doc_to_target"), doc_to_choice=raw.get("doc_to_choice"),
         description=raw.get("description", "") or "", group=raw.get("group"),
-        dataset_path=raw.get("dataset_path"), dataset_name=raw.get("dataset_name"),
+        dataset_path=_hub_id(raw.get("dataset_path"), path), dataset_name=raw.get("dataset_name"),
         data_files=_data_files(raw.get("data_files") or {}, path),
         columns=None if isinstance(raw.get("columns"), dict) else raw.get("columns"), line_pattern=raw.get("line_pattern"),
         training_split=raw.get("training_split"), validation_split=raw.get("validation_split"),

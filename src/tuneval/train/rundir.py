@@ -45,6 +45,7 @@ def check_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> None:
         raise TunevalError(f"{run_dir}: cannot create output_dir, {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise TunevalError(f"{run_dir}: cannot write output_dir ({existing}: permission denied)")
+    _check_creatable(run_dir)
     run = RunDir(run_dir)
     config_file = run.config_file
     if resume:
@@ -64,6 +65,20 @@ def check_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> None:
         if not run.is_run():
             raise TunevalError(f"{run_dir}: not a tuneval run (no {CONFIG} or {RUN_MARKER} there), so --overwrite "
                                f"will not delete it; move it away or choose another output_dir")
+
+
+def _check_creatable(run_dir: Path) -> None:
+    """Create the missing directories of `run_dir` and remove them again: a path whose parent cannot be
+    made (/proc/x, a read-only mount where access() says yes) fails here, in a second, as one line."""
+    missing = list(itertools.takewhile(lambda p: not p.exists(), (run_dir, *run_dir.parents)))
+    if not missing:
+        return
+    try:
+        run_dir.mkdir(parents=True)
+    except OSError as e:
+        raise TunevalError(f"{run_dir}: cannot create output_dir ({e.strerror or type(e).__name__})") from None
+    for made in missing:  # deepest first
+        made.rmdir()
 
 
 @dataclass
@@ -101,6 +116,9 @@ def prepare_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> NewRun:
     created = list(itertools.takewhile(lambda p: not p.exists(), (run_dir, *run_dir.parents)))
     if run_dir.is_dir():
         _remove_contents(run_dir)  # empty, or a tuneval run that --overwrite replaces (checked above)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # changed since check_run_dir
+        raise TunevalError(f"{run_dir}: cannot create output_dir ({e.strerror or type(e).__name__})") from None
     RunDir(run_dir).begin(recipe.to_dict())
     return NewRun(run_dir, owned=True, created=created)
