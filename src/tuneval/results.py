@@ -74,6 +74,29 @@ class ResultDir:
         return read_json(self.signature_file)
 
 
+class TableDir(ResultDir):
+    """A result summed up in NAME.json (its signature), NAME.md and, where it draws one, NAME.png:
+    forgetting, demo, sweep."""
+
+    JSON: ClassVar[str]
+    MD: ClassVar[str]
+    PNG: ClassVar[str | None] = None
+
+    @property
+    def json_file(self) -> Path:
+        return self.path / self.JSON
+
+    @property
+    def md_file(self) -> Path:
+        return self.path / self.MD
+
+    @property
+    def png_file(self) -> Path:
+        if self.PNG is None:
+            raise AttributeError(f"{type(self).__name__} draws no plot")
+        return self.path / self.PNG
+
+
 class EvalDir(ResultDir):
     """One task scored: results.json (every example's record) and, for generation tasks, report.md."""
 
@@ -140,7 +163,7 @@ class SuiteDir(ResultDir):
         return out
 
 
-class ForgettingDir(ResultDir):
+class ForgettingDir(TableDir):
     """`tuneval forgetting`: forgetting.{json,md,png} and the two sides' suites, before/ and after/."""
 
     JSON = "forgetting.json"
@@ -148,18 +171,6 @@ class ForgettingDir(ResultDir):
     PNG = "forgetting.png"
     SIGNATURE = JSON
     KIND = "forgetting check"
-
-    @property
-    def json_file(self) -> Path:
-        return self.path / self.JSON
-
-    @property
-    def md_file(self) -> Path:
-        return self.path / self.MD
-
-    @property
-    def png_file(self) -> Path:
-        return self.path / self.PNG
 
     @property
     def before(self) -> SuiteDir:
@@ -174,21 +185,13 @@ class ForgettingDir(ResultDir):
         return {"json": atomic_write_json(self.json_file, result), "markdown": atomic_write_text(self.md_file, markdown)}
 
 
-class DemoDir(ResultDir):
+class DemoDir(TableDir):
     """`tuneval demo`: comparison.{json,md}, the base model's eval-original/, a run per method."""
 
     JSON = "comparison.json"
     MD = "comparison.md"
     SIGNATURE = JSON
     KIND = "demo"
-
-    @property
-    def json_file(self) -> Path:
-        return self.path / self.JSON
-
-    @property
-    def md_file(self) -> Path:
-        return self.path / self.MD
 
     def eval_of(self, label: str) -> EvalDir:
         """Where a row that is not a run is scored: eval-original/ for the base model."""
@@ -205,7 +208,7 @@ class DemoDir(ResultDir):
         return {"markdown": atomic_write_text(self.md_file, markdown), "json": atomic_write_json(self.json_file, comparison)}
 
 
-class SweepDir(ResultDir):
+class SweepDir(TableDir):
     """`tuneval sweep`: sweep.{json,csv,md,png} and a run directory per grid point."""
 
     JSON = "sweep.json"
@@ -216,20 +219,8 @@ class SweepDir(ResultDir):
     KIND = "sweep"
 
     @property
-    def json_file(self) -> Path:
-        return self.path / self.JSON
-
-    @property
     def csv_file(self) -> Path:
         return self.path / self.CSV
-
-    @property
-    def md_file(self) -> Path:
-        return self.path / self.MD
-
-    @property
-    def png_file(self) -> Path:
-        return self.path / self.PNG
 
     def point(self, name: str) -> RunDir:
         return RunDir(self.path / name)
