@@ -89,6 +89,16 @@ def full_run(tiny_llama_dir, data_dir, tmp_path_factory):
 
 # ---- merged ---------------------------------------------------------------------------------------
 
+def test_export_prints_progress_lines_when_stdout_is_not_a_terminal(lively_llama, llama_adapters, tmp_path, capsys,
+                                                                    monkeypatch):
+    """Issue 35: a long command speaks when nobody watches (stdout captured here, so not a terminal)."""
+    monkeypatch.setenv("TUNEVAL_PROGRESS_SECONDS", "0")  # a line per step: the tiny export is over in a second
+    run = make_run(lively_llama, llama_adapters["lora_b"], tmp_path / "run")
+    export_run(run, tmp_path / "out")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("exporting ")]
+    assert [line.split(": ")[1].split(" ")[0] for line in lines] == ["1/3", "2/3", "3/3"], lines
+
+
 @pytest.mark.parametrize("kind", ["lora_b", "ia3"])
 def test_merged_export_loads_in_transformers_and_matches_adapter_on_base(lively, kind, tmp_path):
     base, adapters = lively

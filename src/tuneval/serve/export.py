@@ -151,13 +151,19 @@ def _load_merged(source: Source, args):
 
 
 def _write_model(source: Source, tmp: Path, args, precision: str, max_shard_size: int | str) -> dict[str, Any]:
-    model, loaded = _load_merged(source, args)
-    dtype = args.torch_dtype(precision)
-    model = model.to(dtype)
-    model.save_pretrained(tmp, max_shard_size=max_shard_size)  # safetensors; an index json once sharded
-    loaded.tokenizer.save_pretrained(tmp)
-    if not (tmp / "generation_config.json").is_file():
-        model.generation_config.save_pretrained(tmp)
+    from tuneval.console import progress
+
+    with progress(f"exporting {source.result}", 3) as shown:  # load + merge, cast, save: lines when nobody watches
+        model, loaded = _load_merged(source, args)
+        shown.advance()
+        dtype = args.torch_dtype(precision)
+        model = model.to(dtype)
+        shown.advance()
+        model.save_pretrained(tmp, max_shard_size=max_shard_size)  # safetensors; an index json once sharded
+        loaded.tokenizer.save_pretrained(tmp)
+        if not (tmp / "generation_config.json").is_file():
+            model.generation_config.save_pretrained(tmp)
+        shown.advance()
     return {"arch": loaded.arch, "dtype": str(dtype).removeprefix("torch."),
             "params": sum(p.numel() for p in model.parameters())}
 
