@@ -8,6 +8,7 @@ Skipped, with the reason, where no Chromium is installed (Debian: `apt-get insta
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -120,6 +121,7 @@ def test_chromium_starts_after_matplotlib_has_drawn(tmp_path):
               "page = write_report([root / 'sweep'], root / 'r.html');"
               "b = Chromium(); b.open(page); print(sum(map(len, b.problems().values())), "
               "b.evaluate('document.querySelectorAll(\"svg.chart\").length')); b.close()")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    repo = Path(__file__).resolve().parents[2]  # `python -c` imports from its working directory: `tests` is here
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=repo)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["0", "1"]
