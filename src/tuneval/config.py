@@ -392,12 +392,8 @@ def read_recipe(path: str | Path | None) -> dict[str, Any]:
 
 
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
-    raw = read_recipe(path)
-    source = str(path) if path is not None else "recipe"
-    if overrides:
-        raw = apply_overrides(raw, overrides)
-        source = f"{source} (with --set)" if path else "--set"
-    return recipe_from_dict(raw, source)
+    """A recipe file (None: the defaults) with `--set key=value` overrides: build_recipe with nothing else given."""
+    return build_recipe(path, overrides)
 
 
 def build_recipe(recipe: str | Path | Mapping[str, Any] | None = None, overrides: list[str] | None = None, *,

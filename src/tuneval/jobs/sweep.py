@@ -164,14 +164,12 @@ def _with_flags(raw: dict, data_dir: str | None, precision: str | None) -> dict:
 def run_sweep(recipe_path: str | Path, grid_items: list[str], overrides: list[str] | None = None, *,
               out: str | Path | None = None, overwrite: bool = False, console=None, data_dir: str | None = None,
               precision: str | None = None) -> dict[str, Any]:
-    from tuneval.config import apply_overrides, load_recipe, recipe_from_dict
+    from tuneval.config import apply_overrides, read_recipe, recipe_from_dict
 
     grid = parse_grid(grid_items)
     keys = [k for k, _ in grid]
-    load_recipe(recipe_path, overrides)  # the recipe and its overrides, checked once
-    raw = _with_flags(apply_overrides(yaml.safe_load(Path(recipe_path).read_text()) or {}, overrides or []),
-                      data_dir, precision)
-    base = recipe_from_dict(raw, str(recipe_path))
+    raw = _with_flags(apply_overrides(read_recipe(recipe_path), overrides or []), data_dir, precision)
+    base = recipe_from_dict(raw, f"{recipe_path} (with --set)" if overrides else str(recipe_path))  # checked once
     out = Path(out) if out else Path("runs") / f"sweep-{Path(recipe_path).stem}"
     recipes = []
     for point in grid_points(grid):

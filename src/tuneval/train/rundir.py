@@ -36,7 +36,8 @@ def _remove_contents(path: Path) -> None:
 
 
 def check_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> None:
-    """Raise what `prepare_run_dir` would refuse; reads only, so it can run before the slow work."""
+    """Raise what `prepare_run_dir` would refuse; leaves nothing behind (the directories it makes to
+    test the path go again), so it can run before the slow work."""
     run_dir = recipe.run_dir
     if run_dir.exists() and not run_dir.is_dir():
         raise TunevalError(f"{run_dir}: output_dir is a file, not a directory")
@@ -67,16 +68,25 @@ def check_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> None:
                                f"will not delete it; move it away or choose another output_dir")
 
 
+def _missing(run_dir: Path) -> list[Path]:
+    """`run_dir` and those of its parents that do not exist yet, deepest first."""
+    return list(itertools.takewhile(lambda p: not p.exists(), (run_dir, *run_dir.parents)))
+
+
+def _make(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TunevalError(f"{run_dir}: cannot create output_dir ({e.strerror or type(e).__name__})") from None
+
+
 def _check_creatable(run_dir: Path) -> None:
     """Create the missing directories of `run_dir` and remove them again: a path whose parent cannot be
     made (/proc/x, a read-only mount where access() says yes) fails here, in a second, as one line."""
-    missing = list(itertools.takewhile(lambda p: not p.exists(), (run_dir, *run_dir.parents)))
+    missing = _missing(run_dir)
     if not missing:
         return
-    try:
-        run_dir.mkdir(parents=True)
-    except OSError as e:
-        raise TunevalError(f"{run_dir}: cannot create output_dir ({e.strerror or type(e).__name__})") from None
+    _make(run_dir)
     for made in missing:  # deepest first
         made.rmdir()
 
@@ -113,12 +123,9 @@ def prepare_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> NewRun:
     run_dir = recipe.run_dir
     if resume:
         return NewRun(run_dir)
-    created = list(itertools.takewhile(lambda p: not p.exists(), (run_dir, *run_dir.parents)))
+    created = _missing(run_dir)
     if run_dir.is_dir():
         _remove_contents(run_dir)  # empty, or a tuneval run that --overwrite replaces (checked above)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:  # changed since check_run_dir
-        raise TunevalError(f"{run_dir}: cannot create output_dir ({e.strerror or type(e).__name__})") from None
+    _make(run_dir)  # fails as one line too if the path changed since check_run_dir
     RunDir(run_dir).begin(recipe.to_dict())
     return NewRun(run_dir, owned=True, created=created)
