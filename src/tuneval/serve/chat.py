@@ -292,7 +292,7 @@ def read_terminal(prompt: str) -> str:
 
 def _adapter_root(adapter: Path) -> Path:
     """Where the result's files are: a run's root (an old run's adapter/ or model/), else the directory itself."""
-    return RunDir(adapter).result_dir if RunDir(adapter).has_model else RunDir.adapter_files(adapter)
+    return RunDir(adapter).result_dir  # full weights or an adapter alike: RunDir finds them
 
 
 def describe_adapter(adapter: str | Path | None) -> str:
