@@ -89,9 +89,14 @@ def simple_evaluate(model: str = DEFAULT_MODEL, adapter: str | Path | None = Non
                     data_dir: str | None = None, template: int | None = None, batch_size: int = 16,
                     max_new_tokens: int | None = None, chat_template: bool = True, num_fewshot: int | None = None,
                     tasks_dir: str | Path | None = None, seed: int = 1234, bootstrap_iters: int = 1000,
-                    precision: str = "auto", model_args: ModelArgs | None = None, merge: bool = False,
-                    on_task: Callable[[dict], None] | None = None) -> dict[str, Any] | None:
+                    precision: str = "auto", model_args: ModelArgs | str | Mapping[str, Any] | None = None,
+                    merge: bool = False, on_task: Callable[[dict], None] | None = None) -> dict[str, Any] | None:
     """Score `model` (with `adapter`, a run or adapter directory, over it) (`tuneval eval`).
+
+    `model` may also be a model served elsewhere behind an OpenAI-compatible API, as lm-eval names
+    them: "local-completions", "local-chat-completions", "openai-completions" or
+    "openai-chat-completions", with `model_args` its settings ("base_url=URL,model=NAME,..." or a
+    mapping; models/endpoint.py lists the keys). For a local model `model_args` is a ModelArgs.
 
     Say what to score, one of:
       `tasks` / `suite`: benchmark tasks (e.g. "copa,sst2" or ["copa"]) or a suite (glue, superglue,
@@ -112,7 +117,8 @@ def simple_evaluate(model: str = DEFAULT_MODEL, adapter: str | Path | None = Non
     _check_eval_options(task=task, tasks=names, suite=suite, data=data, format=format, split=split, limit=limit,
                         template=template, batch_size=batch_size, max_new_tokens=max_new_tokens,
                         num_fewshot=num_fewshot)
-    out = Path(out or eval_out_dir(model, adapter, task=task, tasks=names, suite=suite, data=data))
+    out = Path(out or eval_out_dir(model, adapter, task=task, tasks=names, suite=suite, data=data,
+                                   model_args=model_args))
     check_out_dir(out)  # results are written after the slow part: a bad --out must fail now
     init_from_env()
     main = is_main()
@@ -163,8 +169,8 @@ def _check_eval_options(*, task, tasks, suite, data, format, split, limit, templ
 def _evaluate_task(model, adapter, *, task, data, format, columns, limit, template, tasks_dir, out,  # noqa: A002
                    precision, model_args, merge, **generation) -> dict[str, Any]:
     """One task (or your data) generated and scored with ROUGE/BLEU into OUT/results.json and report.md."""
+    from tuneval.evaluate import remote
     from tuneval.evaluate.harness import run_task
-    from tuneval.methods.loading import load_result, run_label
     from tuneval.tasks import get_task
 
     if data is not None:  # your own data: every row, its last assistant turn the reference
@@ -175,22 +181,25 @@ def _evaluate_task(model, adapter, *, task, data, format, columns, limit, templa
     else:
         spec = get_task(task, tasks_dir)  # fails before the model loads
         index, limit = spec.template_index(template), 50 if limit is None else limit
-    loaded, net = load_result(model, adapter, precision=precision, args=model_args, merge=merge)
+    loaded, net = remote.open_model(model, adapter, precision=precision, model_args=model_args, merge=merge,
+                                    requests_file=EvalDir(out).requests_file)
     return run_task(net, loaded.tokenizer, loaded.arch, spec, limit=limit, template=index,
-                    label=run_label(model, adapter),
+                    label=remote.label(model, adapter, model_args),
                     meta={"model": model, "adapter": str(adapter) if adapter else None, "suite": None, **loaded.meta},
                     out_file=EvalDir(out).results_file, report=True, **generation)
 
 
 def eval_out_dir(model: str, adapter: str | Path | None = None, *, task: str | None = None, tasks: str | None = None,
-                 suite: str | None = None, data: str | Path | None = None) -> Path:
-    """Where `simple_evaluate` writes when no `out` is given: runs/eval/<model[+adapter]>-<task, data or suite>."""
-    from tuneval.methods.loading import run_label
+                 suite: str | None = None, data: str | Path | None = None, model_args: Any = None) -> Path:
+    """Where `simple_evaluate` writes when no `out` is given: runs/eval/<model[+adapter]>-<task, data or suite>
+    (an endpoint model: its served model's name)."""
+    from tuneval.evaluate.remote import label
 
     if tasks or suite:
-        return Path("runs") / "eval" / f"{run_label(Path(model).name, adapter)}-{suite or tasks.replace(',', '-')[:60]}"
+        name = suite or tasks.replace(",", "-")[:60]
+        return Path("runs") / "eval" / f"{Path(label(str(Path(model).name), adapter, model_args)).name}-{name}"
     name = task or (Path(data).stem if data is not None else "dialogsum")
-    return Path("runs") / "eval" / f"{Path(run_label(model, adapter)).name}-{name}"
+    return Path("runs") / "eval" / f"{Path(label(model, adapter, model_args)).name}-{name}"
 
 
 def load(model: str = DEFAULT_MODEL, adapter: str | Path | None = None, *, precision: str = "auto",

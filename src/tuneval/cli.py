@@ -20,7 +20,7 @@ import typer
 from rich.table import Table
 
 from tuneval import allocator, api, cli_serve
-from tuneval.cli_options import (_Interrupted, app, attn_implementation_option, console, dtype_option, err,
+from tuneval.cli_options import (_Interrupted, app, attn_implementation_option, console, dtype_option, err, model_args_option,
                                  model_args_from, precision_option, quiet_libraries, revision_option,
                                  trust_remote_code_option)
 from tuneval.console import stop_line, stop_on_sigterm
@@ -86,18 +86,21 @@ def eval_(
     revision: Optional[str] = revision_option(),
     trust_remote_code: bool = trust_remote_code_option(),
     attn_implementation: Optional[str] = attn_implementation_option(),
+    endpoint_args: Optional[str] = model_args_option(),
 ):
-    """Score a model on benchmark tasks (--tasks/--suite), one --task generated and scored with ROUGE/BLEU, or --data."""
+    """Score a model, loaded here or served elsewhere (--model local-completions --model-args base_url=URL,model=NAME),
+    on benchmark tasks (--tasks/--suite), one --task generated and scored with ROUGE/BLEU, or --data."""
     quiet_libraries()
     results = api.simple_evaluate(
         model, adapter, task=task, tasks=tasks, suite=suite, data=data, format=format_, split=split, limit=limit,
         out=out, data_dir=data_dir, template=template, batch_size=batch_size, max_new_tokens=max_new_tokens,
         chat_template=chat_template, num_fewshot=num_fewshot, tasks_dir=tasks_dir, seed=seed,
         bootstrap_iters=bootstrap_iters, precision=precision, merge=merge, on_task=_print_task,
-        model_args=model_args_from(dtype, revision, trust_remote_code, attn_implementation))
+        model_args=model_args_from(dtype, revision, trust_remote_code, attn_implementation, endpoint_args))
     if results is None:  # not rank 0 of a launcher: that one prints
         return
-    out = out or api.eval_out_dir(model, adapter, task=task, tasks=tasks, suite=suite, data=data)
+    out = out or api.eval_out_dir(model, adapter, task=task, tasks=tasks, suite=suite, data=data,
+                                  model_args=endpoint_args)
     if tasks or suite:
         from rich.markdown import Markdown
 

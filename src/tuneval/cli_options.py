@@ -90,9 +90,22 @@ def attn_implementation_option():
     return typer.Option(None, "--attn-implementation", help="eager, sdpa, flash_attention_2, ... (default: the model's).")
 
 
+def model_args_option():
+    return typer.Option(None, "--model-args", help="An endpoint model's settings, lm-eval style: base_url=URL,model=NAME"
+                        "[,tokenizer=T,num_concurrent=N,max_retries=N,timeout=S,max_length=N] (with --model "
+                        "local-completions, local-chat-completions, openai-completions or openai-chat-completions).")
+
+
 def model_args_from(dtype: Optional[str], revision: Optional[str], trust_remote_code: bool,
-                    attn_implementation: Optional[str]):
-    """A checked ModelArgs from the flags; a bad value is one line naming its flag."""
+                    attn_implementation: Optional[str], endpoint: Optional[str] = None):
+    """A checked ModelArgs from the flags; a bad value is one line naming its flag. `endpoint` (the
+    --model-args text of an endpoint model) is handed on as it is: the API parses and checks it."""
+    if endpoint is not None:
+        given = [f for f, v in (("--dtype", dtype), ("--revision", revision), ("--trust-remote-code", trust_remote_code),
+                                ("--attn-implementation", attn_implementation)) if v]
+        if given:
+            raise TunevalError(f"{given[0]} loads a local model; --model-args describes an endpoint model")
+        return endpoint
     args = ModelArgs(dtype=dtype or "auto", revision=revision, trust_remote_code=trust_remote_code,
                      attn_implementation=attn_implementation)
     for key, problem in value_problems(args):

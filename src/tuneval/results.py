@@ -6,6 +6,7 @@
   SuiteDir       `tuneval eval --tasks/--suite`
     summary.json   one row per task (and per group), with intervals; summary.md the same as a table
     <task>/        an EvalDir per task
+  (EvalDir, SuiteDir)  endpoint_requests.jsonl   an endpoint model's answered requests (resume)
   ForgettingDir  `tuneval forgetting`
     forgetting.json / .md / .png   per-task deltas, paired intervals, verdicts
     before/ after/                 a SuiteDir per side
@@ -64,6 +65,12 @@ class ResultDir:
     @property
     def signature_file(self) -> Path:
         return self.path / self.SIGNATURE
+
+    @property
+    def requests_file(self) -> Path:
+        """An endpoint model's answered requests (models/http.RequestCache): a rerun with the same
+        --out sends only the unanswered ones."""
+        return self.path / "endpoint_requests.jsonl"
 
     def exists(self) -> bool:
         """The directory holds this kind of result (its signature file is there)."""

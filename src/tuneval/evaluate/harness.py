@@ -37,15 +37,16 @@ from typing import Any
 
 import numpy as np
 
-from tuneval.data.collate import PromptFormatter
-from tuneval.data.formats import generation_pair
 from tuneval.errors import TunevalError
+from tuneval.evaluate import remote
 from tuneval.evaluate.distributed import is_main, map_examples
 from tuneval.evaluate.generation import generate
-from tuneval.evaluate.loglik import loglikelihoods, max_length
+from tuneval.evaluate.inputs import conversation_inputs, scoring_inputs, template_inputs
+from tuneval.evaluate.loglik import loglikelihoods
 from tuneval.evaluate.report import eval_report
 from tuneval.metrics.registry import Scorer, bootstrap_ci, higher_is_better, metric_specs, primary_metric, signatures
 from tuneval.metrics.text import summarization_metrics
+from tuneval.models.endpoint import Endpoint
 from tuneval.results import EvalDir
 from tuneval.tasks import Task, load_rows
 from tuneval.tasks import prompts as tpl
@@ -108,8 +109,11 @@ def _multiple_choice(model, tokenizer, arch, task, docs, contexts, batch_size, l
 
     def run(questions: list) -> tuple[list, dict]:  # (context, choices) -> [(loglik, greedy)] per choice
         requests = [(ctx, task.target_delimiter + ch) for ctx, cs in questions for ch in cs]
-        flat, stats = loglikelihoods(model, tokenizer, arch, requests, batch_size=batch_size,
-                                     description=f"{label} {task.name}")
+        if isinstance(model, Endpoint):
+            flat, stats = remote.loglikelihoods(model, requests, description=f"{label} {task.name}")
+        else:
+            flat, stats = loglikelihoods(model, tokenizer, arch, requests, batch_size=batch_size,
+                                         description=f"{label} {task.name}")
         per, k = [], 0
         for _, cs in questions:
             per.append(flat[k:k + len(cs)])
@@ -138,52 +142,22 @@ def _cut(text: str, until: list[str]) -> str:
     return text.strip()
 
 
-def _scoring_prompts(model, tokenizer, arch, task, contexts, chat_template, max_new_tokens):
-    """The scoring family's generation inputs: each context through the chat template when the
-    tokenizer has one and the task allows it, cut from the left to fit the model."""
-    use_chat = chat_template and task.chat_template and arch == "causal" and bool(getattr(tokenizer, "chat_template", None))
-    budget = max_length(model) - max_new_tokens if arch == "causal" else max_length(model)
-    prompts, ids = [], []
-    for ctx in contexts:
-        if use_chat:
-            text = tokenizer.apply_chat_template([{"role": "user", "content": ctx}], tokenize=False,
-                                                 add_generation_prompt=True)
-            enc = tokenizer(text, add_special_tokens=False)["input_ids"]
-        else:
-            text, enc = ctx, tokenizer(ctx)["input_ids"]
-        prompts.append(text)
-        ids.append(enc[-budget:])
-    return prompts, ids, use_chat
-
-
-def _template_prompts(tokenizer, arch, task, docs, index, chat_template, max_new_tokens, max_seq_len):
-    """The FLAN family's generation inputs, made exactly as training makes its prompts (the
-    longest input field cut to fit), and the rendered targets as references."""
-    fmt = PromptFormatter(tokenizer, arch, chat_template=chat_template, max_seq_len=max_seq_len)
-    budget = fmt.generation_budget(max_new_tokens)
-    prompts, ids, refs = [], [], []
-    for doc in docs:
-        instruction, enc = fmt.fit_prompt(task.templates, index, doc, budget, task.input_fields)
-        prompts.append(fmt.prompt_text(instruction))
-        ids.append(enc)
-        refs.append([task.templates.render(doc, index)[1]])
-    return prompts, ids, refs, fmt.uses_chat
-
-
-def _generate(model, tokenizer, arch, task, docs, prompts, ids, refs, *, until, max_new_tokens, batch_size, label,
-              shard):
+def _generate(model, tokenizer, arch, task, docs, inputs, refs, *, until, max_new_tokens, batch_size, label, shard):
     start = time.perf_counter()
+    description = f"{label} {task.name}"
 
     def run(part: list) -> tuple[list[str], dict[str, int]]:
-        texts, n = generate(model, tokenizer, part, arch, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                            description=f"{label} {task.name}")
+        if isinstance(model, Endpoint):
+            return remote.generate(model, part, max_new_tokens=max_new_tokens, until=until, description=description)
+        texts, n = generate(model, tokenizer, [x["ids"] for x in part], arch, batch_size=batch_size,
+                            max_new_tokens=max_new_tokens, description=description)
         return texts, {"new_tokens": n}
 
-    outputs, counts = map_examples(model, ids, run, shard)
+    outputs, counts = map_examples(model, inputs, run, shard)
     seconds = time.perf_counter() - start
     new_tokens = counts.get("new_tokens", 0)
-    examples = [{**_record(task, d, i, p), "references": r, "prediction": _cut(out, until), "raw_output": out}
-                for i, (d, p, r, out) in enumerate(zip(docs, prompts, refs, outputs))]
+    examples = [{**_record(task, d, i, x["text"]), "references": r, "prediction": _cut(out, until), "raw_output": out}
+                for i, (d, x, r, out) in enumerate(zip(docs, inputs, refs, outputs))]
     return examples, {"strategy": "greedy", "max_new_tokens": max_new_tokens, "until": until, "batch_size": batch_size,
                       "new_tokens": new_tokens, "seconds": round(seconds, 2),
                       "tokens_per_second": round(new_tokens / seconds, 1) if seconds > 0 else None,
@@ -201,20 +175,6 @@ def _text_metrics(examples: list[dict], specs: list[dict]) -> dict[str, Any]:
     for ex, item in zip(examples, items):
         ex["rouge"] = item
     return metrics
-
-
-def _conversation_prompts(tokenizer, arch, task, docs, chat_template, max_new_tokens, max_seq_len):
-    """A data-format task's generation inputs: each conversation up to its last assistant turn, made
-    as training makes them (data/collate.py); that turn is the reference."""
-    fmt = PromptFormatter(tokenizer, arch, chat_template=chat_template, max_seq_len=max_seq_len)
-    prompts, ids, refs = [], [], []
-    for doc in docs:
-        messages, reference = generation_pair(doc)
-        enc = fmt.conversation_prompt(messages, max_new_tokens, where=doc["_where"])
-        prompts.append(tokenizer.decode(enc))
-        ids.append(enc)
-        refs.append([reference])
-    return prompts, ids, refs, fmt.uses_chat
 
 
 def family(task: Task, template: int | None) -> str:
@@ -263,10 +223,10 @@ def _zero_shot(task: Task, k: int, why: str = "") -> None:
         raise TunevalError(f"task '{task.name}': few-shot prompts need a scoring prompt (doc_to_text){why}")
 
 
-def _generated(s: _Setup, specs: list[dict], prompts, ids, refs, use_chat: bool, prompt: dict[str, Any],
+def _generated(s: _Setup, specs: list[dict], inputs, refs, use_chat: bool, prompt: dict[str, Any],
                until: list[str] | None = None, output_type: str = "generate_until") -> _Scored:
-    """Greedy generation over the family's prompts, the part every generating family shares."""
-    examples, gen = _generate(s.model, s.tokenizer, s.arch, s.task, s.docs, prompts, ids, refs, until=until or [],
+    """Greedy generation over the family's inputs (evaluate/inputs.py), the part every generating family shares."""
+    examples, gen = _generate(s.model, s.tokenizer, s.arch, s.task, s.docs, inputs, refs, until=until or [],
                               max_new_tokens=s.max_new, batch_size=s.batch_size, label=s.label, shard=s.shard)
     return _Scored(output_type, specs, examples, gen, use_chat, prompt)
 
@@ -274,11 +234,11 @@ def _generated(s: _Setup, specs: list[dict], prompts, ids, refs, use_chat: bool,
 def _by_conversation(s: _Setup, k: int) -> _Scored:
     """A data-format task: each conversation up to its last assistant turn, that turn the reference."""
     _zero_shot(s.task, k)
-    prompts, ids, refs, use_chat = _conversation_prompts(s.tokenizer, s.arch, s.task, s.docs, s.chat_template,
-                                                         s.max_new, s.max_seq_len)
+    inputs, refs, use_chat = conversation_inputs(s.model, s.tokenizer, s.arch, s.task, s.docs, s.chat_template,
+                                                 s.max_new, s.max_seq_len)
     info = {"family": "conversation", "format": s.task.format, "columns": s.task.column_map,
             "validation": s.task.split_info}
-    return _generated(s, metric_specs("generate_until", s.task.metrics), prompts, ids, refs, use_chat, info)
+    return _generated(s, metric_specs("generate_until", s.task.metrics), inputs, refs, use_chat, info)
 
 
 def _by_template(s: _Setup, template: int | None, k: int) -> _Scored:
@@ -286,11 +246,11 @@ def _by_template(s: _Setup, template: int | None, k: int) -> _Scored:
     task = s.task
     index = task.template_index(template)
     _zero_shot(task, k, f"; FLAN template {index} is scored zero-shot")
-    prompts, ids, refs, use_chat = _template_prompts(s.tokenizer, s.arch, task, s.docs, index, s.chat_template,
-                                                     s.max_new, s.max_seq_len)
+    inputs, refs, use_chat = template_inputs(s.model, s.tokenizer, s.arch, task, s.docs, index, s.chat_template,
+                                             s.max_new, s.max_seq_len)
     info = {"family": "template", "template": index, "text": task.templates.prompts[index],
             "target": task.templates.target}
-    return _generated(s, metric_specs("generate_until", task.generation_metrics()), prompts, ids, refs, use_chat, info)
+    return _generated(s, metric_specs("generate_until", task.generation_metrics()), inputs, refs, use_chat, info)
 
 
 def _by_scoring_prompt(s: _Setup, k: int, seed: int, fewshot: tuple[list[dict], bool]) -> _Scored:
@@ -305,8 +265,8 @@ def _by_scoring_prompt(s: _Setup, k: int, seed: int, fewshot: tuple[list[dict], 
         examples, gen = _multiple_choice(s.model, s.tokenizer, s.arch, task, s.docs, contexts, s.batch_size, s.label,
                                          s.shard)
         return _Scored(task.output_type, specs, examples, gen, False, info)
-    prompts, ids, use_chat = _scoring_prompts(s.model, s.tokenizer, s.arch, task, contexts, s.chat_template, s.max_new)
-    return _generated(s, specs, prompts, ids, [tpl.references(task, d) for d in s.docs], use_chat, info,
+    inputs, use_chat = scoring_inputs(s.model, s.tokenizer, s.arch, task, contexts, s.chat_template, s.max_new)
+    return _generated(s, specs, inputs, [tpl.references(task, d) for d in s.docs], use_chat, info,
                       until=task.until, output_type=task.output_type)
 
 

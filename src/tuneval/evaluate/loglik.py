@@ -42,6 +42,9 @@ def encode_pair(tokenizer, context: str, continuation: str, arch: str) -> tuple[
 
 
 def max_length(model) -> int:
+    """The model's context in tokens (an endpoint model: its `max_length=`)."""
+    if isinstance(getattr(model, "context_length", None), int):
+        return model.context_length
     config = getattr(model, "config", None)
     for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
         value = getattr(config, attr, None)

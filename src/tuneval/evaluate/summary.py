@@ -109,14 +109,16 @@ def evaluate_suite(model: str, adapter: str | Path | None = None, *, tasks=None,
                    chat_template: bool = True, on_task: Callable[[dict], None] | None = None,
                    precision: str = "auto", model_args=None, template: int | None = None,
                    merge: bool = False) -> dict[str, Any]:
-    """`tuneval eval --tasks/--suite`: load the model (with its adapter), run the plan, write summary.{md,json}."""
-    from tuneval.methods.loading import load_result, run_label
+    """`tuneval eval --tasks/--suite`: load the model (with its adapter) or open the endpoint, run the
+    plan, write summary.{md,json}."""
+    from tuneval.evaluate import remote
 
     todo = plan_tasks(tasks, suite, limit, num_fewshot, tasks_dir)  # bad task names fail before the model loads
     for task, _, _ in todo if template is not None else []:
         task.template_index(template, "--template")  # and a phrasing a task lacks
-    loaded, net = load_result(model, adapter, precision=precision, args=model_args, merge=merge)
-    label = run_label(model, adapter)
+    loaded, net = remote.open_model(model, adapter, precision=precision, model_args=model_args, merge=merge,
+                                    requests_file=SuiteDir(out).requests_file)
+    label = remote.label(model, adapter, model_args)
     meta = {"model": model, "adapter": str(adapter) if adapter else None, "suite": suite, **loaded.meta}
     return run_plan(net, loaded.tokenizer, loaded.arch, todo, out_dir=out, data_dir=data_dir, batch_size=batch_size,
                     seed=seed, bootstrap_iters=bootstrap_iters, chat_template=chat_template, label=label, meta=meta,

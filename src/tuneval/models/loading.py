@@ -112,6 +112,13 @@ def _tokenizer(name_or_path: str, path: str, extra: dict) -> PreTrainedTokenizer
                            f"({first_line(e)}; are tokenizer.json / tokenizer_config.json there?)") from None
 
 
+def load_tokenizer(name_or_path: str, args: ModelArgs | None = None) -> PreTrainedTokenizerBase:
+    """The tokenizer of a model (embedded name, directory or hub id) without its weights: an endpoint
+    model's `tokenizer=` (models/endpoint.py)."""
+    _, _, path, extra = load_config(name_or_path, args)
+    return _tokenizer(name_or_path, path, extra)
+
+
 def default_device() -> str:
     """Where evaluation and serving put a model: the GPU when there is one, else the CPU."""
     return "cuda" if torch.cuda.is_available() else "cpu"
