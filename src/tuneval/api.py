@@ -309,27 +309,35 @@ def forgetting(adapter: str | Path, *, model: str = DEFAULT_MODEL, suite: str = 
                tasks: str | None = None, limit: int | None = None, num_fewshot: int | None = None,
                out: str | Path | None = None, tasks_dir: str | Path | None = None, data_dir: str | None = None,
                batch_size: int = 16, seed: int = 1234, bootstrap_iters: int = 1000, chat_template: bool = True,
-               precision: str = "auto", model_args: ModelArgs | None = None,
+               precision: str = "auto", model_args: ModelArgs | str | Mapping[str, Any] | None = None,
                on_task: Callable[[dict], None] | None = None) -> dict[str, Any] | None:
     """Score `model` on a suite (or `tasks`) before and after putting `adapter` over the same loaded
     weights; per task the delta and a paired-bootstrap verdict (improved / unchanged / forgot)
-    (`tuneval forgetting --adapter`). Writes OUT/before/, OUT/after/, OUT/forgetting.{md,json,png}
+    (`tuneval forgetting --adapter`). With an endpoint `model` (see simple_evaluate) the server
+    serves both: before is `model_args`' model, after the adapter it serves under the name `adapter`. Writes OUT/before/, OUT/after/, OUT/forgetting.{md,json,png}
     and OUT/report.html (default OUT: runs/forgetting/<adapter's name>); returns the comparison
     with `html` (the page's path). None on processes other than rank 0."""
     from tuneval.config import EvalConfig
     from tuneval.evaluate.distributed import init_from_env, is_main
     from tuneval.io import check_out_dir
-    from tuneval.jobs.forgetting import run_forgetting
+    from tuneval.jobs.forgetting import run_forgetting, run_served_forgetting
+    from tuneval.models.endpoint import is_endpoint
     from tuneval.typed import check_option
 
     out = Path(out) if out else Path("runs") / "forgetting" / Path(adapter).resolve().name
     check_option("--batch-size", batch_size, EvalConfig, "batch_size")
     check_out_dir(out)
     init_from_env()
-    result = run_forgetting(model, adapter, tasks=tasks, suite=suite, limit=limit, num_fewshot=num_fewshot,
-                            tasks_dir=tasks_dir, data_dir=data_dir, out=out, batch_size=batch_size, seed=seed,
-                            bootstrap_iters=bootstrap_iters, chat_template=chat_template,
-                            on_task=on_task if is_main() else None, precision=precision, model_args=model_args)
+    if is_endpoint(model):  # the base and the adapter served side by side: `adapter` is the served name
+        result = run_served_forgetting(model, str(adapter), model_args=model_args, tasks=tasks, suite=suite, out=out,
+                                       on_task=on_task, limit=limit, num_fewshot=num_fewshot, tasks_dir=tasks_dir,
+                                       data_dir=data_dir, batch_size=batch_size, seed=seed,
+                                       bootstrap_iters=bootstrap_iters, chat_template=chat_template)
+    else:
+        result = run_forgetting(model, adapter, tasks=tasks, suite=suite, limit=limit, num_fewshot=num_fewshot,
+                                tasks_dir=tasks_dir, data_dir=data_dir, out=out, batch_size=batch_size, seed=seed,
+                                bootstrap_iters=bootstrap_iters, chat_template=chat_template,
+                                on_task=on_task if is_main() else None, precision=precision, model_args=model_args)
     if result is None:
         return None
     return {**result, "out": out, "html": html_report([out], out / "report.html", seed=seed,

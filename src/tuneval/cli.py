@@ -246,7 +246,7 @@ def sweep(
 
 def forgetting(
     model: str = typer.Option(api.DEFAULT_MODEL, "--model", help="Base model: embedded name, directory or hub id."),
-    adapter: Optional[Path] = typer.Option(None, "--adapter", help="The fine-tuned adapter (or run directory) to check."),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="The fine-tuned adapter (or run directory) to check; with an endpoint --model, the name the server serves it under."),
     suite: str = typer.Option("forgetting", "--suite", help="Suite to score before and after."),
     tasks: Optional[str] = typer.Option(None, "--tasks", help="Tasks instead of a suite, comma-separated."),
     limit: Optional[int] = typer.Option(None, "--limit", help="First N examples per task (default: the suite's)."),
@@ -265,15 +265,18 @@ def forgetting(
     revision: Optional[str] = revision_option(),
     trust_remote_code: bool = trust_remote_code_option(),
     attn_implementation: Optional[str] = attn_implementation_option(),
+    endpoint_args: Optional[str] = model_args_option(),
 ):
-    """Before/after fine-tuning on a task suite: per-task delta and a paired-bootstrap verdict (improved/unchanged/forgot)."""
+    """Before/after fine-tuning on a task suite: per-task delta and a paired-bootstrap verdict (improved/unchanged/forgot).
+
+    With an endpoint --model, --adapter names the adapter the server serves beside --model-args' model."""
     if (before is None) != (after is None):
         raise TunevalError("give both --before and --after (two `tuneval eval` output directories)")
     if before is not None and adapter is not None:
         raise TunevalError("--adapter runs the model; --before/--after compare saved results: give one or the other")
     if before is None and adapter is None:
         raise TunevalError("give --adapter RUN (the fine-tuned result to check) or --before DIR --after DIR")
-    margs = model_args_from(dtype, revision, trust_remote_code, attn_implementation)
+    margs = model_args_from(dtype, revision, trust_remote_code, attn_implementation, endpoint_args)
     quiet_libraries()
     if before is not None:
         result = api.compare_forgetting(before, after, out=out, bootstrap_iters=bootstrap_iters, seed=seed)

@@ -143,3 +143,17 @@ def test_endpoint_options_fail_in_one_line(argv, words, task_dirs, capsys):
     code = main(["eval", *argv, "--tasks", "pick", "--tasks-dir", str(tasks), "--data-dir", str(data)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and words in err and "\n" not in err
+
+
+def test_forgetting_on_a_server_that_serves_base_and_adapter(task_dirs, tmp_path):
+    data, tasks = task_dirs
+    with FakeServer(["ok"], models=("base", "ft")) as s:
+        code = main(["forgetting", "--model", "local-completions", "--model-args", f"base_url={s.url},model=base",
+                     "--adapter", "ft", "--tasks", "pick", "--tasks-dir", str(tasks), "--data-dir", str(data),
+                     "--out", str(tmp_path / "f")])
+    assert code == 0
+    served = [r["body"]["model"] for r in s.seen]
+    assert served == ["base"] * 10 + ["ft"] * 10
+    result = json.loads((tmp_path / "f" / "forgetting.json").read_text())
+    assert result["tasks"]["pick"]["delta"] == 0.0  # the fake answers both alike
+    assert json.loads((tmp_path / "f" / "after" / "pick" / "results.json").read_text())["label"] == "ft"

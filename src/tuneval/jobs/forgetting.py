@@ -50,3 +50,22 @@ def compare_dirs(before: str | Path, after: str | Path, *, out: str | Path, iter
     result = compare(rb, ra, iters=iters, seed=seed)
     paths = write_forgetting(result, out, before_label, after_label)
     return {**result, "paths": paths, "before_label": before_label, "after_label": after_label}
+
+
+def run_served_forgetting(model: str, adapter: str, *, model_args, tasks=None, suite: str | None = "forgetting",
+                          out: str | Path, on_task: Callable[[dict], None] | None = None, **options) -> dict[str, Any]:
+    """The same comparison on a server that serves the base and the adapter side by side (vLLM
+    --lora-modules, tuneval serve --adapters): before is `model_args`' served model, after is the
+    served `adapter` of the same endpoint. `options`: evaluate_suite's (limit, data_dir, seed, ...)."""
+    from dataclasses import replace
+
+    from tuneval.evaluate.summary import evaluate_suite
+    from tuneval.models.endpoint import parse_model_args
+
+    args = parse_model_args(model_args)
+    where = ForgettingDir(out)
+    common = dict(tasks=tasks, suite=None if tasks else suite, on_task=on_task, **options)
+    evaluate_suite(model, None, out=where.before.path, model_args=args, **common)
+    evaluate_suite(model, None, out=where.after.path, model_args=replace(args, model=str(adapter)), **common)
+    return compare_dirs(where.before.path, where.after.path, out=where.path, iters=options.get("bootstrap_iters", 1000),
+                        seed=options.get("seed", DEFAULT_SEED))
