@@ -10,7 +10,7 @@ import pytest
 
 import tuneval
 from tuneval.errors import TunevalError
-from tuneval.results import KINDS, DemoDir, EvalDir, ForgettingDir, SuiteDir, SweepDir
+from tuneval.results import KINDS, DemoDir, EvalDir, ForgettingDir, LmEvalDir, SuiteDir, SweepDir
 from tuneval.runs import MARKER, PEFT_CONFIG, TENSORS_FILE
 
 SRC = Path(tuneval.__file__).parent
@@ -20,7 +20,7 @@ PENDING: set[Path] = set()  # none: a module that must spell a name for a while 
 LAYOUT_NAMES = ["results.json", "report.md", "summary.json", "summary.md", "forgetting.json", "forgetting.md",
                 "forgetting.png", "comparison.json", "comparison.md", "sweep.json", "sweep.csv", "sweep.md",
                 "sweep.png", "eval-original", PEFT_CONFIG, TENSORS_FILE, MARKER, "metrics.json", "score.json",
-                "train_log.jsonl", "mixture.json"]
+                "train_log.jsonl", "mixture.json", "results_", "samples_"]  # the last two: lm-eval's (LmEvalDir)
 SPELLED = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, LAYOUT_NAMES)) + r")(?![\w-])")
 
 
@@ -110,3 +110,21 @@ def test_a_suite_reads_back_every_task_it_lists(tmp_path):
     suite.summary_file.write_text("{not json")
     with pytest.raises(TunevalError, match="cannot read as JSON"):
         suite.read()
+
+
+def test_an_lm_eval_dir_is_its_newest_results_file_here_or_one_model_directory_down(tmp_path):
+    d = LmEvalDir(tmp_path / "out")
+    assert not d.exists() and d.results_files() == []
+    old = d.write("org__m", {"results": {"a": {}}}, {"a": [{"doc_id": 0}], "b": []}, stamp="2026-01-02T10-00-00.5")
+    assert sorted(p.name for p in (tmp_path / "out" / "org__m").iterdir()) == [
+        "results_2026-01-02T10-00-00.5.json", "samples_a_2026-01-02T10-00-00.5.jsonl", "samples_b_2026-01-02T10-00-00.5.jsonl"]
+    new = d.write("other", {"results": {}}, {}, stamp="2026-01-03T09-00-00.1")
+    assert d.signature_file == new["results"] and d.read() == {"results": {}}
+    assert LmEvalDir(old["results"].parent).signature_file == old["results"]  # the model subdirectory itself
+    file = LmEvalDir(old["results"])  # one results file: its samples are those with its timestamp
+    assert file.samples_file("a") == old["a"] and file.read_samples("a") == [{"doc_id": 0}]
+    assert file.read_samples("b") == [] and file.read_samples("c") is None
+    assert d.timestamp().count(":") == 0
+    old["a"].write_text("{oops\n")
+    with pytest.raises(TunevalError, match="samples_a_2026-01-02T10-00-00.5.jsonl: cannot read as JSON lines"):
+        file.read_samples("a")

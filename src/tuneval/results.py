@@ -241,3 +241,79 @@ class SweepDir(TableDir):
 # The order a directory is recognised in: a demo or a sweep holds runs, a forgetting check suites,
 # a suite evaluations, so the enclosing kind is asked first.
 KINDS: tuple[type[ResultDir], ...] = (DemoDir, SweepDir, ForgettingDir, SuiteDir, EvalDir)
+
+
+class LmEvalDir(ResultDir):
+    """lm-evaluation-harness 0.4's `--output_path DIR --log_samples` layout, written by lm-eval or by
+    `tuneval eval` (evaluate/lm_eval_format.py), read by `tuneval forgetting` and `tuneval report`:
+
+      DIR/<model_name_sanitized>/results_<timestamp>.json         results, configs, versions, n-shot, ...
+      DIR/<model_name_sanitized>/samples_<task>_<timestamp>.jsonl  one record per example (--log_samples)
+
+    `path` may be DIR, its model subdirectory, or one results file (lm-eval also names it
+    `<stem>_<timestamp>.json` when --output_path is a .json file); a directory means its newest
+    results file, in it or in its model subdirectories. Not one of KINDS: it is lm-eval's layout,
+    told by its file names' pattern rather than one fixed signature file.
+    """
+
+    RESULTS_PREFIX = "results_"
+    SAMPLES_PREFIX = "samples_"
+    KIND = "lm-evaluation-harness output"
+
+    @staticmethod
+    def timestamp() -> str:
+        """lm-eval's file-name timestamp: local time, ISO format, ':' as '-'."""
+        from datetime import datetime
+
+        return datetime.now().isoformat().replace(":", "-")
+
+    @staticmethod
+    def _stamp(file: Path) -> str:
+        """The timestamp a results or samples file name ends with (lm-eval's get_file_datetime)."""
+        return file.name[file.name.rfind("_") + 1:].removesuffix(".jsonl").removesuffix(".json")
+
+    def results_files(self) -> list[Path]:
+        """Every results file here or one directory down, oldest first."""
+        if self.path.is_file():
+            return [self.path]
+        if not self.path.is_dir():
+            return []
+        found = [f for d in (self.path, *sorted(p for p in self.path.iterdir() if p.is_dir()))
+                 for f in d.glob(f"{self.RESULTS_PREFIX}*.json") if f.is_file()]
+        return sorted(found, key=self._stamp)
+
+    @property
+    def signature_file(self) -> Path:
+        """The newest results file (lm-eval's get_latest_filename); a name that is not there when there is none."""
+        files = self.results_files()
+        return files[-1] if files else self.path / f"{self.RESULTS_PREFIX}*.json"
+
+    def samples_file(self, task: str, results_file: Path | None = None) -> Path:
+        """The samples file written with `results_file` (the same timestamp, the same directory)."""
+        results_file = results_file or self.signature_file
+        return results_file.parent / f"{self.SAMPLES_PREFIX}{task}_{self._stamp(results_file)}.jsonl"
+
+    def read_samples(self, task: str, results_file: Path | None = None) -> list[dict[str, Any]] | None:
+        """A task's per-example records, or None where lm-eval ran without --log_samples."""
+        file = self.samples_file(task, results_file)
+        if not file.is_file():
+            return None
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+            return [json.loads(line) for line in lines if line.strip()]
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise TunevalError(f"{file}: cannot read as JSON lines ({e})") from None
+
+    def write(self, model_dir: str, results: dict[str, Any], samples: dict[str, list[dict[str, Any]]],
+              stamp: str | None = None) -> dict[str, Path]:
+        """A samples_<task>_<stamp>.jsonl per task, then results_<stamp>.json, under DIR/<model_dir>/
+        (samples first: a results file that is there has its samples beside it)."""
+        stamp = stamp or self.timestamp()
+        where = self.path / model_dir
+        paths = {}
+        for task, records in samples.items():
+            lines = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+            paths[task] = atomic_write_text(where / f"{self.SAMPLES_PREFIX}{task}_{stamp}.jsonl", lines)
+        text = json.dumps(results, indent=2, ensure_ascii=False, default=str)
+        paths["results"] = atomic_write_text(where / f"{self.RESULTS_PREFIX}{stamp}.json", text)
+        return paths

@@ -96,3 +96,28 @@ def test_a_single_evaluation_directory(tmp_path):
     (tmp_path / "ev").mkdir()
     (tmp_path / "ev" / "results.json").write_text(json.dumps(res))
     assert [e.label for e in load_inputs([tmp_path / "ev"]).evals] == ["mine"]
+
+
+def test_lm_eval_output_is_a_suite_with_intervals_from_its_samples(tmp_path_factory, tiny_llama_dir, tmp_path):
+    """lm-eval 0.4.13's own --output_path directories (written in the test), any of the three paths to them."""
+    from tests.evaluate.lm_eval_runs import outputs
+    from tuneval.api import html_report
+    from tuneval.results import LmEvalDir
+
+    runs = outputs(tmp_path_factory, tiny_llama_dir)
+    shutil.copytree(runs.other, tmp_path / "other")
+    file = LmEvalDir(tmp_path / "other").signature_file
+    inputs = load_inputs([runs.base, file])
+    assert [s.label for s in inputs.suites] == [str(runs.model), str(runs.other_model)]
+    data = json.loads(file.read_text())
+    row = inputs.suites[1].summary["tasks"]["tiny_mc"]
+    assert row["value"] == data["results"]["tiny_mc"]["acc,none"] and row["ci_low"] <= row["value"] <= row["ci_high"]
+    for sample in file.parent.glob("samples_*.jsonl"):
+        sample.unlink()
+    row = load_inputs([file.parent]).suites[0].summary["tasks"]["tiny_mc"]  # no samples: the number, no interval
+    assert row["ci_low"] is None and row["stderr"] == data["results"]["tiny_mc"]["acc_stderr,none"]
+    html = html_report([runs.base, file.parent], tmp_path / "r.html").read_text()
+    assert "tiny_mc" in html and "tiny_gen" in html and str(runs.other_model) in html
+    (tmp_path / "x.json").write_text('{"results": 1}')
+    with pytest.raises(TunevalError, match=r"x\.json: not a tuneval result file .* an lm-eval results_<timestamp>\.json"):
+        load_inputs([tmp_path / "x.json"])

@@ -12,9 +12,11 @@ from typing import Any, Callable
 
 from tuneval.evaluate.distributed import is_main
 from tuneval.evaluate.forgetting import compare, load_results, write_forgetting
+from tuneval.errors import TunevalError
 from tuneval.evaluate.harness import DEFAULT_SEED
+from tuneval.evaluate.lm_eval_format import paired_results
 from tuneval.evaluate.summary import plan_tasks, run_plan
-from tuneval.results import ForgettingDir
+from tuneval.results import ForgettingDir, LmEvalDir, SuiteDir
 
 
 def run_forgetting(model: str, adapter: str | Path, *, tasks=None, suite: str | None = "forgetting",
@@ -42,9 +44,23 @@ def run_forgetting(model: str, adapter: str | Path, *, tasks=None, suite: str | 
     return compare_dirs(where.before.path, where.after.path, out=where.path, iters=bootstrap_iters, seed=seed)
 
 
+def load_side(path: str | Path) -> dict[str, dict[str, Any]]:
+    """{task: results} of one side: a `tuneval eval --tasks/--suite` output directory, or lm-eval's
+    output (its --output_path directory, the model subdirectory or a results_<ts>.json file, with
+    the samples files --log_samples wrote beside it: forgetting pairs every example)."""
+    if SuiteDir(path).exists():
+        return load_results(path)
+    if LmEvalDir(path).exists():
+        return paired_results(path)
+    raise TunevalError(f"{path}: neither a `tuneval eval --tasks/--suite` output ({SuiteDir.SUMMARY}) nor "
+                       f"lm-evaluation-harness output ({LmEvalDir.RESULTS_PREFIX}<timestamp>.json, in it or a "
+                       "model subdirectory)")
+
+
 def compare_dirs(before: str | Path, after: str | Path, *, out: str | Path, iters: int = 1000,
                  seed: int = DEFAULT_SEED) -> dict[str, Any]:
-    rb, ra = load_results(before), load_results(after)
+    """Compare two saved evaluations, each tuneval's or lm-eval's (any mix: `load_side`)."""
+    rb, ra = load_side(before), load_side(after)
     label = lambda results, d: next(iter(results.values())).get("label") or str(d)  # noqa: E731
     before_label, after_label = label(rb, before), label(ra, after)
     result = compare(rb, ra, iters=iters, seed=seed)

@@ -1,5 +1,9 @@
 """Recognise saved tuneval results by their files, so `tuneval report` takes any mix of paths.
 
+lm-evaluation-harness's own output (`--output_path DIR --log_samples`: results.LmEvalDir) is
+read too, as a benchmark suite (evaluate/lm_eval_format.py): the directory, its model
+subdirectory or one results_<timestamp>.json file.
+
 Every command already leaves a signature file: a run directory has config.yaml + metrics.json
 (runs.RunDir), and every result directory its type's SIGNATURE (results.py: EvalDir, SuiteDir,
 DemoDir, SweepDir, ForgettingDir). Reading these, through those types and nothing else, keeps
@@ -15,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneval.errors import TunevalError
-from tuneval.results import KINDS, DemoDir, EvalDir, ForgettingDir, SuiteDir, SweepDir
+from tuneval.results import KINDS, DemoDir, EvalDir, ForgettingDir, LmEvalDir, SuiteDir, SweepDir, read_json
 from tuneval.runs import CONFIG, METRICS, RunDir
 from tuneval.train.curves import read_log
 
@@ -113,11 +117,32 @@ def _add_demo(inputs: Inputs, d: Path) -> None:
             _add_path(inputs, child)
 
 
+def is_lm_eval_results(file: Path) -> bool:
+    """A JSON file as lm-eval writes its results (results, configs)."""
+    if file.suffix != ".json":
+        return False
+    data = read_json(file)
+    return isinstance(data, dict) and isinstance(data.get("results"), dict) and isinstance(data.get("configs"), dict)
+
+
+def _add_lm_eval(inputs: Inputs, path: Path) -> None:
+    """lm-eval's output as one more suite: its tasks' scores, with intervals where its samples are there."""
+    from tuneval.evaluate.lm_eval_format import lm_eval_summary
+
+    summary = lm_eval_summary(path)
+    inputs.suites.append(Suite(summary["label"], path, summary))
+
+
 def _add_path(inputs: Inputs, path: Path) -> None:
     if path.is_file():
+        if path.name not in SIGNATURES and is_lm_eval_results(path):
+            if path.resolve() not in inputs._seen:
+                inputs._seen.add(path.resolve())
+                _add_lm_eval(inputs, path)
+            return
         if path.name not in SIGNATURES:
             raise TunevalError(f"{path}: not a tuneval result file (expected one of {', '.join(SIGNATURES)}, "
-                               "or the directory holding it)")
+                               f"an lm-eval {LmEvalDir.RESULTS_PREFIX}<timestamp>.json, or the directory holding it)")
         path = path.parent
     if not path.is_dir():
         raise TunevalError(f"{path}: no such file or directory")
@@ -147,9 +172,12 @@ def _add_path(inputs: Inputs, path: Path) -> None:
         _add_eval(inputs, path, data)
     elif RunDir(path).config_file.is_file():
         raise TunevalError(f"{path}: a run that has not finished (no {METRICS} yet)")
+    elif LmEvalDir(path).exists():
+        _add_lm_eval(inputs, path)
     else:
         raise TunevalError(f"{path}: not a tuneval run, evaluation, demo, sweep or forgetting directory "
-                           f"(none of {CONFIG} + {METRICS}, {', '.join(SIGNATURES[:5])} there)")
+                           f"(none of {CONFIG} + {METRICS}, {', '.join(SIGNATURES[:5])} there), nor lm-eval's "
+                           f"output ({LmEvalDir.RESULTS_PREFIX}<timestamp>.json)")
 
 
 def _unique(items: list, sources: dict[int, Path]) -> None:
