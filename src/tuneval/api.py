@@ -90,7 +90,8 @@ def simple_evaluate(model: str = DEFAULT_MODEL, adapter: str | Path | None = Non
                     max_new_tokens: int | None = None, chat_template: bool = True, num_fewshot: int | None = None,
                     tasks_dir: str | Path | None = None, seed: int = 1234, bootstrap_iters: int = 1000,
                     precision: str = "auto", model_args: ModelArgs | str | Mapping[str, Any] | None = None,
-                    merge: bool = False, on_task: Callable[[dict], None] | None = None) -> dict[str, Any] | None:
+                    merge: bool = False, lm_eval_format: bool = False,
+                    on_task: Callable[[dict], None] | None = None) -> dict[str, Any] | None:
     """Score `model` (with `adapter`, a run or adapter directory, over it) (`tuneval eval`).
 
     `model` may also be a model served elsewhere behind an OpenAI-compatible API, as lm-eval names
@@ -106,7 +107,8 @@ def simple_evaluate(model: str = DEFAULT_MODEL, adapter: str | Path | None = Non
         scored with ROUGE/BLEU; first `limit` examples (default 50); returns results.json's content.
       `data`: your own file or directory in `format` (`columns`: your column names), every row
         generated and scored against its last assistant turn.
-    `out`: the directory written (default eval_out_dir(...)). `merge`: fold a LoRA-family adapter
+    `out`: the directory written (default eval_out_dir(...)); `lm_eval_format`: also lm-eval 0.4's
+    `--output_path OUT --log_samples` layout there (evaluate/lm_eval_format.py). `merge`: fold a LoRA-family adapter
     into the base first (generation at the base's speed). `on_task(result)`: called after each
     benchmark task. Returns None on processes other than rank 0 of a launcher.
     """
@@ -125,18 +127,45 @@ def simple_evaluate(model: str = DEFAULT_MODEL, adapter: str | Path | None = Non
     if names or suite:
         from tuneval.evaluate.summary import evaluate_suite
 
-        summary = evaluate_suite(model, adapter, tasks=names, suite=suite, limit=limit, num_fewshot=num_fewshot,
-                                 tasks_dir=tasks_dir, data_dir=data_dir, out=out, batch_size=batch_size, seed=seed,
-                                 bootstrap_iters=bootstrap_iters, chat_template=chat_template, precision=precision,
-                                 on_task=on_task if main else None, model_args=model_args, template=template,
-                                 merge=merge)
-        return summary if main else None
-    results = _evaluate_task(model, adapter, task=task, data=data, format=format, columns=columns, split=split,
-                             limit=limit, out=out, data_dir=data_dir, template=template, batch_size=batch_size,
-                             max_new_tokens=max_new_tokens, chat_template=chat_template, tasks_dir=tasks_dir,
-                             seed=seed, bootstrap_iters=bootstrap_iters, precision=precision,
-                             model_args=model_args, merge=merge)
-    return results if main else None
+        scored = evaluate_suite(model, adapter, tasks=names, suite=suite, limit=limit, num_fewshot=num_fewshot,
+                                tasks_dir=tasks_dir, data_dir=data_dir, out=out, batch_size=batch_size, seed=seed,
+                                bootstrap_iters=bootstrap_iters, chat_template=chat_template, precision=precision,
+                                on_task=on_task if main else None, model_args=model_args, template=template,
+                                merge=merge)
+    else:
+        scored = _evaluate_task(model, adapter, task=task, data=data, format=format, columns=columns, split=split,
+                                limit=limit, out=out, data_dir=data_dir, template=template, batch_size=batch_size,
+                                max_new_tokens=max_new_tokens, chat_template=chat_template, tasks_dir=tasks_dir,
+                                seed=seed, bootstrap_iters=bootstrap_iters, precision=precision,
+                                model_args=model_args, merge=merge)
+    if main and lm_eval_format:
+        _write_lm_eval(out, scored, model, adapter, model_args, tasks_dir=tasks_dir, data_dir=data_dir,
+                       batch_size=batch_size, rows=data is None)
+    return scored if main else None
+
+
+def _write_lm_eval(out: Path, scored: dict, model: str, adapter, model_args, *, tasks_dir, data_dir,
+                   batch_size: int, rows: bool = True) -> None:
+    """lm-eval's layout beside tuneval's results (`scored`: a suite's summary or one task's results):
+    lm-eval names the model by its adapter where there is one, and logs each scored row as `doc`
+    (read again here, so its doc_hash is lm-eval's)."""
+    from tuneval.evaluate.lm_eval_format import write_lm_eval
+    from tuneval.models.endpoint import is_endpoint, parse_model_args
+    from tuneval.results import SuiteDir
+    from tuneval.tasks import get_task, load_rows
+
+    results = [SuiteDir(out).task(t).read() for t in scored["tasks"]] if "examples" not in scored else [scored]
+    if is_endpoint(model):
+        args = parse_model_args(None if isinstance(model_args, ModelArgs) else model_args)
+        name, source, given = args.model, model, {"base_url": args.base_url, "model": args.model}
+    else:
+        name, source = str(adapter or model), "hf"
+        given = {"pretrained": model, **({"peft": str(adapter)} if adapter else {})}
+    docs = {r["task"]: load_rows(get_task(r["task"], tasks_dir), r["split"], data_dir)[:r["num_examples"]]
+            for r in results} if rows else None
+    write_lm_eval(out, results, model_name=name, model_args=given, model_source=source, batch_size=batch_size,
+                  limit=results[0].get("limit"), bootstrap_iters=results[0]["bootstrap"]["iterations"],
+                  seed=results[0].get("seed"), docs=docs)
 
 
 def _check_eval_options(*, task, tasks, suite, data, format, split, limit, template, batch_size,  # noqa: A002

@@ -87,6 +87,8 @@ def eval_(
     trust_remote_code: bool = trust_remote_code_option(),
     attn_implementation: Optional[str] = attn_implementation_option(),
     endpoint_args: Optional[str] = model_args_option(),
+    lm_eval_format: bool = typer.Option(False, "--lm-eval-format", help="Also write lm-eval 0.4's --output_path "
+                                        "--log_samples layout in --out (its results and samples files, per model)."),
 ):
     """Score a model, loaded here or served elsewhere (--model local-completions --model-args base_url=URL,model=NAME),
     on benchmark tasks (--tasks/--suite), one --task generated and scored with ROUGE/BLEU, or --data."""
@@ -96,12 +98,16 @@ def eval_(
         out=out, data_dir=data_dir, template=template, batch_size=batch_size, max_new_tokens=max_new_tokens,
         chat_template=chat_template, num_fewshot=num_fewshot, tasks_dir=tasks_dir, seed=seed,
         bootstrap_iters=bootstrap_iters, precision=precision, merge=merge, on_task=_print_task,
+        lm_eval_format=lm_eval_format,
         model_args=model_args_from(dtype, revision, trust_remote_code, attn_implementation, endpoint_args))
-    if results is None:  # not rank 0 of a launcher: that one prints
-        return
-    out = out or api.eval_out_dir(model, adapter, task=task, tasks=tasks, suite=suite, data=data,
-                                  model_args=endpoint_args)
-    if tasks or suite:
+    if results is not None:  # None: not rank 0 of a launcher, which prints
+        _print_eval(results, out or api.eval_out_dir(model, adapter, task=task, tasks=tasks, suite=suite, data=data,
+                                                    model_args=endpoint_args), bench=bool(tasks or suite))
+
+
+def _print_eval(results: dict, out: Path, bench: bool) -> None:
+    """What `tuneval eval` prints when it is done: the table (benchmarks) or the headline metrics, and the files."""
+    if bench:
         from rich.markdown import Markdown
 
         from tuneval.evaluate.summary import summary_markdown
@@ -251,7 +257,8 @@ def forgetting(
     tasks: Optional[str] = typer.Option(None, "--tasks", help="Tasks instead of a suite, comma-separated."),
     limit: Optional[int] = typer.Option(None, "--limit", help="First N examples per task (default: the suite's)."),
     num_fewshot: Optional[int] = typer.Option(None, "--num-fewshot"),
-    before: Optional[Path] = typer.Option(None, "--before", help="Compare two earlier `tuneval eval` output directories..."),
+    before: Optional[Path] = typer.Option(None, "--before", help="Compare two earlier `tuneval eval` (or lm-eval "
+                                          "--output_path) directories or results files..."),
     after: Optional[Path] = typer.Option(None, "--after", help="...instead of running the model."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where forgetting.{md,json,png} (and before/, after/) go."),
     tasks_dir: Optional[Path] = typer.Option(None, "--tasks-dir"),

@@ -157,3 +157,25 @@ def test_forgetting_on_a_server_that_serves_base_and_adapter(task_dirs, tmp_path
     result = json.loads((tmp_path / "f" / "forgetting.json").read_text())
     assert result["tasks"]["pick"]["delta"] == 0.0  # the fake answers both alike
     assert json.loads((tmp_path / "f" / "after" / "pick" / "results.json").read_text())["label"] == "ft"
+
+
+def test_lm_eval_format_from_the_command(task_dirs, tmp_path):
+    from lm_eval.utils import get_results_filenames, get_sample_results_filenames
+
+    from tuneval.evaluate.lm_eval_format import read_lm_eval
+
+    data, tasks = task_dirs
+    out = tmp_path / "out"
+    with FakeServer(["ok"], models=("org/m",)) as s:
+        assert main(["eval", "--model", "local-completions", "--model-args", f"base_url={s.url},model=org/m",
+                     "--tasks", "pick,say", "--tasks-dir", str(tasks), "--data-dir", str(data), "--out", str(out),
+                     "--lm-eval-format"]) == 0
+    files = [str(p) for p in (out / "org__m").iterdir()]
+    assert len(get_results_filenames(files)) == 1 and len(get_sample_results_filenames(files)) == 2
+    written = json.loads(open(get_results_filenames(files)[0]).read())
+    assert written["config"]["model"] == "local-completions" and written["model_name"] == "org/m"
+    back = read_lm_eval(out)
+    for name in ("pick", "say"):
+        ours = json.loads((out / name / "results.json").read_text())
+        assert back[name]["metrics"][ours["primary_metric"]] == pytest.approx(ours["metrics"][ours["primary_metric"]])
+        assert [ex["id"] for ex in back[name]["examples"]] == [ex["id"] for ex in ours["examples"]]
