@@ -196,7 +196,7 @@ BAD = [
     ({"model": "lora_a", "prompt": [5, 6, 400]}, 400, "invalid_prompt", "token id 400 is outside"),
     ({"model": "lora_a", "prompt": [[5, 6], [-1]]}, 400, "invalid_prompt", "token id -1 is outside"),
     ({"model": "lora_a", "prompt": [[5, 6], []]}, 400, "invalid_request", "prompt"),
-    ({"model": "lora_a", "prompt": [5, "six"]}, 400, "invalid_request", "prompt"),
+    ({"model": "lora_a", "prompt": [5, "six"]}, 400, "invalid_request", "a list of token ids (integers)"),
     ({"model": "lora_a", "prompt": [[5] * 41]}, 400, "context_length_exceeded", "at most 40"),
     ({"model": "lora_a", "prompt": "hi", "logprobs": 1, "stream": True}, 400, "unsupported_parameter", "not streamed"),
     ({"model": "lora_a", "prompt": ["hi"] * 5, "n": 4}, 400, "too_many_completions", "limit of 16"),

@@ -222,6 +222,10 @@ class AdapterLoadRequest(BaseModel):
 
 def describe_validation(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
     """One readable sentence from pydantic's error list, and the first field it names."""
+    where = {tuple(str(x) for x in e.get("loc", ()) if x != "body")[:1] for e in errors}
+    if where == {("prompt",)} and len(errors) > 1:  # one error per shape of the union: say what the shapes are
+        return ("'prompt': must be a non-empty string, a list of strings, a list of token ids (integers), "
+                "or a list of lists of token ids"), "prompt"
     parts, param = [], None
     for e in errors[:3]:
         loc = [str(x) for x in e.get("loc", ()) if x != "body"]
