@@ -131,3 +131,24 @@ def alone(base_dir: Path, adapter_dir: Path | None, prompts: list[list[int]], ma
         cut = next((i + 1 for i, t in enumerate(new) if t in eos), len(new))
         out.append(new[:cut])
     return out
+
+
+_DIRECT: dict = {}
+
+
+@torch.inference_mode()
+def direct_logprobs(base_dir: Path, adapter_dir: Path | None, ids: list[int]) -> torch.Tensor:
+    """The reference for scoring: a fresh base (+ the adapter through plain PEFT), one unpadded forward
+    pass over `ids`, log_softmax in fp32; row j is the distribution after ids[:j + 1]."""
+    from peft import PeftModel
+
+    from tuneval.models import load_model
+
+    key = (str(base_dir), str(adapter_dir))
+    if key not in _DIRECT:
+        loaded = load_model(str(base_dir))
+        model = PeftModel.from_pretrained(loaded.model, str(adapter_dir)) if adapter_dir else loaded.model
+        _DIRECT[key] = model.eval()
+    x = torch.tensor([ids])
+    logits = _DIRECT[key](input_ids=x, attention_mask=torch.ones_like(x)).logits[0, -len(ids):]  # prompt tuning: + virtual
+    return logits.float().log_softmax(-1)

@@ -103,6 +103,22 @@ def test_streaming(served):
     assert events[-1]["choices"][0]["finish_reason"] in ("length", "stop")
 
 
+def test_stream_options_include_usage(served):
+    """OpenAI's last chunk: no choices, the usage of the whole request; every chunk before it has usage null."""
+    client, _, _ = served
+    completion = {"model": "lora_a", "prompt": [PROMPT, "the meeting"], "max_tokens": 5, "temperature": 0, "n": 2}
+    chat = {"model": "tiny", "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 5, "temperature": 0}
+    for route, body in (("/v1/completions", completion), ("/v1/chat/completions", chat)):
+        usage = client.post(route, json=body).json()["usage"]
+        events = _events(client.post(route, json={**body, "stream": True, "stream_options": {"include_usage": True}}))
+        assert events[-1]["choices"] == [] and events[-1]["usage"] == usage and usage["completion_tokens"] > 0
+        assert all(e["usage"] is None and e["choices"] for e in events[:-1])
+        plain = _events(client.post(route, json={**body, "stream": True}))
+        assert all("usage" not in e and e["choices"] for e in plain)
+        r = client.post(route, json={**body, "stream_options": {"include_usage": True}})  # not streamed: refused
+        assert r.status_code == 400 and r.json()["error"]["param"] == "stream_options"
+
+
 def test_hot_load_and_unload(served, llama_adapters):
     client, bank, _ = served
     r = client.post("/v1/adapters", json={"name": "hot", "path": "lora_b"})
@@ -170,11 +186,19 @@ BAD = [
     (b"[1, 2]", 400, "invalid_request", "dictionary"),
     ({"model": "lora_a", "prompt": "hi " * 200}, 400, "context_length_exceeded", "at most 40"),
     ({"model": "lora_a", "prompt": "hi", "max_tokens": 33}, 400, "max_tokens_too_large", "limit of 32"),
-    ({"model": "lora_a", "prompt": "hi", "max_tokens": 0}, 400, "invalid_request", "max_tokens"),
+    ({"model": "lora_a", "prompt": "hi", "max_tokens": 0}, 400, "unsupported_parameter", "send echo: true"),
+    ({"model": "lora_a", "prompt": "hi", "max_tokens": -1}, 400, "invalid_request", "max_tokens"),
     ({"model": "lora_a", "prompt": "hi", "max_tokens": "many"}, 400, "invalid_request", "max_tokens"),
     ({"model": "lora_a", "prompt": "hi", "temperature": 5}, 400, "invalid_request", "temperature"),
     ({"model": "lora_a", "prompt": ""}, 400, "invalid_request", "prompt"),
-    ({"model": "lora_a", "prompt": "hi", "logprobs": 2}, 400, "unsupported_parameter", "logprobs"),
+    ({"model": "lora_a", "prompt": "hi", "logprobs": 21}, 400, "invalid_request", "logprobs"),
+    ({"model": "lora_a", "prompt": "hi", "logprobs": True}, 400, "invalid_request", "logprobs"),
+    ({"model": "lora_a", "prompt": [5, 6, 400]}, 400, "invalid_prompt", "token id 400 is outside"),
+    ({"model": "lora_a", "prompt": [[5, 6], [-1]]}, 400, "invalid_prompt", "token id -1 is outside"),
+    ({"model": "lora_a", "prompt": [[5, 6], []]}, 400, "invalid_request", "prompt"),
+    ({"model": "lora_a", "prompt": [5, "six"]}, 400, "invalid_request", "a list of token ids (integers)"),
+    ({"model": "lora_a", "prompt": [[5] * 41]}, 400, "context_length_exceeded", "at most 40"),
+    ({"model": "lora_a", "prompt": "hi", "logprobs": 1, "stream": True}, 400, "unsupported_parameter", "not streamed"),
     ({"model": "lora_a", "prompt": ["hi"] * 5, "n": 4}, 400, "too_many_completions", "limit of 16"),
 ]
 

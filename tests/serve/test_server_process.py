@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import httpx
 import pytest
@@ -34,7 +36,9 @@ def post_chunked(port: int, path: str, total: int, headers: dict[str, str]) -> t
     return bench.post_chunked(port, path, total, headers, model="m")
 
 
-def test_server_process_answers(lively_llama, llama_adapters, tmp_path):
+@contextmanager
+def running_server(lively_llama, llama_adapters, tmp_path) -> Iterator[str]:
+    """`tuneval serve` as a process (the key from TUNEVAL_API_KEY, adapter "a"); its URL once /health answers."""
     port = free_port()
     log = open(tmp_path / "server.log", "w+")
     proc = subprocess.Popen(
@@ -53,6 +57,20 @@ def test_server_process_answers(lively_llama, llama_adapters, tmp_path):
                     break
             except httpx.TransportError:
                 time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+
+
+def test_server_process_answers(lively_llama, llama_adapters, tmp_path):
+    with running_server(lively_llama, llama_adapters, tmp_path) as url:
+        port = int(url.rsplit(":", 1)[1])
         assert httpx.get(f"{url}/v1/models", timeout=10).status_code == 401
         r = httpx.get(f"{url}/v1/models", timeout=10, headers={"Authorization": "Bearer nope"})
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
@@ -72,16 +90,32 @@ def test_server_process_answers(lively_llama, llama_adapters, tmp_path):
         assert time.monotonic() - t0 < 30
         assert httpx.get(f"{url}/health", timeout=5).status_code == 200  # open without the key
         assert httpx.post(f"{url}/v1/completions", timeout=60, json=body, headers=AUTH).json()["choices"][0]["text"]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
     out = (tmp_path / "server.log").read_text()
     assert f"http://127.0.0.1:{port}/v1" in out and "Traceback" not in out
+
+
+def test_lm_eval_local_completions_scores_the_served_adapter(lively_llama, llama_adapters, tmp_path, monkeypatch):
+    """lm-eval 0.4.13's `local-completions` model, unchanged, against the live server: its loglikelihoods
+    (sum over the continuation, is-greedy) equal a direct forward pass through the adapter."""
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.openai_completions import LocalCompletionsAPI
+
+    from tests.serve.conftest import direct_logprobs
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)  # lm-eval's API models send it as the bearer key
+    pairs = [("hello how are", " you"), ("the meeting is at", " noon can we move it"), ("book a table", " for two")]
+    with running_server(lively_llama, llama_adapters, tmp_path) as url:
+        lm = LocalCompletionsAPI(base_url=f"{url}/v1/completions", model="a", tokenizer=str(lively_llama),
+                                 tokenizer_backend="huggingface", batch_size=2, max_retries=1, timeout=60)
+        results = lm.loglikelihood([Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)],
+                                   disable_tqdm=True)
+    for (total, is_greedy), (context, continuation) in zip(results, pairs):
+        ctx, cont = lm._encode_pair(context, continuation)
+        ids = ctx + cont
+        ref = direct_logprobs(lively_llama, llama_adapters["lora_a"], ids)
+        steps = range(len(ctx), len(ids))
+        assert total == pytest.approx(sum(ref[j - 1, ids[j]].item() for j in steps), abs=1e-4)
+        assert is_greedy == all(int(ref[j - 1].argmax()) == ids[j] for j in steps)
 
 
 @pytest.mark.parametrize("args,words", [

@@ -8,6 +8,16 @@
     GET    /health                 liveness, for scripts that start the server
     GET    /stats                  batches run and rows per batch so far
 
+Scoring, as lm-evaluation-harness's `local-completions` and vLLM's server do it: a
+completions request with `echo: true` and `logprobs: k` gets each prompt token's
+log-probability under the adapter `model` names (and the k most likely tokens there), in one
+forward pass per batch; `max_tokens: 0` scores without generating. `prompt` may be token ids,
+as lm-eval sends it. Generated tokens get log-probs too (completions `logprobs`, chat
+`logprobs` + `top_logprobs`), not when streamed. Scoring rows go through the same batcher,
+queue and limits as generation. Streams end with a usage chunk when `stream_options:
+{"include_usage": true}` asks for it. Parameters the server cannot honour are refused with
+a 400 naming them (schemas.py lists them and the no-ops it accepts).
+
 Handlers never take the bank's lock on the event loop (a batch holds it while it
 generates): they read lock-free snapshots, and loads/unloads run in a worker thread.
 Tokenisation and chat-template rendering run in worker threads too: a 1 MB prompt takes
@@ -44,6 +54,7 @@ from tuneval.serve.adapters import check_name
 from tuneval.serve.bank import AdapterBank, Output, Row, UnknownAdapter
 from tuneval.serve.batcher import Batcher, QueueFull
 from tuneval.serve.guards import BearerAuth, BodyLimit
+from tuneval.serve.logprobs import TokenTexts, chat_logprobs, completion_logprobs
 from tuneval.serve.schemas import (
     AdapterLoadRequest,
     ApiError,
@@ -83,6 +94,7 @@ class _Service:
         # state saved with the tokenizer, so make it here, before any thread exists.
         bank.tokenizer("warm-up")
         self.context = getattr(bank.base.config, "max_position_embeddings", None) if bank.arch == "causal" else None
+        self.vocabulary = min(len(bank.tokenizer), bank.base.get_input_embeddings().num_embeddings)
 
     def resolve(self, model: str) -> str | None:
         bank = self.bank
@@ -111,13 +123,29 @@ class _Service:
                                     f"context of {context}", "context_length_exceeded", param)
 
     @staticmethod
-    def rows_for(req, adapter: str | None, prompts: list[list[int]], max_tokens: int) -> list[Row]:
+    def rows_for(req, adapter: str | None, prompts: list[list[int]], max_tokens: int,
+                 logprobs: int | None = None, score: bool = False) -> list[Row]:
         return [Row(prompt=ids, adapter=adapter, max_new_tokens=max_tokens, temperature=req.temperature,
-                    top_p=req.top_p, stop=list(req.stop or []), cancelled=threading.Event())
+                    top_p=req.top_p, stop=list(req.stop or []), cancelled=threading.Event(), logprobs=logprobs,
+                    score_prompt=score)
                 for ids in prompts for _ in range(req.n)]
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         return [self.bank.tokenizer(t)["input_ids"] for t in texts]
+
+    def completion_prompts(self, req: CompletionRequest) -> tuple[list[list[int]], list[str]]:
+        """(token ids, text) of each prompt: strings are tokenised; token ids are checked against the
+        vocabulary and, for echo, decoded (as vLLM echoes them)."""
+        given = req.prompts()
+        if isinstance(given[0], str):
+            return self.encode(given), given  # type: ignore[arg-type]
+        for ids in given:
+            bad = next((t for t in ids if not 0 <= t < self.vocabulary), None)  # type: ignore[union-attr]
+            if bad is not None:
+                raise ApiError(400, f"token id {bad} is outside the model's vocabulary (0-{self.vocabulary - 1})",
+                               "invalid_prompt", "prompt")
+        texts = [self.bank.tokenizer.decode(ids) for ids in given] if req.echo else [""] * len(given)
+        return given, texts  # type: ignore[return-value]
 
     def submit(self, rows: list[Row]):
         try:
@@ -147,8 +175,10 @@ class _Service:
                 r.cancelled.set()  # a client that went away stops its rows
 
     def stream(self, rows: list[Row], chunk: Callable[[int, str], dict], final: Callable[[int, Output], dict],
-               opening: list[dict], deadline: float) -> StreamingResponse:
-        """Server-sent events; past the deadline an error event (code "timeout") ends the stream."""
+               opening: list[dict], deadline: float,
+               usage: Callable[[list[Output]], dict] | None = None) -> StreamingResponse:
+        """Server-sent events; past the deadline an error event (code "timeout") ends the stream.
+        With `usage`, a last chunk built from every row's output follows the rows' own."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         for i, r in enumerate(rows):
@@ -158,7 +188,7 @@ class _Service:
             f.add_done_callback(lambda f, i=i: loop.call_soon_threadsafe(queue.put_nowait, (i, f)))
 
         async def events() -> AsyncIterator[str]:
-            remaining = len(rows)
+            remaining, outs = len(rows), [None] * len(rows)
             try:
                 for c in opening:
                     yield _sse(c)
@@ -174,10 +204,13 @@ class _Service:
                     remaining -= 1
                     error = item.exception() if not item.cancelled() else RuntimeError("cancelled")
                     if error is None:
+                        outs[i] = item.result()
                         yield _sse(final(i, item.result()))
                     else:
                         status = 404 if isinstance(error, UnknownAdapter) else 400 if isinstance(error, TunevalError) else 500
                         yield _sse(ApiError(status, str(error), "generation_failed").body())
+                if usage is not None and all(o is not None for o in outs):
+                    yield _sse(usage(outs))  # type: ignore[arg-type]
                 yield "data: [DONE]\n\n"
             finally:
                 for f, r in zip(futures, rows):
@@ -196,7 +229,27 @@ def _usage(prompts: list[list[int]], outs: list[Output]) -> dict[str, int]:
 def _unsupported(req) -> None:
     bad = req.unsupported()
     if bad:
-        raise ApiError(400, f"'{bad}' is not supported by this server", "unsupported_parameter", bad)
+        name, why = bad
+        raise ApiError(400, f"'{name}' is not supported by this server ({why})", "unsupported_parameter", name)
+
+
+def _completion_choice(index: int, row: Row, out: Output, prompt_text: str, req: CompletionRequest,
+                       texts: TokenTexts) -> dict[str, Any]:
+    """One choice; with echo its text (and its logprobs) start with the prompt's."""
+    logprobs = None
+    if req.logprobs is not None:
+        ids, entries = list(out.tokens), list(out.token_logprobs or [])
+        if req.echo:
+            ids, entries = row.prompt + ids, [None, *(out.prompt_logprobs or [])] + entries
+        logprobs = completion_logprobs(texts, ids, entries)
+    text = (prompt_text if req.echo else "") + out.text
+    return {"index": index, "text": text, "logprobs": logprobs, "finish_reason": _reason(out)}
+
+
+def _chat_choice(index: int, out: Output, req: ChatRequest, texts: TokenTexts) -> dict[str, Any]:
+    logprobs = chat_logprobs(texts, out.tokens, out.token_logprobs or []) if req.logprobs else None
+    return {"index": index, "message": {"role": "assistant", "content": out.text}, "logprobs": logprobs,
+            "finish_reason": _reason(out)}
 
 
 def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> FastAPI:
@@ -221,6 +274,7 @@ def create_app(bank: AdapterBank, settings: ServeSettings | None = None) -> Fast
     _add_error_handlers(app)
     _add_info_routes(app, service)
     _add_completion_routes(app, service)
+    _add_chat_route(app, service)
     _add_adapter_routes(app, service)
     return app
 
@@ -275,7 +329,7 @@ def _add_info_routes(app: FastAPI, service: _Service) -> None:
 
 
 def _add_completion_routes(app: FastAPI, service: _Service) -> None:
-    """POST /v1/completions and /v1/chat/completions, whole or streamed."""
+    """POST /v1/completions, whole or streamed."""
     bank, settings = service.bank, service.settings
 
     @app.post("/v1/completions")
@@ -283,24 +337,38 @@ def _add_completion_routes(app: FastAPI, service: _Service) -> None:
         deadline = time.monotonic() + settings.request_timeout
         _unsupported(req)
         adapter = service.resolve(req.model)
-        texts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
-        prompts = await asyncio.to_thread(service.encode, texts)
-        max_tokens = req.max_tokens or settings.default_max_tokens
+        score = req.echo and req.logprobs is not None
+        if score and bank.arch != "causal":
+            raise ApiError(400, "'echo' with logprobs scores the prompt, which needs a decoder-only model; this one "
+                                "is seq2seq", "unsupported_parameter", "echo")
+        prompts, texts = await asyncio.to_thread(service.completion_prompts, req)
+        max_tokens = settings.default_max_tokens if req.max_tokens is None else req.max_tokens
         service.budget(req, prompts, max_tokens, "prompt")
-        rows = service.rows_for(req, adapter, prompts, max_tokens)
+        rows = service.rows_for(req, adapter, prompts, max_tokens, req.logprobs, score)
         rid, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         head = {"id": rid, "object": "text_completion", "created": created, "model": req.model}
         if req.stream:
+            chunk = {**head, **({"usage": None} if req.include_usage else {})}
             return service.stream(
                 rows,
-                lambda i, text: {**head, "choices": [{"index": i, "text": text, "logprobs": None, "finish_reason": None}]},
-                lambda i, o: {**head, "choices": [{"index": i, "text": "", "logprobs": None,
-                                                   "finish_reason": _reason(o)}]},
+                lambda i, text: {**chunk, "choices": [{"index": i, "text": text, "logprobs": None, "finish_reason": None}]},
+                lambda i, o: {**chunk, "choices": [{"index": i, "text": "", "logprobs": None,
+                                                    "finish_reason": _reason(o)}]},
                 [], deadline,
+                (lambda outs: {**head, "choices": [], "usage": _usage(prompts, outs)}) if req.include_usage else None,
             )
         outs = await service.run(rows, deadline)
-        choices = [{"index": i, "text": o.text, "logprobs": None, "finish_reason": _reason(o)} for i, o in enumerate(outs)]
+        tokens = TokenTexts(bank.tokenizer)
+        choices = await asyncio.to_thread(  # decoding every token's text takes a while for long prompts
+            lambda: [_completion_choice(i, r, o, texts[i // req.n], req, tokens)
+                     for i, (r, o) in enumerate(zip(rows, outs))])
         return {**head, "choices": choices, "usage": _usage(prompts, outs)}
+
+
+
+def _add_chat_route(app: FastAPI, service: _Service) -> None:
+    """POST /v1/chat/completions, whole or streamed."""
+    bank, settings = service.bank, service.settings
 
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest):
@@ -310,21 +378,22 @@ def _add_completion_routes(app: FastAPI, service: _Service) -> None:
         prompts = [await asyncio.to_thread(render_chat, bank, req)]
         max_tokens = req.max_completion_tokens or req.max_tokens or min(settings.default_chat_max_tokens, settings.max_tokens)
         service.budget(req, prompts, max_tokens, "messages")
-        rows = service.rows_for(req, adapter, prompts, max_tokens)
+        rows = service.rows_for(req, adapter, prompts, max_tokens, (req.top_logprobs or 0) if req.logprobs else None)
         rid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         head = {"id": rid, "created": created, "model": req.model}
         if req.stream:
-            chunk = {**head, "object": "chat.completion.chunk"}
+            chunk = {**head, "object": "chat.completion.chunk", **({"usage": None} if req.include_usage else {})}
             return service.stream(
                 rows,
                 lambda i, text: {**chunk, "choices": [{"index": i, "delta": {"content": text}, "finish_reason": None}]},
                 lambda i, o: {**chunk, "choices": [{"index": i, "delta": {}, "finish_reason": _reason(o)}]},
                 [{**chunk, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
                                        for i in range(len(rows))]}], deadline,
+                (lambda outs: {**chunk, "choices": [], "usage": _usage(prompts, outs)}) if req.include_usage else None,
             )
         outs = await service.run(rows, deadline)
-        choices = [{"index": i, "message": {"role": "assistant", "content": o.text}, "finish_reason": _reason(o)}
-                   for i, o in enumerate(outs)]
+        tokens = TokenTexts(bank.tokenizer)
+        choices = await asyncio.to_thread(lambda: [_chat_choice(i, o, req, tokens) for i, o in enumerate(outs)])
         return {**head, "object": "chat.completion", "choices": choices, "usage": _usage(prompts, outs)}
 
 

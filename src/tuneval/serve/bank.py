@@ -13,6 +13,10 @@ in one batch (prompt tuning, IA3, DoRA) run as one sub-batch per adapter inside 
 `generate` call of the bank; results always come back in row order. Greedy rows answer
 exactly as they would alone (left padding is masked; tested).
 
+Log-probabilities (scoring.py): a row may ask for its generated tokens' log-probs, and a
+causal row for its prompt's too (the server's `echo` + `logprobs`); prompts are scored in one
+forward pass per adapter group, planned like generation, before anything is generated.
+
 Everything is guarded by one re-entrant lock: a load, unload or switch waits for the
 batch in flight, and never sees a half-configured model.
 """
@@ -28,12 +32,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
-from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from tuneval.errors import TunevalError, first_line
 from tuneval.models import LoadedModel
 from tuneval.runs import PEFT_CONFIG
 from tuneval.serve.adapters import check_adapter_dir, check_name, resolve_under_root
+from tuneval.serve.scoring import StepLogprobs, TokenLogprob, chunks, pick, score_prompts
 
 BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 
@@ -56,7 +61,12 @@ class AdapterInfo:
 
 @dataclass
 class Row:
-    """One prompt to complete. `adapter=None` is the bare base model."""
+    """One prompt to complete. `adapter=None` is the bare base model.
+
+    `logprobs` (k, None: none) asks for each generated token's log-probability and the k most
+    likely tokens at its step; `score_prompt` asks the same for the prompt's tokens (causal models),
+    and with `max_new_tokens=0` the row is only scored.
+    """
 
     prompt: list[int]
     adapter: str | None = None
@@ -66,6 +76,8 @@ class Row:
     stop: list[str] = field(default_factory=list)
     on_text: Callable[[str], None] | None = None  # streaming: called with each new piece of text
     cancelled: threading.Event | None = None  # set it to stop the row early (client went away)
+    logprobs: int | None = None
+    score_prompt: bool = False
 
 
 @dataclass
@@ -73,6 +85,8 @@ class Output:
     text: str
     tokens: list[int]  # generated ids, the EOS included when there was one
     finish_reason: str  # "stop" (EOS or a stop string), "length", "cancelled"
+    token_logprobs: list[TokenLogprob] | None = None  # one per token in `tokens`, when the row asked
+    prompt_logprobs: list[TokenLogprob] | None = None  # one per prompt token after the first, when asked
 
 
 @dataclass
@@ -92,11 +106,14 @@ class _RowState:
         self.sent = 0
         self.finish: str | None = None
         self.live = bool(row.on_text or row.stop)  # decode every step only when someone needs it
+        self.logprobs: list[TokenLogprob] | None = [] if row.logprobs is not None else None
 
-    def push(self, token: int) -> None:
+    def push(self, token: int, entry: TokenLogprob | None = None) -> None:
         if self.finish:
             return
         self.tokens.append(token)
+        if self.logprobs is not None and entry is not None:
+            self.logprobs.append(entry.first(self.row.logprobs or 0))
         if token in self.eos:
             self.finish = "stop"
         elif self.row.cancelled is not None and self.row.cancelled.is_set():
@@ -131,19 +148,23 @@ class _RowState:
     def output(self) -> Output:
         if not self.live:
             self.text = self.tokenizer.decode(self._content(), skip_special_tokens=True)
-        return Output(text=self.text, tokens=list(self.tokens), finish_reason=self.finish or "length")
+        return Output(text=self.text, tokens=list(self.tokens), finish_reason=self.finish or "length",
+                      token_logprobs=self.logprobs)
 
 
 class _PerRow(StoppingCriteria):
-    """Feeds each step's new token to its row; a finished row stops, the others go on."""
+    """Feeds each step's new token (and, when asked, its log-probs) to its row; a finished row stops."""
 
-    def __init__(self, states: list[_RowState]):
-        self.states = states
+    def __init__(self, states: list[_RowState], steps: StepLogprobs | None = None):
+        self.states, self.steps = states, steps
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
         last = input_ids[:, -1].tolist()
-        for state, token in zip(self.states, last):
-            state.push(token)
+        entries: list = [None] * len(last)
+        if self.steps is not None and self.steps.last is not None:
+            entries = pick(self.steps.last, last, max(s.row.logprobs or 0 for s in self.states))
+        for state, token, entry in zip(self.states, last, entries):
+            state.push(token, entry)
         return torch.tensor([s.finish is not None for s in self.states], device=input_ids.device)
 
     def __deepcopy__(self, memo):  # PEFT deep-copies generate kwargs for seq2seq prompt tuning
@@ -321,29 +342,76 @@ class AdapterBank:
         """Complete every row with its own adapter; outputs in row order.
 
         Rows are grouped by sampling settings, then LoRA and base rows share one PEFT
-        mixed-batch call; every other adapter gets a sub-batch of its own.
+        mixed-batch call; every other adapter gets a sub-batch of its own. Rows that score their
+        prompt go first through one forward pass per group, planned the same way; a greedy row
+        that wants one token more takes it from that pass rather than from a `generate` call.
         """
         with self.lock, torch.inference_mode():
             for r in rows:
                 if r.adapter is not None and r.adapter not in self._adapters:
                     raise UnknownAdapter(f"unknown adapter '{r.adapter}' (loaded: {', '.join(self._adapters) or 'none'})")
-                if not r.prompt or r.max_new_tokens < 1:
-                    raise TunevalError("each row needs a non-empty prompt and max_new_tokens >= 1")
+                if not r.prompt or r.max_new_tokens < 0:
+                    raise TunevalError("each row needs a non-empty prompt and max_new_tokens >= 0")
             outputs: list[Output | None] = [None] * len(rows)
             self.last_plan = []
             try:
-                for label, model, idx, names in self._plan(rows):
-                    step = batch_size or len(idx)
-                    for s in range(0, len(idx), step):
-                        part = idx[s:s + step]
-                        self.last_plan.append((label, len(part)))
-                        outs = self._run(model(), [rows[i] for i in part],
-                                         [names[i] for i in part] if names else None)
-                        for i, o in zip(part, outs):
-                            outputs[i] = o
+                scored = self._score(rows, [i for i, r in enumerate(rows) if r.score_prompt])
+                todo = []
+                for i, r in enumerate(rows):
+                    outputs[i] = self._without_generate(r, scored.get(i))
+                    if outputs[i] is None:
+                        todo.append(i)
+                self._generate(rows, todo, outputs, batch_size)
+                for i, (entries, _) in scored.items():
+                    outputs[i].prompt_logprobs = entries  # type: ignore[union-attr]
             finally:
                 self._activate(self._active)
             return outputs  # type: ignore[return-value]
+
+    def _generate(self, rows: list[Row], todo: list[int], outputs: list, batch_size: int | None) -> None:
+        """Fill `outputs[i]` for each row index in `todo` through `generate` calls, as planned."""
+        sub = [rows[i] for i in todo]
+        for label, model, idx, names in self._plan(sub):
+            step = batch_size or len(idx)
+            for s in range(0, len(idx), step):
+                part = idx[s:s + step]
+                self.last_plan.append((label, len(part)))
+                outs = self._run(model(), [sub[i] for i in part], [names[i] for i in part] if names else None)
+                for i, o in zip(part, outs):
+                    outputs[todo[i]] = o
+
+    def _score(self, rows: list[Row], idx: list[int]) -> dict[int, tuple[list[TokenLogprob], torch.Tensor]]:
+        """Score the prompts of rows `idx` (scoring.score_prompts), each through its own adapter."""
+        if not idx:
+            return {}
+        if self.arch != "causal":
+            raise TunevalError("scoring a prompt (echo with logprobs) needs a decoder-only model; this one is seq2seq")
+        sub = [rows[i] for i in idx]
+        vocabulary = int(getattr(self.base.config, "vocab_size", 0) or 50_000)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        scored = {}
+        for label, model, part, names in self._plan(sub):
+            for group in chunks([len(sub[j].prompt) for j in part], vocabulary):
+                these = [part[g] for g in group]
+                self.last_plan.append((f"score:{label}", len(these)))
+                results = score_prompts(model(), [sub[j].prompt for j in these], [sub[j].logprobs or 0 for j in these],
+                                        pad, [names[j] for j in these] if names else None)
+                for j, result in zip(these, results):
+                    scored[idx[j]] = result
+        return scored
+
+    def _without_generate(self, row: Row, scored: tuple[list[TokenLogprob], torch.Tensor] | None) -> Output | None:
+        """The output of a row that needs no `generate` call (None: it does): nothing to generate, or
+        one greedy token, read off the distribution its prompt's scoring pass ended on."""
+        if row.max_new_tokens == 0:
+            return Output(text="", tokens=[], finish_reason="length", token_logprobs=[] if row.logprobs is not None else None)
+        if scored is None or row.max_new_tokens != 1 or row.temperature > 0:
+            return None
+        after = scored[1]
+        token = int(after.argmax())
+        state = _RowState(row, self.tokenizer, self.eos_ids)
+        state.push(token, pick(after[None], [token], row.logprobs or 0)[0])
+        return state.output()
 
     def _plan(self, rows: list[Row]):
         """[(label, model factory, row indices, PEFT adapter_names by row or None)]."""
@@ -392,12 +460,15 @@ class AdapterBank:
             mask.append([0] * len(gap) + [1] * len(r.prompt) if causal else [1] * len(r.prompt) + [0] * len(gap))
         device = next(self.base.parameters()).device
         states = [_RowState(r, self.tokenizer, self.eos_ids) for r in rows]
+        steps = StepLogprobs() if any(r.logprobs is not None for r in rows) else None
         kwargs: dict[str, Any] = dict(
             input_ids=torch.tensor(ids, device=device),
             attention_mask=torch.tensor(mask, device=device),
             generation_config=self._config(rows),
-            stopping_criteria=StoppingCriteriaList([_PerRow(states)]),
+            stopping_criteria=StoppingCriteriaList([_PerRow(states, steps)]),
         )
+        if steps is not None:
+            kwargs["logits_processor"] = LogitsProcessorList([steps])
         if adapter_names is not None:
             kwargs["adapter_names"] = adapter_names
         model.generate(**kwargs)
