@@ -76,12 +76,14 @@ def scoring(server: Server, base_dir: Path, adapter: Path, data: Path, limits: d
     from lm_eval.models.huggingface import HFLM
     from lm_eval.models.openai_completions import LocalCompletionsAPI
     from lm_eval.tasks import TaskManager
+    import torch
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     tasks = lm_eval_tasks(tmp, data, "anatomy")
     manager = TaskManager(include_path=str(tmp), include_defaults=False)
     rows = []
     for label, served, peft in (("base", BASE, None), ("LoRA adapter", "demo", str(adapter))):
-        hf = HFLM(pretrained=str(base_dir), peft=peft, dtype="float32", batch_size=16)
+        hf = HFLM(pretrained=str(base_dir), peft=peft, dtype="float32", batch_size=16, device=device)
         api = LocalCompletionsAPI(base_url=f"{server.url}/v1/completions", model=served, tokenizer=str(base_dir),
                                   num_concurrent=1, max_retries=1, max_length=2048)
         for task, limit in limits.items():

@@ -81,3 +81,15 @@ def test_requests_in_flight_keep_their_order():
     with FakeServer(["ok"]) as s:
         answers = client(concurrent=4).map(s.url + "/completions", bodies, "scoring")
     assert all(a["choices"][0]["text"].endswith(f"of p{i}. more") for i, a in enumerate(answers))
+
+
+def test_redirects_are_not_followed_with_the_key():
+    with FakeServer(["ok"]) as s:
+        def redirect(h):
+            h.send_response(307)
+            h.send_header("Location", "http://elsewhere.example/v1/completions")
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+        s.answer = lambda h, step, body: redirect(h)
+        with pytest.raises(EndpointError, match="HTTP 307, redirected to http://elsewhere.example/v1/completions"):
+            client(key="sk-x").post(s.url + "/completions", BODY)

@@ -85,7 +85,7 @@ class Client:
         headers = {"Content-Type": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self.http = httpx.Client(headers=headers, timeout=timeout, follow_redirects=True)
+        self.http = httpx.Client(headers=headers, timeout=timeout, follow_redirects=False)  # the key goes to this URL only
         self.timeout, self.max_retries, self.num_concurrent = timeout, max_retries, num_concurrent
         self.cache = cache or RequestCache()
         self.sent = 0
@@ -126,6 +126,9 @@ class Client:
             raise _Retryable(f"cannot reach the server ({first_line(e) or type(e).__name__})") from None
         if r.status_code in RETRY_STATUS:
             raise _Retryable(f"HTTP {r.status_code}: {_server_message(r)}", _retry_after(r))
+        if 300 <= r.status_code < 400:
+            raise EndpointError(f"{url}: HTTP {r.status_code}, redirected to {r.headers.get('Location', '?')}: "
+                                "give that URL as base_url (redirects are not followed, so the key stays with this one)")
         if r.status_code == 401 or r.status_code == 403:
             raise EndpointError(f"{url}: HTTP {r.status_code}, the key was refused ({_server_message(r)}); "
                                 "set it in the environment variable api_key_env= names (OPENAI_API_KEY by default)")
