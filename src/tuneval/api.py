@@ -46,7 +46,7 @@ from tuneval.model_args import ModelArgs
 from tuneval.results import EvalDir
 
 __all__ = ["finetune", "simple_evaluate", "load", "count_parameters", "estimate_memory", "soft_prompt_tokens",
-           "demo", "sweep", "forgetting", "compare_forgetting", "html_report", "merge", "export", "start_server", "chat",
+           "demo", "sweep", "forgetting", "compare_forgetting", "scorecard", "html_report", "merge", "export", "start_server", "chat",
            "eval_out_dir", "ModelArgs"]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
