@@ -86,7 +86,7 @@ def test_every_command_has_its_api_function():
     import inspect
 
     names = [name for _, name in COMMANDS]
-    assert names == ["train", "eval", "params", "demo", "memory", "inspect", "sweep", "forgetting", "report",
+    assert names == ["train", "eval", "params", "demo", "memory", "inspect", "sweep", "forgetting", "scorecard", "report",
                      "merge", "export", "serve", "chat"]
     for command, name in COMMANDS:
         called = {n for n in api.__all__ if f"api.{n}(" in inspect.getsource(command)}

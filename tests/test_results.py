@@ -20,7 +20,8 @@ PENDING: set[Path] = set()  # none: a module that must spell a name for a while 
 LAYOUT_NAMES = ["results.json", "report.md", "summary.json", "summary.md", "forgetting.json", "forgetting.md",
                 "forgetting.png", "comparison.json", "comparison.md", "sweep.json", "sweep.csv", "sweep.md",
                 "sweep.png", "eval-original", PEFT_CONFIG, TENSORS_FILE, MARKER, "metrics.json", "score.json",
-                "train_log.jsonl", "mixture.json", "results_", "samples_"]  # the last two: lm-eval's (LmEvalDir)
+                "train_log.jsonl", "mixture.json", "scorecard.json", "scorecard.md",
+                "scorecard_compare.json", "scorecard_compare.md", "results_", "samples_"]  # the last two: lm-eval's (LmEvalDir)
 SPELLED = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, LAYOUT_NAMES)) + r")(?![\w-])")
 
 

@@ -46,7 +46,7 @@ from tuneval.model_args import ModelArgs
 from tuneval.results import EvalDir
 
 __all__ = ["finetune", "simple_evaluate", "load", "count_parameters", "estimate_memory", "soft_prompt_tokens",
-           "demo", "sweep", "forgetting", "compare_forgetting", "html_report", "merge", "export", "start_server", "chat",
+           "demo", "sweep", "forgetting", "compare_forgetting", "scorecard", "html_report", "merge", "export", "start_server", "chat",
            "eval_out_dir", "ModelArgs"]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -384,6 +384,40 @@ def compare_forgetting(before: str | Path, after: str | Path, *, out: str | Path
     result = compare_dirs(before, after, out=out, iters=bootstrap_iters, seed=seed)
     return {**result, "out": out, "html": html_report([out], out / "report.html", seed=seed,
                                                  title=f"Forgetting: {result['after_label']}")}
+
+
+def scorecard(model: str = DEFAULT_MODEL, adapter: str | Path | None = None, *, scenarios: str | list[str] | None = None,
+              limit: int | None = None, out: str | Path | None = None, before: str | Path | None = None,
+              after: str | Path | None = None, perturbations: str | list[str] | None = None,
+              toxicity_model: str | None = None, toxicity_label: str | None = None, tasks_dir: str | Path | None = None,
+              data_dir: str | None = None, batch_size: int = 16, seed: int = 1234, bootstrap_iters: int = 1000,
+              precision: str = "auto", model_args: ModelArgs | str | Mapping[str, Any] | None = None,
+              on_scenario: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """A HELM-style scorecard (`tuneval scorecard`): accuracy, calibration, robustness, fairness, bias,
+    toxicity and efficiency per scenario, each mean with a 95% bootstrap interval; OUT/scorecard.{json,md},
+    each variant's results under OUT/<scenario>/<variant>/, and OUT/report.html. With `before` and `after`
+    (two scorecard directories) no model runs: after - before per cell with paired intervals
+    (OUT/scorecard_compare.{json,md}). `toxicity_model`: a hub id or path of a text classifier; without
+    one toxicity is "not measured". Default OUT: runs/scorecard/<model label> (compare: beside `after`)."""
+    from tuneval.io import check_out_dir
+    from tuneval.jobs.scorecard import compare_scorecards, run_scorecard
+
+    if (before is None) != (after is None):
+        raise TunevalError("give both --before and --after (two `tuneval scorecard` output directories)")
+    if bootstrap_iters < 0:
+        raise TunevalError(f"--bootstrap-iters must be 0 or more, got {bootstrap_iters}")
+    if before is not None:
+        out = Path(out) if out else Path(after).parent / f"scorecard-{Path(before).name}-vs-{Path(after).name}"
+        check_out_dir(out)
+        return compare_scorecards(before, after, out=out, bootstrap_iters=bootstrap_iters, seed=seed)
+    out = Path(out) if out else Path("runs") / "scorecard" / Path(str(adapter or model)).name
+    check_out_dir(out)
+    card = run_scorecard(model, adapter, scenarios=scenarios, limit=limit, out=out, tasks_dir=tasks_dir,
+                         data_dir=data_dir, batch_size=batch_size, seed=seed, bootstrap_iters=bootstrap_iters,
+                         perturbations=perturbations, toxicity_model=toxicity_model, toxicity_label=toxicity_label,
+                         precision=precision, model_args=model_args, on_scenario=on_scenario)
+    return {**card, "html": html_report([out], out / "report.html", seed=seed, bootstrap_iters=0,
+                                        title=f"Scorecard: {card['label']}")}
 
 
 def html_report(paths: list[str | Path], out: str | Path = "report.html", *, title: str = "tuneval report",

@@ -305,6 +305,45 @@ def forgetting(
     _print_html(result["html"])
 
 
+def scorecard(
+    model: str = typer.Option(api.DEFAULT_MODEL, "--model", help="Model: embedded name, directory, hub id or endpoint kind."),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="A fine-tuned adapter (or run directory) over --model."),
+    scenarios: Optional[str] = typer.Option(None, "--scenarios", help="Tasks or groups, comma-separated "
+                                            "(default: boolq, three MMLU subjects, sst2, agnews, rte, dialogsum)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="First N examples per scenario."),
+    perturbations: Optional[str] = typer.Option(None, "--perturbations", help="Comma-separated (default: all: "
+                                                "typos, misspellings, lowercase, contraction, expansion, extra_space, "
+                                                "mild_mix, gender, person_name, dialect)."),
+    toxicity_model: Optional[str] = typer.Option(None, "--toxicity-model", help="Hub id or path of a text "
+                                                 "classifier; without one toxicity is 'not measured'."),
+    toxicity_label: Optional[str] = typer.Option(None, "--toxicity-label", help="The classifier's toxic label."),
+    before: Optional[Path] = typer.Option(None, "--before", help="Compare two saved scorecards..."),
+    after: Optional[Path] = typer.Option(None, "--after", help="...(paired intervals) instead of running a model."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where scorecard.{json,md} and the variants go."),
+    tasks_dir: Optional[Path] = typer.Option(None, "--tasks-dir"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir"),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    seed: int = typer.Option(1234, "--seed", help="Perturbation and bootstrap seed."),
+    bootstrap_iters: int = typer.Option(1000, "--bootstrap-iters"),
+    precision: str = precision_option(),
+    endpoint_args: Optional[str] = model_args_option(),
+):
+    """HELM-style scorecard: accuracy, calibration, robustness, fairness, bias, toxicity, efficiency per scenario."""
+    from rich.markdown import Markdown
+
+    quiet_libraries()
+    result = api.scorecard(model, adapter, scenarios=scenarios, limit=limit, out=out, before=before, after=after,
+                           perturbations=perturbations, toxicity_model=toxicity_model, toxicity_label=toxicity_label,
+                           tasks_dir=tasks_dir, data_dir=data_dir, batch_size=batch_size, seed=seed,
+                           bootstrap_iters=bootstrap_iters, precision=precision,
+                           model_args=model_args_from(None, None, False, None, endpoint_args),
+                           on_scenario=lambda s: console.print(f"{s['task']}: {s['n']} examples scored"))
+    console.print(Markdown(result["markdown"].read_text(encoding="utf-8")))
+    console.print(f"saved: {result['markdown']}")
+    if "html" in result:
+        _print_html(result["html"])
+
+
 def report(
     paths: list[Path] = typer.Argument(..., help="Run, evaluation, demo, sweep or forgetting directories (any mix)."),
     out: Path = typer.Option(Path("report.html"), "--out", help="The HTML file to write."),
@@ -324,7 +363,8 @@ def _print_html(path: Path) -> None:
 # Every command, in the order `tuneval --help` lists them: (function, command name).
 COMMANDS = [
     (train, "train"), (eval_, "eval"), (params, "params"), (demo, "demo"), (memory, "memory"),
-    (inspect, "inspect"), (sweep, "sweep"), (forgetting, "forgetting"), (report, "report"),
+    (inspect, "inspect"), (sweep, "sweep"), (forgetting, "forgetting"), (scorecard, "scorecard"),
+    (report, "report"),
     (cli_serve.merge, "merge"), (cli_serve.export, "export"), (cli_serve.serve, "serve"), (cli_serve.chat, "chat"),
 ]
 for _command, _name in COMMANDS:

@@ -14,6 +14,11 @@
     comparison.json / .md          every row's scores, the paired differences, the plan
     eval-original/                 the base model's EvalDir (eval-<label>/ for any other unrun row)
     <method>/                      each method's run directory (runs.py), scored into its eval/
+  ScorecardDir   `tuneval scorecard`
+    scorecard.json / .md           scenario x metric family, every mean with its 95% interval
+    <scenario>/<variant>/          an EvalDir per scenario and input variant (clean, typos, gender, ...)
+  ScorecardCompareDir  `tuneval scorecard --before A --after B`
+    scorecard_compare.json / .md   after - before per cell, paired 95% intervals
   SweepDir       `tuneval sweep`
     sweep.json / .csv / .md / .png  one row per grid point
     <point>/                        each point's run directory (runs.py), with score.json
@@ -240,7 +245,36 @@ class SweepDir(TableDir):
 
 # The order a directory is recognised in: a demo or a sweep holds runs, a forgetting check suites,
 # a suite evaluations, so the enclosing kind is asked first.
-KINDS: tuple[type[ResultDir], ...] = (DemoDir, SweepDir, ForgettingDir, SuiteDir, EvalDir)
+class ScorecardDir(TableDir):
+    """`tuneval scorecard`: scorecard.{json,md}; each scenario's variants (clean, then one per
+    perturbation) scored into <scenario>/<variant>/, an EvalDir whose records keep the perturbed input."""
+
+    JSON = "scorecard.json"
+    MD = "scorecard.md"
+    SIGNATURE = JSON
+    KIND = "scorecard"
+
+    def variant(self, scenario: str, variant: str) -> EvalDir:
+        return EvalDir(self.path / scenario / variant)
+
+    def write(self, card: dict[str, Any], markdown: str) -> dict[str, Path]:
+        return {"json": atomic_write_json(self.json_file, card), "markdown": atomic_write_text(self.md_file, markdown)}
+
+
+class ScorecardCompareDir(TableDir):
+    """Two scorecards compared (before/after fine-tuning): scorecard_compare.{json,md}."""
+
+    JSON = "scorecard_compare.json"
+    MD = "scorecard_compare.md"
+    SIGNATURE = JSON
+    KIND = "scorecard comparison"
+
+    def write(self, result: dict[str, Any], markdown: str) -> dict[str, Path]:
+        return {"json": atomic_write_json(self.json_file, result), "markdown": atomic_write_text(self.md_file, markdown)}
+
+
+KINDS: tuple[type[ResultDir], ...] = (DemoDir, SweepDir, ForgettingDir, ScorecardCompareDir, ScorecardDir, SuiteDir,
+                                      EvalDir)
 
 
 class LmEvalDir(ResultDir):

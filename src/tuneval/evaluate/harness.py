@@ -296,19 +296,21 @@ def run_task(model, tokenizer, arch: str, task: Task, *, split: str | None = Non
              seed: int = DEFAULT_SEED, bootstrap_iters: int = 1000, chat_template: bool = True,
              max_new_tokens: int | None = None, max_seq_len: int = 1024, label: str = "model",
              meta: dict | None = None, out_file: str | Path | None = None, report: bool = False,
-             shard: bool | None = None) -> dict[str, Any]:
+             shard: bool | None = None, rows: list[dict] | None = None) -> dict[str, Any]:
     """Score one task through its prompt family (`family`); results.json (`out_file`, an EvalDir's
     results_file) keeps every example's record beside the metrics, and with `report` a generation
     task's report.md (side-by-side samples) goes beside it.
 
     `template`: a FLAN phrasing to generate with (None: the task's default family). `shard`: None
-    shares the examples out over a running process group, False keeps them here."""
+    shares the examples out over a running process group, False keeps them here. `rows`: score these
+    examples instead of the split's first `limit` (the scorecard's perturbed copies, jobs/scorecard.py);
+    few-shot examples still come from the split."""
     if limit is not None and limit < 1:
         raise TunevalError(f"--limit must be at least 1, got {limit}")
     start = time.perf_counter()
     split = split or task.eval_split
     all_docs = load_rows(task, split, data_dir)
-    docs = all_docs[:limit] if limit else all_docs
+    docs = rows if rows is not None else all_docs[:limit] if limit else all_docs
     k = task.num_fewshot if num_fewshot is None else num_fewshot
     s = _Setup(model, tokenizer, arch, task, docs, batch_size, label, shard, chat_template, max_new_tokens, max_seq_len)
     how = family(task, template)

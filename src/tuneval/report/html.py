@@ -277,6 +277,18 @@ def _provenance(inputs: Inputs) -> str:
 
 # ---- the page -----------------------------------------------------------------------------------
 
+def _scorecard(inputs: Inputs) -> list[str]:
+    """The scorecard section (report/scorecard.py), when a scorecard or a comparison of two is among the inputs."""
+    if not (inputs.scorecards or inputs.scorecard_compares):
+        return []
+    from tuneval.report.scorecard import card_html, compare_html
+
+    body = "".join(map(card_html, inputs.scorecards)) + "".join(map(compare_html, inputs.scorecard_compares))
+    return [_section("scorecard", "Scorecard", body,
+                     "HELM's metric families per scenario (see the scorecard guide); each cell coloured red (bad) "
+                     "to green (good).")]
+
+
 def build_html(inputs: Inputs, *, iters: int = 1000, seed: int = DEFAULT_SEED, title: str = "tuneval report") -> str:
     ids = _Ids()
     labels = [e.label for e in inputs.evals] + [r.label for r in inputs.runs] + [s.label for s in inputs.suites]
@@ -318,7 +330,7 @@ def build_html(inputs: Inputs, *, iters: int = 1000, seed: int = DEFAULT_SEED, t
                                  "".join(_forgetting(f, ids, i) for i, f in enumerate(inputs.forgettings))))
     if inputs.sweeps:
         sections.append(_section("sweep", "Sweeps", "".join(_sweep(s, ids) for s in inputs.sweeps)))
-    sections.append(_provenance(inputs))
+    sections += _scorecard(inputs) + [_provenance(inputs)]
     for s in sections:
         ident = s.split('id="', 1)[1].split('"', 1)[0]
         nav.append(f'<a href="#{ident}">{escape(s.split("<h2>", 1)[1].split("</h2>", 1)[0])}</a>')

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from tuneval.errors import TunevalError
-from tuneval.results import KINDS, DemoDir, EvalDir, ForgettingDir, LmEvalDir, SuiteDir, SweepDir, read_json
+from tuneval.results import (KINDS, DemoDir, EvalDir, ForgettingDir, LmEvalDir, ScorecardCompareDir, ScorecardDir, SuiteDir,
+                             SweepDir, read_json)
 from tuneval.runs import CONFIG, METRICS, RunDir
 from tuneval.train.curves import read_log
 
@@ -75,6 +76,8 @@ class Inputs:
     forgettings: list[Forgetting] = field(default_factory=list)
     sweeps: list[Sweep] = field(default_factory=list)
     demos: list[dict[str, Any]] = field(default_factory=list)  # the demo's comparison (machine, model, settings)
+    scorecards: list[dict[str, Any]] = field(default_factory=list)  # scorecard.json (ScorecardDir)
+    scorecard_compares: list[dict[str, Any]] = field(default_factory=list)  # scorecard_compare.json
     _seen: set[Path] = field(default_factory=set, repr=False)
 
 
@@ -159,6 +162,10 @@ def _add_path(inputs: Inputs, path: Path) -> None:
         sides = {"before": forgetting.before, "after": forgetting.after}
         inputs.forgettings.append(Forgetting(path.name, path, forgetting.read(),
                                              **{s: d.read() if d.exists() else None for s, d in sides.items()}))
+    elif ScorecardDir(path).exists():
+        inputs.scorecards.append(ScorecardDir(path).read())
+    elif ScorecardCompareDir(path).exists():
+        inputs.scorecard_compares.append(ScorecardCompareDir(path).read())
     elif RunDir(path).finished():
         _add_run(inputs, path)
     elif SuiteDir(path).exists():
