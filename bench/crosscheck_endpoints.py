@@ -159,9 +159,17 @@ def main() -> None:
 
     header = (f"`smollm2-135m-instruct` (float32) and the LoRA adapter `{args.adapter.name}`, zero-shot, local files; "
               f"lm-evaluation-harness {lm_eval.__version__}; one `tuneval serve` process on the same machine: {machine()}.")
-    md = markdown(header, rows, trip)
+    import datetime
+    import subprocess
+
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    provenance = {"machine": machine(), "date": datetime.date.today().isoformat(), "commit": commit}
+    md = (f"> **Machine:** {provenance['machine']} · **date:** {provenance['date']} · **commit:** {commit}\n\n"
+          + markdown(header, rows, trip))
     print(md)
-    atomic_write_json(args.out / "crosscheck_endpoints.json", {"header": header, "rows": rows, "round_trip": trip})
+    atomic_write_json(args.out / "crosscheck_endpoints.json",
+                      {"provenance": provenance, "header": header, "rows": rows, "round_trip": trip})
     atomic_write_text(args.out / "crosscheck_endpoints.md", md)
 
 
