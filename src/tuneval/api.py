@@ -231,6 +231,14 @@ def eval_out_dir(model: str, adapter: str | Path | None = None, *, task: str | N
     return Path("runs") / "eval" / f"{Path(label(model, adapter, model_args)).name}-{name}"
 
 
+def list_tasks(pattern: str | None = None, *, tasks_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every task, group and suite tuneval knows (built-in plus `tasks_dir`), as `lm_eval --tasks list` lists
+    them: name, kind, output type, prompt families, the metrics reported (`metric,filter` with a filter_list)."""
+    from tuneval.tasks.registry import catalogue, load_registry
+
+    return catalogue(load_registry(tasks_dir), pattern)
+
+
 def load(model: str = DEFAULT_MODEL, adapter: str | Path | None = None, *, precision: str = "auto",
          model_args: ModelArgs | None = None, merge: bool = False):
     """(loaded base, model to run): `model` with a trained run or adapter over it, as every command loads it.

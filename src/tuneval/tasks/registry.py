@@ -214,3 +214,52 @@ def plan(registry: Registry, *, tasks: list[str] | None = None, suite: str | Non
             k = num_fewshot if num_fewshot is not None else entry["num_fewshot"] if entry["num_fewshot"] is not None else task.num_fewshot
             out.append((task, limit if limit is not None else entry["limit"], int(k)))
     return out
+
+
+def _families(task: Task) -> list[str]:
+    """The prompt families a task can be scored through (evaluate/harness.family)."""
+    out = ["scoring"] if task.doc_to_text is not None else []
+    if task.templates is not None:
+        out.append(f"template x{len(task.templates.prompts)}")
+    if task.conversational:
+        out.append("conversation")
+    return out
+
+
+def _metric_names(task: Task) -> list[str]:
+    """What the default family reports: `metric,filter` per filter_list pipeline, as lm-eval names them."""
+    from tuneval.metrics.registry import metric_specs
+
+    specs = metric_specs(task.output_type, task.metrics) if task.doc_to_text is not None else task.generation_metrics()
+    names = [s["metric"] for s in specs]
+    return [f"{n},{p.name}" for p in task.filters for n in names] if task.filters else names
+
+
+def catalogue(registry: Registry, pattern: str | None = None) -> list[dict[str, Any]]:
+    """Every task, group and suite (`lm_eval --tasks list`), those whose name matches `pattern` (a glob or a part)."""
+    from fnmatch import fnmatchcase
+
+    def wanted(name: str) -> bool:
+        return pattern is None or pattern in name or fnmatchcase(name, pattern)
+
+    rows: list[dict[str, Any]] = []
+    for name, members in sorted(registry.groups.items()):
+        if wanted(name):
+            types = sorted({registry.tasks[m].output_type for m in members})
+            rows.append({"name": name, "kind": "group", "output_type": "/".join(types), "tasks": len(members),
+                         "metrics": _metric_names(registry.tasks[members[0]]), "source": registry.tasks[members[0]].source})
+    for name, suite in sorted(registry.suites.items()):
+        if wanted(name):
+            try:
+                count = len(registry.expand([e["task"] for e in suite.entries]))
+            except TunevalError:  # a suite naming a task not here still lists
+                count = len(suite.entries)
+            rows.append({"name": name, "kind": "suite", "tasks": count, "description": suite.description,
+                         "source": suite.source})
+    for name, task in sorted(registry.tasks.items()):
+        if wanted(name):
+            rows.append({"name": name, "kind": "task", "output_type": task.output_type, "families": _families(task),
+                         "metrics": _metric_names(task), "num_fewshot": task.num_fewshot,
+                         "groups": [g for g in (task.group, *task.tags) if g], "source": task.source,
+                         **({"evaluation_only": True} if task.evaluation_only else {})})
+    return rows
