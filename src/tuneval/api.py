@@ -47,7 +47,7 @@ from tuneval.results import EvalDir
 
 __all__ = ["finetune", "simple_evaluate", "load", "count_parameters", "estimate_memory", "soft_prompt_tokens",
            "demo", "sweep", "forgetting", "compare_forgetting", "html_report", "merge", "export", "start_server", "chat",
-           "eval_out_dir", "ModelArgs"]
+           "eval_out_dir", "list_tasks", "ModelArgs"]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 NOTHING_TO_EVALUATE = "nothing to evaluate: give --task NAME, --tasks A,B, --suite NAME or --data FILE"
