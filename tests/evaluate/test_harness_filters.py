@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from tests.tasks.test_bbh import DATA  # read before the fixtures clear TUNEVAL_DATA_DIR
 from tests.tasks.test_filters import GSM_YAML
 from tuneval.evaluate.harness import run_task
 from tuneval.models import load_model
@@ -38,3 +41,22 @@ def test_a_gsm8k_style_task_scores_every_filter(tiny_llama_dir, tmp_path):
         values = [ex[f"exact_match,{name}"] for ex in res["examples"]]
         assert res["metrics"][f"exact_match,{name}"] == sum(values) / len(values)
         assert f"exact_match,{name}" in res["bootstrap"] and res["higher_is_better"][f"exact_match,{name}"]
+
+
+def test_bbh_zeroshot_through_the_cli(tiny_llama_dir, tmp_path):
+    """`eval --tasks bbh_zeroshot_...`: each task with both filters side by side (the whole group takes 90 s here)."""
+    from tuneval.cli import main
+
+    if DATA is None:
+        pytest.skip("BIG-Bench Hard data not here")
+    out = tmp_path / "ev"
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--tasks", "bbh_zeroshot_snarks,bbh_zeroshot_word_sorting", "--model", str(tiny_llama_dir), "--data-dir", str(DATA), "--limit", "1",
+              "--out", str(out)])
+    assert e.value.code == 0
+    files = sorted(out.rglob("results.json"))
+    assert len(files) == 2
+    res = json.loads(next(f for f in files if "snarks" in str(f)).read_text())
+    (ex,) = res["examples"]
+    assert ex["prompt"].endswith("\nA:") and set(ex["filtered"]) == {"flexible-extract", "strict-match"}
+    assert res["primary_metric"] == "exact_match,flexible-extract" and "exact_match,strict-match" in res["metrics"]
