@@ -87,7 +87,7 @@ def test_every_command_has_its_api_function():
 
     names = [name for _, name in COMMANDS]
     assert names == ["train", "eval", "params", "demo", "memory", "inspect", "sweep", "forgetting", "scorecard", "report",
-                     "merge", "export", "serve", "chat"]
+                     "tasks", "merge", "export", "serve", "chat"]
     for command, name in COMMANDS:
         called = {n for n in api.__all__ if f"api.{n}(" in inspect.getsource(command)}
         assert called, name

@@ -8,8 +8,8 @@ stays cheap.
 
 __version__ = "0.1.0"
 __all__ = ["finetune", "simple_evaluate", "load", "count_parameters", "estimate_memory", "soft_prompt_tokens",
-           "demo", "sweep", "forgetting", "compare_forgetting", "scorecard", "html_report", "merge", "export", "start_server", "chat",
-           "eval_out_dir", "ModelArgs"]
+           "demo", "sweep", "forgetting", "compare_forgetting", "scorecard", "html_report", "merge", "export",
+           "start_server", "chat", "eval_out_dir", "list_tasks", "ModelArgs"]
 
 
 def __getattr__(name: str):

@@ -46,8 +46,8 @@ from tuneval.model_args import ModelArgs
 from tuneval.results import EvalDir
 
 __all__ = ["finetune", "simple_evaluate", "load", "count_parameters", "estimate_memory", "soft_prompt_tokens",
-           "demo", "sweep", "forgetting", "compare_forgetting", "scorecard", "html_report", "merge", "export", "start_server", "chat",
-           "eval_out_dir", "ModelArgs"]
+           "demo", "sweep", "forgetting", "compare_forgetting", "scorecard", "html_report", "merge", "export",
+           "start_server", "chat", "eval_out_dir", "list_tasks", "ModelArgs"]
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 NOTHING_TO_EVALUATE = "nothing to evaluate: give --task NAME, --tasks A,B, --suite NAME or --data FILE"
@@ -229,6 +229,14 @@ def eval_out_dir(model: str, adapter: str | Path | None = None, *, task: str | N
         return Path("runs") / "eval" / f"{Path(label(str(Path(model).name), adapter, model_args)).name}-{name}"
     name = task or (Path(data).stem if data is not None else "dialogsum")
     return Path("runs") / "eval" / f"{Path(label(model, adapter, model_args)).name}-{name}"
+
+
+def list_tasks(pattern: str | None = None, *, tasks_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every task, group and suite tuneval knows (built-in plus `tasks_dir`), as `lm_eval --tasks list` lists
+    them: name, kind, output type, prompt families, the metrics reported (`metric,filter` with a filter_list)."""
+    from tuneval.tasks.registry import catalogue, load_registry
+
+    return catalogue(load_registry(tasks_dir), pattern)
 
 
 def load(model: str = DEFAULT_MODEL, adapter: str | Path | None = None, *, precision: str = "auto",

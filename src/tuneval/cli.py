@@ -361,10 +361,31 @@ def _print_html(path: Path) -> None:
 
 
 # Every command, in the order `tuneval --help` lists them: (function, command name).
+def tasks(
+    pattern: Optional[str] = typer.Argument(None, help="Only names containing this, or matching this glob (bbh_zeroshot_*)."),
+    tasks_dir: Optional[Path] = typer.Option(None, "--tasks-dir", help="Your task/suite YAML files (a directory or one file)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON list instead of the table."),
+):
+    """List the tasks, groups and suites tuneval knows, with output type, prompt families and metrics (lm_eval --tasks list)."""
+    rows = api.list_tasks(pattern, tasks_dir=tasks_dir)
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    header = ("name", "kind", "output type", "families / tasks", "metrics")
+    lines = [header] + [(r["name"], r["kind"], r.get("output_type", ""),
+                         ", ".join(r["families"]) + (f", {r['num_fewshot']}-shot" if r.get("num_fewshot") else "")
+                         if r["kind"] == "task" else f"{r['tasks']} tasks", " ".join(r.get("metrics", []))) for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:  # plain text, never cut to the terminal's width (lm_eval --tasks list prints a table too)
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
+    console.print(f"{sum(r['kind'] == 'task' for r in rows)} tasks, {sum(r['kind'] == 'group' for r in rows)} groups, "
+                  f"{sum(r['kind'] == 'suite' for r in rows)} suites")
+
+
 COMMANDS = [
     (train, "train"), (eval_, "eval"), (params, "params"), (demo, "demo"), (memory, "memory"),
     (inspect, "inspect"), (sweep, "sweep"), (forgetting, "forgetting"), (scorecard, "scorecard"),
-    (report, "report"),
+    (report, "report"), (tasks, "tasks"),
     (cli_serve.merge, "merge"), (cli_serve.export, "export"), (cli_serve.serve, "serve"), (cli_serve.chat, "chat"),
 ]
 for _command, _name in COMMANDS:

@@ -159,3 +159,34 @@ def test_builtin_prompts_match_lm_eval():
 def test_builtin_dir_has_no_stray_files():
     names = {p.name for p in BUILTIN_DIR.glob("*.yaml")}
     assert "mmlu.yaml" in names and "_mmlu.yaml" in names and len([n for n in names if n.startswith("mmlu_")]) == 0
+
+
+def test_the_catalogue_lists_tasks_groups_and_suites_with_their_metrics(tmp_path):
+    """`tuneval tasks` (api.list_tasks): the BBH families with lm-eval's metric,filter names, a user's task too."""
+    from tuneval.api import list_tasks
+
+    (tmp_path / "mine.yaml").write_text("task: mine_gen\ndoc_to_text: 'Q: {{q}}'\ndoc_to_target: a\n"
+                                        "filter_list: [{name: last, filter: [{function: regex, regex_pattern: '(\\d+)', "
+                                        "group_select: -1}]}]\n")
+    rows = {r["name"]: r for r in list_tasks(tasks_dir=tmp_path)}
+    assert rows["mine_gen"]["metrics"] == ["exact_match,last"] and rows["mine_gen"]["families"] == ["scoring"]
+    assert rows["bbh_zeroshot_snarks"]["metrics"] == ["exact_match,flexible-extract", "exact_match,strict-match"]
+    assert rows["bbh_cot_fewshot_snarks"]["num_fewshot"] == 3 and rows["bbh_cot_fewshot_snarks"]["evaluation_only"]
+    assert rows["bbh"]["kind"] == "group" and rows["bbh"]["tasks"] == 27
+    assert rows["mmlu"]["kind"] in ("group", "suite") and rows["dialogsum"]["families"] == ["template x6"]
+    assert {r["kind"] for r in list_tasks("forgetting")} == {"suite"}
+    assert [r["name"] for r in list_tasks("bbh_fewshot_w*")] == ["bbh_fewshot_web_of_lies", "bbh_fewshot_word_sorting"]
+
+
+def test_tuneval_tasks_prints_a_plain_table(capsys):
+    from tuneval.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["tasks", "bbh_zeroshot_s*"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["name", "kind", "output", "type", "families", "/", "tasks", "metrics"]
+    assert "bbh_zeroshot_sports_understanding                 task" in out and "exact_match,strict-match" in out
+    with pytest.raises(SystemExit):
+        main(["tasks", "bbh", "--json"])
+    assert '"kind": "group"' in capsys.readouterr().out

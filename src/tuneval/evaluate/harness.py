@@ -44,12 +44,13 @@ from tuneval.evaluate.generation import generate
 from tuneval.evaluate.inputs import conversation_inputs, scoring_inputs, template_inputs
 from tuneval.evaluate.loglik import loglikelihoods
 from tuneval.evaluate.report import eval_report
-from tuneval.metrics.registry import Scorer, bootstrap_ci, higher_is_better, metric_specs, primary_metric, signatures
+from tuneval.metrics.registry import FilteredScorer, Scorer, bootstrap_ci, filtered_names, higher_is_better, metric_specs, primary_metric, signatures
 from tuneval.metrics.text import summarization_metrics
 from tuneval.models.endpoint import Endpoint
 from tuneval.results import EvalDir
 from tuneval.tasks import Task, load_rows
 from tuneval.tasks import prompts as tpl
+from tuneval.tasks.filters import apply_filters
 
 DEFAULT_SEED = 1234  # lm-eval's default few-shot seed
 
@@ -135,11 +136,11 @@ def _multiple_choice(model, tokenizer, arch, task, docs, contexts, batch_size, l
     return examples, {**stats, "chat_template": False}
 
 
-def _cut(text: str, until: list[str]) -> str:
+def _cut(text: str, until: list[str], strip: bool = True) -> str:
     for stop in until:
         if stop and stop in text:
             text = text[: text.index(stop)]
-    return text.strip()
+    return text.strip() if strip else text
 
 
 def _generate(model, tokenizer, arch, task, docs, inputs, refs, *, until, max_new_tokens, batch_size, label, shard):
@@ -216,6 +217,7 @@ class _Scored:
     gen: dict[str, Any]
     chat_template: bool
     prompt: dict[str, Any]
+    filters: list[str] | None = None  # filter_list pipeline names: scored per pipeline, `metric,name`
 
 
 def _zero_shot(task: Task, k: int, why: str = "") -> None:
@@ -266,22 +268,34 @@ def _by_scoring_prompt(s: _Setup, k: int, seed: int, fewshot: tuple[list[dict], 
                                          s.shard)
         return _Scored(task.output_type, specs, examples, gen, False, info)
     inputs, use_chat = scoring_inputs(s.model, s.tokenizer, s.arch, task, contexts, s.chat_template, s.max_new)
-    return _generated(s, specs, inputs, [tpl.references(task, d) for d in s.docs], use_chat, info,
-                      until=task.until, output_type=task.output_type)
+    scored = _generated(s, specs, inputs, [tpl.references(task, d) for d in s.docs], use_chat, info,
+                        until=task.until, output_type=task.output_type)
+    # ---- the filter step (lm-eval's filter_list, tasks/filters.py): each pipeline's answer from the generation
+    # cut at `until` and not stripped, as lm-eval hands it over; scored per pipeline in _results.
+    if task.filters:
+        for ex, doc in zip(scored.examples, s.docs):
+            ex["filtered"] = apply_filters(task.filters, _cut(ex["raw_output"], task.until, strip=False), doc)
+        scored.filters = [p.name for p in task.filters]
+        info["filter_list"] = scored.filters
+    return scored
 
 
 def _results(task: Task, scored: _Scored, *, bootstrap_iters: int, seed: int, seconds: float) -> dict[str, Any]:
     """The metrics (with bootstrap intervals) and the record of how they were taken; each example gets its
     per-item metric values."""
     output_type, specs, examples, gen = scored.output_type, scored.specs, scored.examples, scored.gen
-    extra = _text_metrics(examples, specs) if output_type == "generate_until" else {}
-    scorer = Scorer(output_type, specs, examples)
+    extra = _text_metrics(examples, specs) if output_type == "generate_until" and not scored.filters else {}
+    if scored.filters:  # filter_list: each metric through each pipeline (metrics/registry.FilteredScorer)
+        scorer = FilteredScorer(output_type, specs, examples, scored.filters)
+        primary, better = filtered_names(output_type, specs, scored.filters)
+    else:
+        scorer = Scorer(output_type, specs, examples)
+        primary, better = primary_metric(output_type, specs), higher_is_better(output_type, specs)
     for name, values in scorer.item_values.items():
         for ex, v in zip(examples, values):
             ex[name] = float(v)
     return {
-        "output_type": output_type, "primary_metric": primary_metric(output_type, specs), "metric_list": specs,
-        "higher_is_better": higher_is_better(output_type, specs),
+        "output_type": output_type, "primary_metric": primary, "metric_list": specs, "higher_is_better": better,
         "metrics": {**extra, **scorer.score()},
         "bootstrap": {"iterations": bootstrap_iters, "level": 0.95, **bootstrap_ci(scorer, bootstrap_iters, seed)},
         "signatures": signatures(specs, examples), "prompt": scored.prompt, "input_field": task.input_field,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import regex
 import sacrebleu
 
 from tuneval.metrics.bootstrap import interval, percentiles, resample
@@ -162,12 +163,33 @@ def token_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def _em_norm(text: str, opts: dict) -> str:
-    text = text.strip()
+REGEX_TIMEOUT = 1.0  # seconds one regexes_to_ignore substitution may take on one text (a task file's regex)
+_PUNCT = str.maketrans("", "", string.punctuation)
+_DIGITS = str.maketrans("", "", string.digits)
+
+
+def _ignore(pattern: str, text: str) -> str:
+    try:
+        return regex.sub(pattern, "", text, flags=regex.VERSION0, timeout=REGEX_TIMEOUT)
+    except TimeoutError:
+        return text
+
+
+def _em_norm(text: Any, opts: dict) -> str:
+    """lm-eval's exact_match (HF evaluate's): regexes_to_ignore removed, then ignore_case, ignore_punctuation,
+    ignore_numbers; tuneval also strips the ends unless the answer came through a filter_list (`strip: false`),
+    where, as in lm-eval, only the filters decide (remove_whitespace)."""
+    text = "" if text is None else str(text)
+    for pattern in opts.get("regexes_to_ignore") or []:
+        text = _ignore(pattern, text)
+    if opts.get("strip", True):
+        text = text.strip()
     if opts.get("ignore_case"):
         text = text.lower()
     if opts.get("ignore_punctuation"):
-        text = text.translate(str.maketrans("", "", string.punctuation))
+        text = text.translate(_PUNCT)
+    if opts.get("ignore_numbers"):
+        text = text.translate(_DIGITS)
     return text
 
 
@@ -209,7 +231,9 @@ _BLEU, _CHRF = sacrebleu.metrics.BLEU, sacrebleu.metrics.CHRF  # corpus_bleu's s
 
 
 GEN_METRICS: dict[str, Metric] = {
-    "exact_match": Metric("exact_match", ("exact_match",), items=_exact_match, options=("ignore_case", "ignore_punctuation")),
+    "exact_match": Metric("exact_match", ("exact_match",), items=_exact_match,
+                          options=("ignore_case", "ignore_punctuation", "ignore_numbers", "regexes_to_ignore",
+                                   "aggregation", "higher_is_better")),
     "f1": Metric("f1", ("f1",), items=_token_f1),
     "rouge": Metric("rouge", ROUGE_TYPES, items=_rouge),
     "bleu": Metric("bleu", ("bleu",), stats=_sacrebleu_stats(_BLEU), from_stats=_sacrebleu_score("bleu", _BLEU)),
@@ -293,6 +317,32 @@ class Scorer:
     def resamples(self, n: int, seed: int) -> list[dict[str, float]]:
         size = len(self.records)
         return resample(self.score, size, n, seed) if size else []
+
+
+class FilteredScorer:
+    """A task with a `filter_list`: one Scorer per pipeline, on that pipeline's answers (each record's
+    `filtered[name]`), its outputs named as lm-eval names them, `<metric>,<filter name>`."""
+
+    def __init__(self, output_type: str, specs: list[dict], records: Records, filters: list[str]):
+        self.records = records
+        unstripped = [{**s, "strip": False} for s in specs]
+        self.parts = {f: Scorer(output_type, unstripped, [{**r, "prediction": r["filtered"][f]} for r in records])
+                      for f in filters}
+        self.item_values = {f"{k},{f}": v for f, sc in self.parts.items() for k, v in sc.item_values.items()}
+
+    def score(self, idx: np.ndarray | None = None) -> dict[str, float]:
+        return {f"{k},{f}": v for f, sc in self.parts.items() for k, v in sc.score(idx).items()}
+
+    def resamples(self, n: int, seed: int) -> list[dict[str, float]]:
+        size = len(self.records)
+        return resample(self.score, size, n, seed) if size else []
+
+
+def filtered_names(output_type: str, specs: list[dict], filters: list[str]) -> tuple[str, dict[str, bool]]:
+    """(headline, higher_is_better) of a filtered task: the first metric through the first filter."""
+    better = higher_is_better(output_type, specs)
+    return (f"{primary_metric(output_type, specs)},{filters[0]}",
+            {f"{k},{f}": v for f in filters for k, v in better.items()})
 
 
 def bootstrap_ci(scorer: Scorer, n: int = 1000, seed: int = 1234, level: float = 0.95) -> dict[str, dict[str, float]]:

@@ -143,6 +143,9 @@ def one_task(recipe: Recipe) -> bool:
 
 def _component(recipe: Recipe, registry: Registry, entry: MixtureTask, where: str, replay: bool = False) -> Component:
     spec = registry.task(entry.task)
+    if spec.evaluation_only:  # a benchmark whose data asks never to be trained on (BIG-bench's canary)
+        raise TunevalError(f"{where}: task '{spec.name}' is evaluation-only and never goes into a training mix "
+                           f"({spec.evaluation_only}; {spec.source})")
     if spec.templates is None and not spec.conversational:
         raise TunevalError(f"{where}: task '{spec.name}' ({spec.source}) has no FLAN 'templates' to train with")
     rows = load_rows(spec, entry.split or recipe.data.train_split, recipe.data.data_dir)

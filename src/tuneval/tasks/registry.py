@@ -1,9 +1,10 @@
 """Every task, group and suite: the built-in YAML files plus a user's `--tasks-dir`.
 
 `include:` merges a base file (relative to the including file, else the built-in directory),
-local keys win; `task_list:` makes one task per entry from one template (the entry's keys
-become the task's `metadata`, usable as `{{ subject }}` in the task name, the data paths and
-every prompt). Files starting with `_` are bases only; a file with a `suite:` key is a suite
+local keys win; `task_list:` makes one task per entry from one template (an entry's task keys,
+`description` or `filter_list` say, override the file's, as in lm-eval; its other keys become the
+task's `metadata`, usable as `{{ subject }}` in the task name, the data paths and every prompt).
+A task's `group` and each of its `tag`s are groups `--tasks` expands. Files starting with `_` are bases only; a file with a `suite:` key is a suite
 (a named list of tasks, each with an optional per-task `limit`). A user's task of the same name
 replaces the built-in one. A bad key is an error naming the file that has it.
 """
@@ -18,6 +19,7 @@ import yaml
 
 from tuneval.errors import TunevalError
 from tuneval.io import read_text
+from tuneval.tasks.filters import FunctionRef
 from tuneval.tasks.task import TASK_KEYS, Task, check_keys, build_task
 
 BUILTIN_DIR = Path(__file__).parent
@@ -34,9 +36,16 @@ class Suite:
     entries: list[dict[str, Any]]  # [{"task": name, "limit": n | None, "num_fewshot": k | None}]
 
 
+class _Loader(yaml.SafeLoader):
+    """yaml's safe loader, plus lm-eval's `!function x` read as a FunctionRef (refused by name where it is used)."""
+
+
+_Loader.add_constructor("!function", lambda loader, node: FunctionRef(loader.construct_scalar(node)))
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(read_text(path))
+        raw = yaml.load(read_text(path), Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as e:
         raise TunevalError(f"{path}: not valid YAML ({' '.join(str(getattr(e, 'problem', None) or e).split())})") from None
     except OSError as e:
@@ -84,7 +93,12 @@ def tasks_in_file(path: Path) -> list[Task]:
         raise TunevalError(f"{path}: task_list is a list of mappings (each one task's metadata)")
     if not isinstance(merged.get("metadata") or {}, dict):
         raise TunevalError(f"{path}: metadata must be a mapping, got {merged['metadata']!r}")
-    return [build_task({**merged, "metadata": {**(merged.get("metadata") or {}), **e}}, path) for e in entries]
+    tasks = []
+    for entry in entries:  # an entry's task keys override the file's (lm-eval); the others are metadata
+        keys = {k: v for k, v in entry.items() if k in TASK_KEYS and k != "metadata"}
+        meta = {k: v for k, v in entry.items() if k not in keys}
+        tasks.append(build_task({**merged, **keys, "metadata": {**(merged.get("metadata") or {}), **meta}}, path))
+    return tasks
 
 
 def suite_in_file(path: Path) -> Suite:
@@ -164,7 +178,8 @@ def load_registry(tasks_dir: str | Path | None = None) -> Registry:
                 tasks[task.name] = task
     groups: dict[str, list[str]] = {}
     for task in tasks.values():
-        for g in filter(None, (task.group, f"{task.group}_{task.category}" if task.group and task.category else None)):
+        category = f"{task.group}_{task.category}" if task.group and task.category else None
+        for g in filter(None, (task.group, category, *task.tags)):
             groups.setdefault(g, []).append(task.name)
     return Registry(tasks=tasks, groups=groups, suites=suites)
 
@@ -199,3 +214,52 @@ def plan(registry: Registry, *, tasks: list[str] | None = None, suite: str | Non
             k = num_fewshot if num_fewshot is not None else entry["num_fewshot"] if entry["num_fewshot"] is not None else task.num_fewshot
             out.append((task, limit if limit is not None else entry["limit"], int(k)))
     return out
+
+
+def _families(task: Task) -> list[str]:
+    """The prompt families a task can be scored through (evaluate/harness.family)."""
+    out = ["scoring"] if task.doc_to_text is not None else []
+    if task.templates is not None:
+        out.append(f"template x{len(task.templates.prompts)}")
+    if task.conversational:
+        out.append("conversation")
+    return out
+
+
+def _metric_names(task: Task) -> list[str]:
+    """What the default family reports: `metric,filter` per filter_list pipeline, as lm-eval names them."""
+    from tuneval.metrics.registry import metric_specs
+
+    specs = metric_specs(task.output_type, task.metrics) if task.doc_to_text is not None else task.generation_metrics()
+    names = [s["metric"] for s in specs]
+    return [f"{n},{p.name}" for p in task.filters for n in names] if task.filters else names
+
+
+def catalogue(registry: Registry, pattern: str | None = None) -> list[dict[str, Any]]:
+    """Every task, group and suite (`lm_eval --tasks list`), those whose name matches `pattern` (a glob or a part)."""
+    from fnmatch import fnmatchcase
+
+    def wanted(name: str) -> bool:
+        return pattern is None or pattern in name or fnmatchcase(name, pattern)
+
+    rows: list[dict[str, Any]] = []
+    for name, members in sorted(registry.groups.items()):
+        if wanted(name):
+            types = sorted({registry.tasks[m].output_type for m in members})
+            rows.append({"name": name, "kind": "group", "output_type": "/".join(types), "tasks": len(members),
+                         "metrics": _metric_names(registry.tasks[members[0]]), "source": registry.tasks[members[0]].source})
+    for name, suite in sorted(registry.suites.items()):
+        if wanted(name):
+            try:
+                count = len(registry.expand([e["task"] for e in suite.entries]))
+            except TunevalError:  # a suite naming a task not here still lists
+                count = len(suite.entries)
+            rows.append({"name": name, "kind": "suite", "tasks": count, "description": suite.description,
+                         "source": suite.source})
+    for name, task in sorted(registry.tasks.items()):
+        if wanted(name):
+            rows.append({"name": name, "kind": "task", "output_type": task.output_type, "families": _families(task),
+                         "metrics": _metric_names(task), "num_fewshot": task.num_fewshot,
+                         "groups": [g for g in (task.group, *task.tags) if g], "source": task.source,
+                         **({"evaluation_only": True} if task.evaluation_only else {})})
+    return rows

@@ -8,14 +8,18 @@ neither, the task's hub dataset (`dataset_path`, `dataset_name`) through `datase
 - a list of paths, read one after the other (CoLA's in-domain + out-of-domain dev sets);
 - a mapping with `path` and per-file options: `format`, `columns` (for headerless csv/tsv),
   `line_pattern`, `rename` (column -> field), `rows` (a slice, `"1600:"`, the fixed held-out part
-  of a file with one split), `explode` (one row per item of a list field);
+  of a file with one split), `explode` (one row per item of a list field), `field` (a JSON file's
+  rows are the list under this key), `format: cot_prompt` (a chain-of-thought prompt file's shots);
 - a mapping field -> path without `path`: parallel plain-text files, one segment per line (WMT).
-Every row keeps `_where` (file:line), so a bad value is reported where it is.
+Every row keeps `_where` (file:line), so a bad value is reported where it is. The task's
+`process_docs` hooks (tasks/filters.py) then run on every row of every split.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,7 @@ from tuneval.data.formats import split_validation, to_records
 from tuneval.data.sources import check_fields, explode, read_file, read_hub, read_lines, read_path, slice_rows
 from tuneval.errors import TunevalError
 from tuneval.io import read_text
+from tuneval.tasks.filters import process_docs
 from tuneval.tasks.task import AUTO, Task
 
 DATA_DIR_ENV = "TUNEVAL_DATA_DIR"
@@ -69,7 +74,52 @@ def _read_parallel(root: Path, fields: dict[str, str], task: Task, split: str) -
     return [{**{name: col[i] for name, col in columns.items()}, "_where": f"{first}:{i + 1}"} for i in range(n)]
 
 
+def _read_field(path: Path, name: str) -> list[Row]:
+    """A JSON file whose rows are the list under one key (`field: examples`: BIG-bench's
+    {"canary": ..., "examples": [...]}, as `datasets`' json loader's `field`)."""
+    if not path.is_file():
+        raise TunevalError(f"{path}: data file not found")
+    try:
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as e:
+        raise TunevalError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    rows = data.get(name) if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise TunevalError(f"{path}: field '{name}' (data_files option `field`) is not a list of objects")
+    return [{**r, "_where": f"{path} {name}[{i}]"} for i, r in enumerate(rows)]
+
+
+COT_ANSWER = re.compile("(?<=answer is )(.*)(?=.)")  # lm-eval's bbh/_generate_configs.py
+
+
+def read_cot_prompt(path: Path) -> list[Row]:
+    """A chain-of-thought prompt file (BIG-Bench Hard's cot-prompts/<task>.txt: a canary line, `-----`,
+    the task's description, then "Q: ...\nA: Let's think step by step.\n..." shots separated by a blank
+    line), cut as lm-eval's bbh/_generate_configs.py cuts it: one row per shot with `input`, `target`
+    (the reasoning) and `answer` (what follows "answer is ", less the last character), plus the
+    `description` paragraph."""
+    if not path.is_file():
+        raise TunevalError(f"{path}: data file not found")
+    paragraphs = read_text(path).split("\n-----\n")[-1].split("\n\n")
+    first = next((i for i, p in enumerate(paragraphs) if p.startswith("Q: ")), len(paragraphs))
+    description, shots = "\n\n".join(paragraphs[:first]), paragraphs[first:]  # snarks' description has two paragraphs
+    rows = []
+    for i, shot in enumerate(shots):
+        question, sep, reasoning = shot.partition("\nA: Let's think step by step.")
+        reasoning = reasoning[1:] if reasoning[:1] in ("\n", " ") else reasoning  # sports_understanding: a space
+        answer = COT_ANSWER.search(shot)
+        if not sep or not question.startswith("Q: ") or answer is None:
+            raise TunevalError(f"{path}: shot {i + 1} is not 'Q: ...\\nA: Let's think step by step.\\n... answer is X.'")
+        rows.append({"input": question[3:], "target": reasoning, "answer": answer[0], "description": description,
+                     "_where": f"{path} shot {i + 1}"})
+    return rows
+
+
 def _read_one(path: Path, task: Task, options: dict[str, Any]) -> list[Row]:
+    if options.get("field") is not None:
+        return _read_field(path, str(options["field"]))
+    if options.get("format") == "cot_prompt":
+        return read_cot_prompt(path)
     if path.is_dir():  # a directory of data files, read in name order (a user's --data DIR)
         return read_path(path, options.get("columns", task.columns))
     columns = options.get("columns", task.columns)
@@ -117,6 +167,7 @@ def load_rows(task: Task, split: str, data_dir: str | Path | None = None) -> lis
     if task.conversational:
         return _records(task, split, data_dir)
     rows, where = _raw_rows(task, split, data_dir)
+    process_docs(task.hooks, rows)
     if task.label_names:
         add_answers(task, rows)
     check_fields(rows, task.fields)

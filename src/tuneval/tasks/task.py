@@ -29,6 +29,7 @@ from typing import Any
 
 from tuneval.errors import TunevalError
 from tuneval.metrics.registry import GEN_METRICS, MC_METRICS, primary_metric
+from tuneval.tasks.filters import FunctionRef, compile_regex, parse_filter_list, parse_process_docs
 from tuneval.tasks.prompts import TemplateSet, check_format, placeholders, render_string
 
 OUTPUT_TYPES = {"multiple_choice": "multiple_choice", "generate": "generate_until", "generate_until": "generate_until"}
@@ -38,10 +39,10 @@ TASK_KEYS = {
     "output_type", "doc_to_text", "doc_to_target", "doc_to_choice", "target_delimiter", "fewshot_delimiter",
     "metric_list", "generation_kwargs", "metadata", "chat_template",
     "id_field", "input_field", "label_field", "label_names", "templates", "target", "eval_template",
-    "format", "validation_share",
+    "format", "validation_share", "filter_list", "process_docs", "evaluation_only",
 }
 RENAMED = {"name": "task", "files": "data_files", "hub_id": "dataset_path"}  # the old training-task keys
-FILE_OPTIONS = {"path", "format", "columns", "rename", "rows", "explode", "line_pattern"}
+FILE_OPTIONS = {"path", "format", "columns", "rename", "rows", "explode", "line_pattern", "field"}
 GENERATION_KEYS = {"until", "max_gen_toks"}
 FEWSHOT_KEYS = {"sampler"}
 SAMPLERS = ("default", "first_n")
@@ -90,6 +91,10 @@ class Task:
     split_seed: int = 0  # ... seeded by this (the recipe's seed for --data)
     data_root: str | None = None  # data_files relative to this instead of the data directory (--data PATH)
     split_info: dict[str, Any] | None = None  # what the held-out split took, once rows were read (recorded)
+    tags: list[str] = field(default_factory=list)  # lm-eval's `tag`: more groups the task belongs to
+    filters: list[Any] = field(default_factory=list)  # filter_list: tasks/filters.Pipeline per name
+    hooks: list[Any] = field(default_factory=list)  # process_docs: built-in row transforms (tasks/filters.py)
+    evaluation_only: str | None = None  # why the task never goes into a training mix (a benchmark's canary)
 
     @property
     def eval_split(self) -> str:
@@ -161,6 +166,11 @@ def _metric_list(raw: Any, output_type: str, path: Path) -> list[dict[str, Any]]
         options = set(spec) - {"metric"} - set(known[spec["metric"]].options)
         if options:
             raise TunevalError(f"{path}: metric '{spec['metric']}' has no option(s) {sorted(options)}")
+        ignore = spec.get("regexes_to_ignore")
+        if ignore is not None and not isinstance(ignore, list):
+            raise TunevalError(f"{path}: metric_list.{spec['metric']}.regexes_to_ignore is a list of regexes, got {ignore!r}")
+        for pattern in ignore or []:
+            compile_regex(pattern, f"{path}: metric_list.{spec['metric']}.regexes_to_ignore")
         out.append(spec)
     return out
 
@@ -306,10 +316,36 @@ def check_keys(raw: dict[str, Any], known: set[str], path: Path, what: str = "")
                                                                           f" (known: {', '.join(sorted(known))})"))
 
 
+def refuse_code(value: Any, path: Path, key: str = "") -> None:
+    """lm-eval's `!function module.name` (anywhere in a task file) runs Python from the task folder; tuneval never does."""
+    if isinstance(value, FunctionRef):
+        raise TunevalError(f"{path}: {key}: '!function {value}' would run Python from the task folder; tuneval runs no "
+                           "code from a task file (use a built-in filter or process_docs hook, docs/guides/tasks.md)")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        refuse_code(v, path, f"{key}[{k}]" if isinstance(k, int) else f"{key}.{k}" if key else str(k))
+
+
+def _extras(raw: dict[str, Any], output_type: str, path: Path) -> dict[str, Any]:
+    """The keys past lm-eval's prompt: filter_list, process_docs, tag, evaluation_only."""
+    if raw.get("filter_list") is not None and output_type != "generate_until":
+        raise TunevalError(f"{path}: filter_list: only generate_until tasks have generations to filter")
+    tags = raw.get("tag") or []
+    tags = [tags] if isinstance(tags, str) else tags
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+        raise TunevalError(f"{path}: tag: expected a name or a list of names, got {raw.get('tag')!r}")
+    reason = raw.get("evaluation_only")
+    if reason is not None and (not isinstance(reason, str) or not reason.strip()):
+        raise TunevalError(f"{path}: evaluation_only: expected the reason as text, got {reason!r}")
+    return {"filters": parse_filter_list(raw.get("filter_list"), path), "hooks": parse_process_docs(raw.get("process_docs"), path),
+            "tags": tags, "evaluation_only": reason}
+
+
 def build_task(raw: dict[str, Any], path: Path) -> Task:
     """A Task from one merged mapping; every missing or ill-typed key is named with its file."""
     raw = dict(raw)
     check_keys(raw, TASK_KEYS, path)
+    refuse_code(raw, path)
     _check_types(raw, path)
     metadata = dict(raw.get("metadata") or {})
     for key in ("task", "data_files", "group", "dataset_name"):
@@ -353,7 +389,7 @@ def build_task(raw: dict[str, Any], path: Path) -> Task:
         id_field=raw.get("id_field"), input_field=raw.get("input_field"),
         label_field=label_field, label_names=label_names, format=raw.get("format"),
         column_map=raw["columns"] if isinstance(raw.get("columns"), dict) else None,
-        validation_share=_share(raw.get("validation_share"), path),
+        validation_share=_share(raw.get("validation_share"), path), **_extras(raw, output_type, path),
     )
     _check_templates(task, path)
     return task
