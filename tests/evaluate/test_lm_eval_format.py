@@ -167,3 +167,25 @@ def test_without_samples_the_numbers_show_and_pairing_says_why_not(runs, tmp_pat
     (tmp_path / "x" / "m" / "results_2026.json").write_text("[]")
     with pytest.raises(TunevalError, match=r"results_2026\.json: not lm-evaluation-harness results"):
         read_lm_eval(tmp_path / "x")
+
+
+def test_a_filtered_task_is_written_per_filter_as_lm_eval_logs_it(tmp_path):
+    from tuneval.evaluate.lm_eval_format import write_lm_eval
+
+    examples = [{"id": i, "prompt": f"Q{i}", "references": ["(A)"], "raw_output": f" so (A) {i}",
+                 "prediction": f"so (A) {i}", "filtered": {"strict-match": "[invalid]", "flexible-extract": "(A)"},
+                 "exact_match,strict-match": 0.0, "exact_match,flexible-extract": 1.0} for i in range(3)]
+    r = {"task": "bbh_zeroshot_x", "output_type": "generate_until", "num_examples": 3, "num_fewshot": 0,
+         "higher_is_better": {"exact_match,flexible-extract": True, "exact_match,strict-match": True},
+         "metrics": {"exact_match,flexible-extract": 1.0, "exact_match,strict-match": 0.0},
+         "bootstrap": {}, "generation": {"until": ["\n\n"], "max_new_tokens": 8}, "examples": examples}
+    paths = write_lm_eval(tmp_path, [r], model_name="m")
+    results = json.loads(paths["results"].read_text())
+    entry = results["results"]["bbh_zeroshot_x"]
+    assert entry["exact_match,flexible-extract"] == 1.0 and entry["exact_match,strict-match"] == 0.0
+    assert "exact_match,none" not in entry and results["higher_is_better"]["bbh_zeroshot_x"] == {"exact_match": True}
+    samples = [json.loads(line) for line in paths["bbh_zeroshot_x"].read_text().splitlines()]
+    assert len(samples) == 6 and {s["filter"] for s in samples} == {"strict-match", "flexible-extract"}
+    flexible = [s for s in samples if s["filter"] == "flexible-extract"]
+    assert [s["filtered_resps"] for s in flexible] == [["(A)"]] * 3 and all(s["exact_match"] == 1.0 for s in flexible)
+    assert all(s["resps"] == [[f" so (A) {s['doc_id']}"]] for s in samples)

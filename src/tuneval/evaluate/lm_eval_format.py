@@ -83,34 +83,48 @@ def _target(r: dict, ex: dict) -> str:
     return str(refs[0] if len(refs) == 1 else refs)
 
 
+def _by_filter(r: dict) -> dict[str, list[tuple[str, str]]]:
+    """{filter: [(lm-eval's metric name, tuneval's metric key)]}: a task with a filter_list names its
+    metrics `metric,filter` (tasks/filters.py), any other task's are lm-eval's filter "none"."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for key in r["higher_is_better"]:
+        metric, _, filt = key.partition(",")
+        out.setdefault(filt or FILTER, []).append((metric, key))
+    return out
+
+
 def lm_eval_samples(r: dict, docs: list[dict] | None = None) -> list[dict[str, Any]]:
-    """One task's samples_<task>_<ts>.jsonl records. `docs`: the rows scored, in order (lm-eval's
-    `doc`); without them each doc is what the record keeps of its row (id, input, source)."""
+    """One task's samples_<task>_<ts>.jsonl records, one per example and filter as lm-eval logs them.
+    `docs`: the rows scored, in order (lm-eval's `doc`); without them each doc is what the record
+    keeps of its row (id, input, source)."""
     out = []
+    filters = _by_filter(r)
     for i, ex in enumerate(r["examples"]):
         doc = ({k: v for k, v in docs[i].items() if not k.startswith("_")} if docs is not None else
                {k: ex[k] for k in ("id", "input", "source") if ex.get(k) is not None})
         args, resps, filtered = _requests(r, ex)
         target = _target(r, ex)
-        names = list(r["higher_is_better"])
-        out.append({
-            "doc_id": i, "doc": doc, "target": target,
-            "arguments": {f"gen_args_{a}": {f"arg_{b}": v for b, v in enumerate(arg)} for a, arg in enumerate(args)},
-            "resps": resps, "filtered_resps": filtered, "filter": FILTER, "metrics": names,
-            "doc_hash": doc_hash(doc), "prompt_hash": hash_string(ex["prompt"]), "target_hash": hash_string(target),
-            **{name: _item_value(r, ex, name) for name in names},
-        })
+        for filt, names in filters.items():
+            kept = [ex["filtered"][filt]] if filt in (ex.get("filtered") or {}) else filtered
+            out.append({
+                "doc_id": i, "doc": doc, "target": target,
+                "arguments": {f"gen_args_{a}": {f"arg_{b}": v for b, v in enumerate(arg)} for a, arg in enumerate(args)},
+                "resps": resps, "filtered_resps": kept, "filter": filt, "metrics": [m for m, _ in names],
+                "doc_hash": doc_hash(doc), "prompt_hash": hash_string(ex["prompt"]), "target_hash": hash_string(target),
+                **{metric: _item_value(r, ex, key) for metric, key in names},
+            })
     return out
 
 
 def _task_metrics(r: dict) -> dict[str, Any]:
-    """lm-eval's per-task entry: name, alias, sample_len, then "metric,none" and "metric_stderr,none"."""
+    """lm-eval's per-task entry: name, alias, sample_len, then "metric,filter" and "metric_stderr,filter"."""
     out: dict[str, Any] = {"name": r["task"], "alias": r["task"], "sample_len": r["num_examples"]}
-    for name in r["higher_is_better"]:
-        if name in r["metrics"]:
-            stderr = (r.get("bootstrap") or {}).get(name, {}).get("stderr")
-            out[f"{name},{FILTER}"] = r["metrics"][name]
-            out[f"{name}_stderr,{FILTER}"] = "N/A" if stderr is None else stderr
+    for filt, names in _by_filter(r).items():
+        for metric, key in names:
+            if key in r["metrics"]:
+                stderr = (r.get("bootstrap") or {}).get(key, {}).get("stderr")
+                out[f"{metric},{filt}"] = r["metrics"][key]
+                out[f"{metric}_stderr,{filt}"] = "N/A" if stderr is None else stderr
     return out
 
 
@@ -188,7 +202,8 @@ def write_lm_eval(out_dir: str | Path, results: list[dict[str, Any]], *, model_n
         "configs": {t: _task_config(tasks[t]) for t in sorted(tasks)},
         "versions": {t: tasks[t].get("version") for t in sorted(tasks)} | {g: None for g in group_entries},
         "n-shot": {t: tasks[t]["num_fewshot"] for t in sorted(tasks)},
-        "higher_is_better": {t: tasks[t]["higher_is_better"] for t in sorted(tasks)}
+        "higher_is_better": {t: {k.partition(",")[0]: v for k, v in tasks[t]["higher_is_better"].items()}
+                             for t in sorted(tasks)}
         | {g: {k.split(",")[0]: True for k in e if k.endswith(f",{FILTER}") and "_stderr" not in k}
            for g, e in group_entries.items()},
         "n-samples": {t: {"original": r.get("split_size", r["num_examples"]), "effective": r["num_examples"]}
