@@ -88,7 +88,7 @@ class ResultDir:
 
 class TableDir(ResultDir):
     """A result summed up in NAME.json (its signature), NAME.md and, where it draws one, NAME.png:
-    forgetting, demo, sweep."""
+    forgetting, demo, sweep, scorecard."""
 
     JSON: ClassVar[str]
     MD: ClassVar[str]
@@ -107,6 +107,10 @@ class TableDir(ResultDir):
         if self.PNG is None:
             raise AttributeError(f"{type(self).__name__} draws no plot")
         return self.path / self.PNG
+
+    def write(self, data: dict[str, Any], markdown: str) -> dict[str, Path]:
+        """NAME.json and NAME.md (a plot, where there is one, is drawn to png_file by its maker)."""
+        return {"json": atomic_write_json(self.json_file, data), "markdown": atomic_write_text(self.md_file, markdown)}
 
 
 class EvalDir(ResultDir):
@@ -192,9 +196,6 @@ class ForgettingDir(TableDir):
     def after(self) -> SuiteDir:
         return SuiteDir(self.path / "after")
 
-    def write(self, result: dict[str, Any], markdown: str) -> dict[str, Path]:
-        """forgetting.json and .md (the plot is drawn to png_file by evaluate/forgetting.py)."""
-        return {"json": atomic_write_json(self.json_file, result), "markdown": atomic_write_text(self.md_file, markdown)}
 
 
 class DemoDir(TableDir):
@@ -216,8 +217,6 @@ class DemoDir(TableDir):
     def run(self, method: str) -> RunDir:
         return RunDir(self.path / method)
 
-    def write(self, comparison: dict[str, Any], markdown: str) -> dict[str, Path]:
-        return {"markdown": atomic_write_text(self.md_file, markdown), "json": atomic_write_json(self.json_file, comparison)}
 
 
 class SweepDir(TableDir):
@@ -243,8 +242,6 @@ class SweepDir(TableDir):
                 "json": atomic_write_json(self.json_file, data)}
 
 
-# The order a directory is recognised in: a demo or a sweep holds runs, a forgetting check suites,
-# a suite evaluations, so the enclosing kind is asked first.
 class ScorecardDir(TableDir):
     """`tuneval scorecard`: scorecard.{json,md}; each scenario's variants (clean, then one per
     perturbation) scored into <scenario>/<variant>/, an EvalDir whose records keep the perturbed input."""
@@ -257,8 +254,6 @@ class ScorecardDir(TableDir):
     def variant(self, scenario: str, variant: str) -> EvalDir:
         return EvalDir(self.path / scenario / variant)
 
-    def write(self, card: dict[str, Any], markdown: str) -> dict[str, Path]:
-        return {"json": atomic_write_json(self.json_file, card), "markdown": atomic_write_text(self.md_file, markdown)}
 
 
 class ScorecardCompareDir(TableDir):
@@ -269,10 +264,9 @@ class ScorecardCompareDir(TableDir):
     SIGNATURE = JSON
     KIND = "scorecard comparison"
 
-    def write(self, result: dict[str, Any], markdown: str) -> dict[str, Path]:
-        return {"json": atomic_write_json(self.json_file, result), "markdown": atomic_write_text(self.md_file, markdown)}
 
-
+# The order a directory is recognised in: a demo or a sweep holds runs, a forgetting check or a scorecard
+# suites and evaluations, a suite evaluations, so the enclosing kind is asked first.
 KINDS: tuple[type[ResultDir], ...] = (DemoDir, SweepDir, ForgettingDir, ScorecardCompareDir, ScorecardDir, SuiteDir,
                                       EvalDir)
 
