@@ -81,14 +81,15 @@ def scoring(server: Server, base_dir: Path, adapter: Path, data: Path, limits: d
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tasks = lm_eval_tasks(tmp, data, "anatomy")
     manager = TaskManager(include_path=str(tmp), include_defaults=False)
-    rows = []
+    rows, base_refs = [], {}
     for label, served, peft in (("base", BASE, None), ("LoRA adapter", "demo", str(adapter))):
         hf = HFLM(pretrained=str(base_dir), peft=peft, dtype="float32", batch_size=16, device=device)
         api = LocalCompletionsAPI(base_url=f"{server.url}/v1/completions", model=served, tokenizer=str(base_dir),
                                   num_concurrent=1, max_retries=1, max_length=2048)
         for task, limit in limits.items():
             ref = lm_eval_run(hf, tasks[task], manager, limit)
-            rows.append(row(label, task, "lm-eval hf", ref, ref))
+            base_refs.setdefault(task, ref)
+            rows.append({**row(label, task, "lm-eval hf", ref, ref), "vs_base": row(label, task, "", ref, base_refs[task])})
             rows.append(row(label, task, "lm-eval local-completions -> serve", lm_eval_run(api, tasks[task], manager, limit), ref))
             ours = tuneval_run(f"base_url={server.url}/v1,model={served},tokenizer={base_dir}", task, limit, data,
                                tmp / f"tuneval-{served}-{task}")
@@ -102,6 +103,8 @@ def scoring(server: Server, base_dir: Path, adapter: Path, data: Path, limits: d
 def round_trip(server: Server, base_dir: Path, adapter: Path, data: Path, limit: int, tmp: Path) -> dict:
     from tuneval import simple_evaluate
 
+    base = simple_evaluate(BASE, task="dialogsum", limit=limit, data_dir=str(data), out=tmp / "rt-base",
+                           bootstrap_iters=0, precision="fp32")
     start = time.perf_counter()
     local = simple_evaluate(BASE, adapter, task="dialogsum", limit=limit, data_dir=str(data),
                             out=tmp / "rt-local", bootstrap_iters=0, precision="fp32")
@@ -112,7 +115,9 @@ def round_trip(server: Server, base_dir: Path, adapter: Path, data: Path, limit:
                              model_args=f"base_url={server.url}/v1,model=demo,tokenizer={base_dir}")
     served_s = time.perf_counter() - start
     same = sum(a["prediction"] == b["prediction"] for a, b in zip(local["examples"], served["examples"]))
-    return {"n": limit, "identical_predictions": same, "rouge1_local": local["metrics"]["rouge1"],
+    moved = sum(a["prediction"] != b["prediction"] for a, b in zip(local["examples"], base["examples"]))
+    return {"n": limit, "identical_predictions": same, "differ_from_base": moved,
+            "rouge1_base": base["metrics"]["rouge1"], "rouge1_local": local["metrics"]["rouge1"],
             "rouge1_served": served["metrics"]["rouge1"], "rougeL_local": local["metrics"]["rougeL"],
             "rougeL_served": served["metrics"]["rougeL"], "local_seconds": round(local_s, 1),
             "served_seconds": round(served_s, 1)}
@@ -124,7 +129,12 @@ def markdown(header: str, rows: list[dict], trip: dict) -> str:
     for r in rows:
         lines.append(f"| {r['model']} | {r['task']} | {r['how']} | {r['n']} | {r['acc']:.4f} | {r['picks_differ']} | "
                      f"{r['max_abs_loglik_diff']:.2e} | {r['seconds']:.0f} |")
-    lines += ["", f"Round trip, DialogSum (first {trip['n']}, FLAN template, greedy): identical predictions "
+    moved = [f"{r['task']}: log-likelihoods up to {r['vs_base']['max_abs_loglik_diff']:.3f} apart, "
+             f"{r['vs_base']['picks_differ']} picks changed" for r in rows if r.get("vs_base") and r["model"] != "base"]
+    lines += ["", "The adapter against the base (lm-eval hf, same examples): " + "; ".join(moved) + "."]
+    lines += ["", f"Round trip, DialogSum (first {trip['n']}, FLAN template, greedy; the adapter changes "
+              f"{trip['differ_from_base']} of the base model's predictions, ROUGE-1 {trip['rouge1_base']:.4f} "
+              "without it): identical predictions "
               f"{trip['identical_predictions']}/{trip['n']}; ROUGE-1 {trip['rouge1_local']:.4f} in process vs "
               f"{trip['rouge1_served']:.4f} through the server; ROUGE-L {trip['rougeL_local']:.4f} vs "
               f"{trip['rougeL_served']:.4f}; {trip['local_seconds']:.0f} s vs {trip['served_seconds']:.0f} s."]
