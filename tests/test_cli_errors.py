@@ -193,10 +193,13 @@ def test_sigint_prints_interrupted_and_exits_130(tmp_path, tiny_llama_dir, tiny_
     import subprocess
     import sys
     import textwrap
+    import time
 
     script = textwrap.dedent("""
-        import sys, time
+        import faulthandler, signal, sys, time
         import tuneval.evaluate.harness as run
+
+        faulthandler.register(signal.SIGUSR1)  # on a hang the test asks for every thread's stack
 
         def generate_forever(*args, **kwargs):  # a generation long enough to interrupt
             print("generating", flush=True)
@@ -213,7 +216,13 @@ def test_sigint_prints_interrupted_and_exits_130(tmp_path, tiny_llama_dir, tiny_
     try:
         assert proc.stdout.readline().strip() == "generating", proc.stderr.read()
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # say where it hangs, not only that it does
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            proc.kill()
+            raise AssertionError("no exit 60 s after SIGINT; the child's threads:\n" + proc.communicate()[1]) from None
     finally:
         proc.kill()
     assert proc.returncode == 130, err
