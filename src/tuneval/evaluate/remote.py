@@ -73,11 +73,12 @@ def loglikelihoods(ep: Endpoint, requests: list[tuple[str, str]], description: s
         raise EndpointError(f"{ep.url}: a chat endpoint gives no log-probabilities of a prompt; multiple-choice "
                             "tasks need --model local-completions (echo + logprobs)")
     made = [_loglik_body(ep, c, x) for c, x in requests]
+    keys = [RequestCache.key(ep.url, body) for body, _ in made]  # each body hashed once
     unique: dict[str, dict[str, Any]] = {}
-    for body, _ in made:
-        unique.setdefault(RequestCache.key(ep.url, body), body)
+    for key, (body, _) in zip(keys, made):
+        unique.setdefault(key, body)
     answers = dict(zip(unique, ep.client.map(ep.url, list(unique.values()), description)))
-    results = [_read_loglik(ep, answers[RequestCache.key(ep.url, body)], span) for body, span in made]
+    results = [_read_loglik(ep, answers[key], span) for key, (_, span) in zip(keys, made)]
     return results, {"requests": len(requests), "http_requests": len(unique)}
 
 
