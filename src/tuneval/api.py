@@ -456,13 +456,19 @@ def merge(run: str | Path, out: str | Path, *, model: str | None = None, overwri
 
 def export(run: str | Path, out: str | Path, *, max_shard_size: str = "2GB", adapter_only: bool = False,
            push_to_hub: str | None = None, private: bool = False, overwrite: bool = False, precision: str = "auto",
-           model_args: ModelArgs | None = None) -> dict[str, Any]:
+           model_args: ModelArgs | None = None, format: str = "safetensors", outtypes: list[str] | None = None,
+           llama_cpp: str | Path | None = None) -> dict[str, Any]:
     """A run for others: merged (or `adapter_only`) safetensors, tokenizer and a model card in `out`;
-    `push_to_hub` "org/name" then uploads it (`private`: a private repo) (`tuneval export`)."""
+    `push_to_hub` "org/name" then uploads it (`private`: a private repo) (`tuneval export`).
+
+    `format="gguf"`: llama.cpp GGUF files instead, one per `outtypes` (f32, f16, bf16, q8_0; default f16),
+    converted by llama.cpp's scripts (`llama_cpp`: a llama.cpp checkout, else the installed copy), with
+    an Ollama Modelfile; with `adapter_only` a LoRA becomes a GGUF LoRA beside its base as GGUF."""
     from tuneval.serve.export import export_run
 
     return export_run(run, out, max_shard_size=max_shard_size, adapter_only=adapter_only, push_to_hub=push_to_hub,
-                      private=private, overwrite=overwrite, precision=precision, model_args=model_args)
+                      private=private, overwrite=overwrite, precision=precision, model_args=model_args,
+                      format=format, outtypes=outtypes, llama_cpp=llama_cpp)
 
 
 def start_server(model: str = DEFAULT_MODEL, adapters: list[str] | Mapping[str, str] = (), *,

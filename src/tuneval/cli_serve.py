@@ -41,20 +41,28 @@ def export(
     push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Then upload it to this Hub repo (org/name)."),
     private: bool = typer.Option(False, "--private", help="With --push-to-hub: create the repo private."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
+    format: str = typer.Option("safetensors", "--format", help="safetensors (transformers, PEFT) or gguf (llama.cpp, "
+                                                                "Ollama)."),
+    outtype: list[str] = typer.Option([], "--outtype", help="With --format gguf: f32, f16, bf16 or q8_0 (repeatable; "
+                                                             "default f16), as llama.cpp's converter names them."),
+    llama_cpp: Optional[Path] = typer.Option(None, "--llama-cpp", help="With --format gguf: a llama.cpp checkout whose "
+                                                                       "converter to use (default: the installed one)."),
     precision: str = precision_option(),
     dtype: Optional[str] = dtype_option(),
     revision: Optional[str] = revision_option(),
     trust_remote_code: bool = trust_remote_code_option(),
     attn_implementation: Optional[str] = attn_implementation_option(),
 ):
-    """Export a run for others: merged (or adapter-only) safetensors with a model card; optionally push it."""
+    """Export a run for others: merged (or adapter-only) safetensors or GGUF with a model card; optionally push it."""
     margs = model_args_from(dtype, revision, trust_remote_code, attn_implementation)
     quiet_libraries()
     info = api.export(run, out, max_shard_size=max_shard_size, adapter_only=adapter_only, push_to_hub=push_to_hub,
-                      private=private, overwrite=overwrite, precision=precision, model_args=margs)
+                      private=private, overwrite=overwrite, precision=precision, model_args=margs, format=format,
+                      outtypes=outtype or None, llama_cpp=llama_cpp)
     pushed = f"; pushed to {info['url']}" if info.get("url") else ""
+    files = f" ({', '.join(info['gguf'])})" if info.get("gguf") else ""
     console.print(f"exported {info['kind']} {info['method']} model ({info['params']:,d} params, {info['dtype']}) "
-                  f"-> {info['out']}{pushed}", highlight=False)
+                  f"-> {info['out']}{files}{pushed}", highlight=False)
 
 
 def serve(

@@ -170,7 +170,7 @@ def test_adapter_only_loads_with_peft_and_matches(lively, tmp_path):
     meta = front_matter((out / "README.md").read_text())
     assert meta["library_name"] == "peft"
     card = (out / "README.md").read_text()
-    assert "convert_lora_to_gguf.py out --base BASE_DIR --outfile adapter.gguf --outtype f32" in card
+    assert f"tuneval export {run} --out out-gguf --adapter-only --format gguf --outtype f32" in card
     export_run(run, tmp_path / "bf16", adapter_only=True, dtype="bfloat16")
     assert safetensors_dtypes(tmp_path / "bf16") == {torch.bfloat16}
 
@@ -181,7 +181,7 @@ def test_prompt_tuning_exports_adapter_only(lively_llama, llama_adapters, tmp_pa
         export_run(run, tmp_path / "merged")
     export_run(run, tmp_path / "out", adapter_only=True)
     card = (tmp_path / "out" / "README.md").read_text()
-    assert "llama.cpp converts LoRA adapters only" in card and "convert_lora_to_gguf.py out" not in card
+    assert "llama.cpp loads LoRA adapters only: for this PROMPT_TUNING adapter" in card and "--format gguf" in card
 
 
 def _bitfit_run(tmp_path):
@@ -269,7 +269,7 @@ def test_model_card_says_what_was_trained_how_and_how_well(lora_run, tmp_path):
     assert f"| transformers | {metrics['versions']['transformers']} |" in card
     assert f"| training loss | {metrics['train_loss']:.4g} |" in card
     assert info["tuneval"] == metadata.version("tuneval") and f"tuneval {info['tuneval']}" in card
-    assert "python llama.cpp/convert_hf_to_gguf.py out --outfile model.gguf --outtype f32" in card
+    assert f"tuneval export {lora_run} --out out-gguf --format gguf --outtype f32" in card
     assert 'AutoModelForCausalLM.from_pretrained("out"' in card
 
 

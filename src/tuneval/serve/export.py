@@ -14,11 +14,12 @@ the run was trained on.
   `--adapter-only` refuses them; bottleneck adapters add layers transformers does not know,
   so they export neither way.
 
-GGUF: PyPI's `gguf` package (ggml's own, a tuneval dependency) reads and writes GGUF files and
-ships metadata tools (gguf-dump, gguf-set-metadata, ...), but no Hugging Face converter: that
-is `convert_hf_to_gguf.py` (and `convert_lora_to_gguf.py` for LoRA adapters) in the llama.cpp
-repository, which no package from its maintainers installs. So the card gives the exact
-llama.cpp command instead of tuneval converting.
+GGUF (`--format gguf`, serve/gguf.py): the same merged checkpoint is written to a scratch directory
+and converted by llama.cpp's own `convert_hf_to_gguf.py` at each `--outtype` (model-Q8_0.gguf, ...),
+with the tokenizer and chat template inside; with `--adapter-only` a LoRA adapter becomes a GGUF LoRA
+(`convert_lora_to_gguf.py`) beside its base as GGUF. The directory also gets the tokenizer files (so
+`tuneval eval --model local-completions --model-args tokenizer=OUT` sends the same token ids), an
+Ollama `Modelfile` and the card with the llama.cpp and Ollama commands.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,9 @@ from tuneval.serve.adapters import AdapterDir, check_adapter_dir
 from tuneval.serve.merge import base_model_of, check_mergeable, check_out, merged_model
 
 CARD = "README.md"
-GGUF_OUTTYPES = {"bfloat16": "bf16", "float16": "f16", "float32": "f32"}  # convert_hf_to_gguf.py --outtype
+FORMATS = ("safetensors", "gguf")
+GGUF_OUTTYPES = {"bfloat16": "bf16", "float16": "f16", "float32": "f32"}  # the card's --outtype for a dtype
+WEIGHTS = re.compile(r"^(model.*\.safetensors|model\.safetensors\.index\.json|adapter_model\.safetensors)$")
 BOOTSTRAP_ITERS = 1000
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -199,6 +203,86 @@ def _write_adapter(source: Source, tmp: Path, args) -> dict[str, Any]:
     return {"arch": arch, "dtype": ",".join(dtypes), "params": sum(v.numel() for v in tensors.values())}
 
 
+def _keep_tokenizer(scratch: Path, tmp: Path) -> None:
+    """The tokenizer files beside the GGUF (not the weights or config.json), so clients can tokenize as the model does."""
+    for f in scratch.iterdir():
+        if f.is_file() and ("tokenizer" in f.name or f.name in ("chat_template.jinja", "special_tokens_map.json")):
+            shutil.copy2(f, tmp / f.name)
+
+
+def _base_dir(base: str, args) -> Path:
+    """The base model as a local Hugging Face directory, which convert_lora_to_gguf.py reads."""
+    from tuneval.models import load_config
+
+    _, _, path, extra = load_config(base, args)
+    if extra.get("gguf_file") or not Path(path).is_dir():
+        from huggingface_hub import snapshot_download
+
+        try:
+            return Path(snapshot_download(str(path), local_files_only=True, revision=extra.get("revision")))
+        except Exception as e:  # not in the hub cache, or only as a GGUF: one line
+            raise TunevalError(f"base model '{base}' is not a local Hugging Face directory, which llama.cpp's "
+                               f"LoRA converter needs ({first_line(e)})") from None
+    return Path(path)
+
+
+def _write_gguf(source: Source, tmp: Path, args, outtypes: list[str], converter: Path) -> dict[str, Any]:
+    """model-<TYPE>.gguf per outtype from the merged fp32 checkpoint, written first to a scratch directory."""
+    from tuneval.console import progress
+    from tuneval.serve import gguf
+
+    scratch = _scratch(source, tmp)
+    written = _write_model(source, scratch, dataclasses.replace(args, dtype="float32"), "fp32", "100GB")
+    files = []
+    with progress("converting to GGUF", len(outtypes)) as shown:
+        for t in outtypes:
+            files.append(gguf.convert_model(scratch, tmp / gguf.file_name("model", t), t, converter).name)
+            shown.advance()
+    _keep_tokenizer(scratch, tmp)
+    shutil.rmtree(scratch.parent)
+    (tmp / "Modelfile").write_text(gguf.modelfile(_pick(files)), encoding="utf-8")
+    return {**written, "dtype": ",".join(t.upper() for t in outtypes), "gguf": files}
+
+
+def _write_gguf_lora(source: Source, tmp: Path, args, outtypes: list[str], converter: Path) -> dict[str, Any]:
+    """adapter-<TYPE>.gguf (a GGUF LoRA) and base-<TYPE>.gguf per outtype, for llama.cpp's --lora."""
+    from tuneval.console import progress
+    from tuneval.serve import gguf
+
+    if source.vetted is None or source.vetted.peft_type != "LORA":
+        kind = source.vetted.peft_type if source.vetted is not None else source.method
+        raise TunevalError(f"{source.run}: llama.cpp loads LoRA adapters only, not {kind}; export the merged "
+                           "model as GGUF instead (without --adapter-only)")
+    scratch = _scratch(source, tmp)
+    written = _write_adapter(source, scratch, args)
+    base = _base_dir(source.base, args)
+    files = []
+    with progress("converting to GGUF", 2 * len(outtypes)) as shown:
+        for t in outtypes:
+            files.append(gguf.convert_lora(scratch, base, tmp / gguf.file_name("adapter", t), t, converter).name)
+            shown.advance()
+            files.append(gguf.convert_model(base, tmp / gguf.file_name("base", t), t, converter).name)
+            shown.advance()
+    _keep_tokenizer(scratch, tmp)
+    shutil.rmtree(scratch.parent)
+    adapters, bases = files[0::2], files[1::2]
+    (tmp / "Modelfile").write_text(gguf.modelfile(_pick(bases), _pick(adapters)), encoding="utf-8")
+    return {**written, "dtype": ",".join(t.upper() for t in outtypes), "gguf": files}
+
+
+def _scratch(source: Source, tmp: Path) -> Path:
+    """The checkpoint the converter reads, removed before `out` appears; named after the run, since the
+    converter takes the GGUF's general.name from the directory's name."""
+    scratch = tmp / ".scratch" / source.recipe_run.path.resolve().name
+    scratch.mkdir(parents=True)
+    return scratch
+
+
+def _pick(files: list[str]) -> str:
+    """The file a Modelfile and the card's commands use: Q8_0 where written, else the first."""
+    return next((f for f in files if "-Q8_0." in f), files[0])
+
+
 def push(folder: Path, repo_id: str, private: bool) -> str:
     """Create the Hub repo (if new) and upload `folder`: the one place tuneval talks to the Hub."""
     from huggingface_hub import HfApi
@@ -224,16 +308,19 @@ def _check_repo_id(repo_id: str) -> None:
 
 def export_run(run: str | Path, out: str | Path, *, dtype: str | None = None, max_shard_size: int | str = "2GB",
                adapter_only: bool = False, push_to_hub: str | None = None, private: bool = False,
-               overwrite: bool = False, precision: str = "auto", model_args=None) -> dict[str, Any]:
+               overwrite: bool = False, precision: str = "auto", model_args=None, format: str = "safetensors",
+               outtypes: list[str] | None = None, llama_cpp: str | Path | None = None) -> dict[str, Any]:
     """Export a run to `out` (see the module docstring); `push_to_hub`: then upload it to that Hub repo.
 
-    The weights are saved in `dtype` (else model_args.dtype, else the precision policy's dtype);
-    `--adapter-only` keeps the adapter's own dtype unless one is named. Everything is checked
-    before the model loads, and `out` appears whole or not at all."""
-    from importlib import metadata
-
+    safetensors: the weights in `dtype` (else model_args.dtype, else the precision policy's dtype);
+    `--adapter-only` keeps the adapter's own dtype unless one is named. gguf: one file per `outtypes`
+    (default f16), converted by llama.cpp's scripts found at `llama_cpp` (serve/gguf.py). Everything is
+    checked before the model loads, and `out` appears whole or not at all."""
     from tuneval.precision import resolve_precision
+    from tuneval.serve import gguf
 
+    if format not in FORMATS:
+        raise TunevalError(f"--format: expected one of {', '.join(FORMATS)}, got {format!r}")
     precision = resolve_precision(precision)
     from tuneval.methods.loading import run_model_args
 
@@ -241,21 +328,38 @@ def export_run(run: str | Path, out: str | Path, *, dtype: str | None = None, ma
     _check_shard_size(max_shard_size)
     if push_to_hub is not None:
         _check_repo_id(push_to_hub)
+    converter = None
+    if format == "gguf":
+        outtypes, converter = gguf.check_outtypes(outtypes or ["f16"]), gguf.converter_dir(llama_cpp)
     run, out = Path(run), Path(out)
     source = _source(run, adapter_only)
     check_out(out, overwrite, source.result)
-    info: dict[str, Any] = {"run": str(run), "out": str(out), "kind": "adapter" if adapter_only else
-                            ("full" if source.kind == "full" else "merged"), "method": source.method,
-                            "base": source.base, "precision": precision, "tuneval": metadata.version("tuneval")}
+    info = _info(source, run, out, adapter_only, precision, format)
     with atomic_dir(out) as tmp:
-        written = _write_adapter(source, tmp, args) if adapter_only else _write_model(
-            source, tmp, args, precision, max_shard_size)
-        info.update(written)
+        info.update(_write(source, tmp, args, precision, max_shard_size, adapter_only, outtypes, converter))
         (tmp / CARD).write_text(model_card(source, info, out), encoding="utf-8")
     info["files"] = sorted(p.name for p in out.iterdir())
     if push_to_hub is not None:
         info["url"] = push(out, push_to_hub, private)
     return info
+
+
+def _info(source: Source, run: Path, out: Path, adapter_only: bool, precision: str, format: str) -> dict[str, Any]:
+    from importlib import metadata
+
+    return {"run": str(run), "out": str(out), "kind": "adapter" if adapter_only else
+            ("full" if source.kind == "full" else "merged"), "method": source.method, "base": source.base,
+            "precision": precision, "format": format, "tuneval": metadata.version("tuneval")}
+
+
+def _write(source: Source, tmp: Path, args, precision: str, max_shard_size, adapter_only: bool,
+           outtypes: list[str] | None, converter: Path | None) -> dict[str, Any]:
+    if converter is not None:
+        write = _write_gguf_lora if adapter_only else _write_gguf
+        return write(source, tmp, args, outtypes, converter)
+    if adapter_only:
+        return _write_adapter(source, tmp, args)
+    return _write_model(source, tmp, args, precision, max_shard_size)
 
 
 # ---- the model card ----------------------------------------------------------------------------
@@ -264,8 +368,11 @@ def _front_matter(source: Source, info: dict[str, Any]) -> str:
     meta: dict[str, Any] = {}
     if hub_id(source.base):
         meta["base_model"] = hub_id(source.base)
-    meta["library_name"] = "peft" if info["kind"] == "adapter" else "transformers"
-    meta["tags"] = ["tuneval", source.method]
+    if info.get("format") == "gguf":
+        meta["tags"] = ["tuneval", source.method, "gguf", "llama.cpp"]
+    else:
+        meta["library_name"] = "peft" if info["kind"] == "adapter" else "transformers"
+        meta["tags"] = ["tuneval", source.method]
     meta["pipeline_tag"] = "text2text-generation" if info["arch"] == "seq2seq" else "text-generation"
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
 
@@ -295,7 +402,8 @@ def _describe(source: Source, info: dict[str, Any], recipe: dict[str, Any]) -> l
     what = {"adapter": f"the {getattr(source.vetted, 'peft_type', '')} adapter alone (load it over the base with PEFT)",
             "full": "a full fine-tune of the base", "merged": "the base with the trained result merged in"}[info["kind"]]
     lines = [f"Exported by tuneval {info['tuneval']} from the run `{source.recipe_run.path.name}`: {what}; "
-             f"weights in {info['dtype']} safetensors.", "", "## Base model", ""]
+             + (f"GGUF files {', '.join(info.get('gguf', []))} for llama.cpp and Ollama." if info.get("format") == "gguf"
+              else f"weights in {info['dtype']} safetensors."), "", "## Base model", ""]
     base = source.base or "(not recorded)"
     lines.append(f"`{base}`" + (f" (Hub: [{hub_id(base)}](https://huggingface.co/{hub_id(base)}))"
                                  if hub_id(base) and hub_id(base) != base else ""))
@@ -446,30 +554,43 @@ def _usage(source: Source, info: dict[str, Any], out: Path) -> list[str]:
 
 
 def _gguf(source: Source, info: dict[str, Any], out: Path) -> list[str]:
-    from importlib import metadata
+    """How to get a GGUF from this safetensors export: tuneval converts with llama.cpp's own script."""
+    if info["kind"] == "adapter" and (source.vetted is None or source.vetted.peft_type != "LORA"):
+        kind = source.vetted.peft_type if source.vetted is not None else source.method
+        return ["## GGUF", "", f"llama.cpp loads LoRA adapters only: for this {kind} adapter, export the "
+                "merged model with `--format gguf` (without --adapter-only)."]
+    flag = " --adapter-only" if info["kind"] == "adapter" else ""
+    outtype = GGUF_OUTTYPES.get(info["dtype"], "f16")
+    return ["## GGUF", "", "For llama.cpp, Ollama or LM Studio, tuneval converts with llama.cpp's own "
+            "`convert_hf_to_gguf.py` (installed once by `python -m tuneval.serve.gguf install`):", "", "```sh",
+            f"tuneval export {source.run} --out {out.name}-gguf{flag} --format gguf --outtype {outtype}", "```"]
 
-    try:
-        gguf = f"`gguf` {metadata.version('gguf')}"
-    except metadata.PackageNotFoundError:
-        gguf = "`gguf`"
-    lines = ["## GGUF", "",
-             f"tuneval does not convert to GGUF itself: PyPI's {gguf} package (ggml's own) reads and writes GGUF "
-             "files but ships no Hugging Face converter, which lives only in the llama.cpp repository "
-             "(`convert_hf_to_gguf.py`, and `convert_lora_to_gguf.py` for LoRA adapters)."]
-    outtype = GGUF_OUTTYPES.get(info["dtype"], "f32")
-    if info["kind"] != "adapter":
-        command = f"python llama.cpp/convert_hf_to_gguf.py {out.name} --outfile model.gguf --outtype {outtype}"
-    elif source.vetted is not None and source.vetted.peft_type == "LORA":
-        command = (f"python llama.cpp/convert_lora_to_gguf.py {out.name} --base BASE_DIR --outfile adapter.gguf "
-                   f"--outtype {outtype}")
-    else:
-        return lines + ["", f"llama.cpp converts LoRA adapters only: for this {source.vetted.peft_type} adapter, export "
-                        "the merged model (without --adapter-only) and convert that with `convert_hf_to_gguf.py`."]
-    lines += ["", "With a llama.cpp checkout beside this directory:", "", "```sh",
-              "pip install -r llama.cpp/requirements/requirements-convert_hf_to_gguf.txt", command, "```"]
+
+def _gguf_usage(source: Source, info: dict[str, Any], out: Path) -> list[str]:
+    """How to run, chat with and evaluate the GGUF files: llama.cpp, Ollama, tuneval against llama-server."""
+    files = info.get("gguf") or []
     if info["kind"] == "adapter":
-        lines += ["", f"BASE_DIR: the base model (`{hub_id(source.base) or source.base}`) in Hugging Face format."]
-    return lines
+        base, adapter = _pick(files[1::2]), _pick(files[0::2])
+        model, server = f"-m {base} --lora {adapter}", f"llama-server -m {base} --lora {adapter} --port 8080"
+    else:
+        model = f"-m {_pick(files)}"
+        server = f"llama-server {model} --port 8080"
+    return ["## Run with llama.cpp", "", "The tokenizer and chat template are inside each file.", "", "```sh",
+            f"llama-cli {model} -cnv      # chat in the terminal", f"{server}   # OpenAI-compatible server", "```",
+            "", "## Run with Ollama", "", "```sh", f"cd {out.name} && ollama create my-model -f Modelfile",
+            "ollama run my-model", "```", "", "## Evaluate it where it runs", "",
+            "Against the llama-server above, with this directory's tokenizer so that the prompts are the same "
+            "token ids a transformers evaluation sends:", "", "```sh",
+            f"tuneval eval --task dialogsum --model local-completions --model-args "
+            f"base_url=http://127.0.0.1:8080/v1,model=gguf,tokenizer={out}", "```",
+            "", f"Converted by llama.cpp's scripts from llama-cpp-python {_llama_cpp_version()}'s sdist; outtypes: "
+            f"{info['dtype']}."]
+
+
+def _llama_cpp_version() -> str:
+    from tuneval.serve.gguf import LLAMA_CPP_PYTHON
+
+    return LLAMA_CPP_PYTHON
 
 
 def model_card(source: Source, info: dict[str, Any], out: Path) -> str:
@@ -484,5 +605,6 @@ def model_card(source: Source, info: dict[str, Any], out: Path) -> str:
                 rd.config_file.read_text(encoding="utf-8").rstrip(), "```"] if rd.config_file.is_file()
                else ["The run has no config.yaml."]), "",
              *_metrics_section(rd, metrics), *_versions(metrics, info["tuneval"]), "",
-             *_usage(source, info, out), "", *_gguf(source, info, out)]
+             *(_gguf_usage(source, info, out) if info.get("format") == "gguf"
+                else [*_usage(source, info, out), "", *_gguf(source, info, out)])]
     return "\n".join(parts).rstrip() + "\n"
