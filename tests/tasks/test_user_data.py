@@ -244,9 +244,10 @@ def test_sharegpt_tool_calls_train_and_are_scored_on_the_call(tiny_llama_dir, tm
         return texts, 1
 
     monkeypatch.setattr(harness, "generate", fake_generate)
-    code, _, err = run(["eval", "--model", str(model), "--adapter", str(out), "--data", str(data),
-                        "--max-new-tokens", "4", "--out", str(tmp_path / "ev"), "--bootstrap-iters", "50"], capsys)
+    code, printed, err = run(["eval", "--model", str(model), "--adapter", str(out), "--data", str(data),
+                              "--max-new-tokens", "4", "--out", str(tmp_path / "ev"), "--bootstrap-iters", "50"], capsys)
     assert code == 0, err
+    assert "tool_call_name_match=1.0000 tool_call_exact_match=0.8750" in printed
     scored = json.loads((tmp_path / "ev" / "results.json").read_text())
     examples = scored["examples"]
     assert [e["reference_calls"] for e in examples] == [[]] * 6 + [

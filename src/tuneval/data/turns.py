@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tuneval.errors import TunevalError
+from tuneval.errors import TunevalError, first_line
 
 ROLES = ("system", "user", "assistant", "tool")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
@@ -165,8 +165,8 @@ def _json(value: Any, at: str, where: str) -> Any:
         return value
     try:
         return json.loads(value)
-    except ValueError as e:
-        raise TunevalError(f"{where}: field '{at}' is not valid JSON ({e})") from None
+    except (ValueError, RecursionError) as e:  # RecursionError: nested past Python's limit
+        raise TunevalError(f"{where}: field '{at}' is not valid JSON ({first_line(e)})") from None
 
 
 def _json_calls(value: Any, at: str, where: str) -> list[dict]:

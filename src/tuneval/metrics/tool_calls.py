@@ -40,18 +40,16 @@ def _one(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
         return {"name": None, "arguments": None}
     arguments = value.get("arguments", value.get("parameters", {}))
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments)
-        except ValueError:
-            pass
+    if isinstance(arguments, str):  # OpenAI's arguments, as JSON text
+        parsed = _load(arguments)
+        arguments = arguments if parsed is None else parsed
     return {"name": value["name"], "arguments": arguments}
 
 
 def _load(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
