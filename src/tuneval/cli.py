@@ -119,7 +119,8 @@ def _print_eval(results: dict, out: Path, bench: bool) -> None:
     from tuneval.metrics.text import HEADLINE, fmt
 
     m = results["metrics"]
-    console.print(" ".join(f"{k}={fmt(k, m[k])}" for k in HEADLINE))
+    tools = [k for k in m if k.startswith("tool_call_")]  # data with tools: the calls' scores too
+    console.print(" ".join(f"{k}={fmt(k, m[k])}" for k in (*HEADLINE, *tools)))
     console.print(f"[dim]{results['signatures'].get('bleu', '')}[/dim]")
     ev = EvalDir(out)
     console.print(f"results: {ev.results_file}  report: {ev.report_file}")

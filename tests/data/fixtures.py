@@ -39,3 +39,30 @@ def write_task_data(root: Path, sizes: dict[str, int] | None = None) -> Path:
             f.write(json.dumps({"id": f"task_{i}", "instruction": _sentence(rng),
                                 "instances": [{"input": _sentence(rng) if i % 3 else "", "output": _sentence(rng, 4)}]}) + "\n")
     return root
+
+
+# A Hermes/Qwen2.5-style chat template that writes tools and tool calls, for the tiny Llama (whose
+# own ChatML template, tests/conftest.py, ignores both): the tools as JSON in the system turn, each
+# call as `<tool_call>\n{"name": ..., "arguments": ...}\n</tool_call>`, a tool's result as a `tool` turn.
+TOOL_TEMPLATE = (
+    "{%- if tools %}<|im_start|>system\n{% if messages[0]['role'] == 'system' %}{{ messages[0]['content'] }}\n\n"
+    "{% endif %}# Tools\n<tools>\n{% for t in tools %}{{ t | tojson }}\n{% endfor %}</tools><|im_end|>\n"
+    "{% elif messages[0]['role'] == 'system' %}<|im_start|>system\n{{ messages[0]['content'] }}<|im_end|>\n{% endif %}"
+    "{%- for m in messages %}{% if m['role'] != 'system' %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
+    "{%- for c in m.get('tool_calls') or [] %}<tool_call>\n"
+    "{{ {'name': c['function']['name'], 'arguments': c['function']['arguments']} | tojson }}\n</tool_call>"
+    "{%- endfor %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def tool_model_dir(model_dir: Path, dest: Path) -> Path:
+    """A copy of a tiny model whose tokenizer carries TOOL_TEMPLATE."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    shutil.copytree(model_dir, dest)
+    tok = AutoTokenizer.from_pretrained(dest)
+    tok.chat_template = TOOL_TEMPLATE
+    tok.save_pretrained(dest)
+    return dest

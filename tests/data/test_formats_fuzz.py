@@ -1,4 +1,4 @@
-"""Fuzzed data (issue 35): rows of the five formats (alpaca, messages, sharegpt, prompt_completion, text,
+"""Fuzzed data (issue 35; tool calls, parts and weights: issue 36): rows of the five formats (alpaca, messages, sharegpt, prompt_completion, text,
 plus columns) with any shape of value, and any bytes in a .jsonl/.json/.csv/.tsv/.txt file, either become
 records or one TunevalError line; never another exception. Inputs that found bugs are kept below."""
 
@@ -18,12 +18,15 @@ from tuneval.errors import TunevalError
 
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
-NAMES = sorted({f for req, opt in FIELDS.values() for f in (*req, *opt)} | {"role", "content", "from", "value", "x"})
+NAMES = sorted({f for req, opt in FIELDS.values() for f in (*req, *opt)} | {"role", "content", "from", "value", "x"}
+               | {"tool_calls", "function", "name", "arguments", "type", "text", "loss_weight", "weight"})
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=10),
-                    st.sampled_from(["user", "assistant", "system", "human", "gpt", "bot", ""]))
+                    st.sampled_from(["user", "assistant", "system", "human", "gpt", "bot", "", "tool", "function_call",
+                                     "observation", "text", "image_url", '{"name": "f", "arguments": {}}']))
 values = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(NAMES), inner, max_size=3)), max_leaves=12)
-turn = st.fixed_dictionaries({}, optional={"role": scalars, "content": values, "from": scalars, "value": values})
+turn = st.fixed_dictionaries({}, optional={"role": scalars, "content": values, "from": scalars, "value": values,
+                                           "tool_calls": values, "loss_weight": scalars, "weight": scalars})
 rows = st.lists(st.dictionaries(st.sampled_from(NAMES), st.one_of(values, st.lists(turn, max_size=4)), max_size=5),
                 min_size=0, max_size=4)
 
@@ -47,6 +50,9 @@ def test_any_rows_in_any_format(data, format, columns):
         if "messages" in r:
             assert r["messages"][-1]["role"] == "assistant"
             assert all(isinstance(m["content"], str) for m in r["messages"])
+            assert all(isinstance(c["function"]["name"], str) and isinstance(c["function"]["arguments"], dict)
+                       for m in r["messages"] for c in m.get("tool_calls", []))
+            assert len(r.get("loss_weights", r["messages"])) == len(r["messages"])
         else:
             assert isinstance(r["text"], str)
 

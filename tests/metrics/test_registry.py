@@ -125,7 +125,7 @@ def test_exact_match_and_token_f1():
     assert token_f1("hello there world", "hello world") == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))
     f1 = Scorer("generate_until", [{"metric": "f1"}], records).score()["f1"]
     assert f1 == pytest.approx(np.mean([max(token_f1(r["prediction"], x) for x in r["references"]) for r in records]))
-    assert set(GEN_METRICS) == {"exact_match", "f1", "rouge", "bleu", "chrf"}
+    assert set(GEN_METRICS) == {"exact_match", "f1", "rouge", "bleu", "chrf", "tool_call"}
 
 
 def test_multiple_choice_always_reports_acc_acc_norm_ece_balanced_acc():

@@ -174,3 +174,164 @@ def test_a_directory_of_files_is_one_dataset(tmp_path):
     (d / "part-1.jsonl").write_text("\n".join(lines[1:]) + "\n")
     rows = load_rows(data_task(path=str(d), format="alpaca", scored_whole=True), "test", None)
     assert len(rows) == len(lines) and rows[0]["_where"].endswith("part-0.jsonl:1")
+
+
+# ---- issue 36: tool calls, content parts and loss weights, each shape trained two steps ----------------
+
+WEATHER_TOOL = {"name": "get_weather", "description": "The weather in a city now",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+
+
+def _sharegpt_tool_rows():
+    """LLaMA-Factory's sharegpt with tools: calls, results, answers, and a row that needs no call."""
+    rows = []
+    for city in ("Paris", "Rome", "Oslo", "Lima", "Bern"):
+        rows.append({"conversations": [
+            {"from": "human", "value": f"What is the weather in {city}?"},
+            {"from": "function_call", "value": json.dumps({"name": "get_weather", "arguments": {"city": city}})},
+            {"from": "observation", "value": json.dumps({"temperature": 20, "city": city})},
+            {"from": "gpt", "value": f"It is 20 degrees in {city}."}], "tools": json.dumps([WEATHER_TOOL])})
+    rows.append({"conversations": [{"from": "human", "value": "Hello, how are you?"},
+                                   {"from": "gpt", "value": "Fine, thanks."}], "tools": json.dumps([WEATHER_TOOL])})
+    # rows that end in the call: what evaluation scores a call on
+    rows += [{"conversations": r["conversations"][:2], "tools": r["tools"]} for r in rows[:2]]
+    return rows
+
+
+def _train_rows(path, share):
+    """The rows `tuneval train --data path --validation-share share` (seed 3, TRAIN) trains on."""
+    return load_rows(data_task(path=str(path), validation_share=share, seed=3), "train", None)
+
+
+def test_sharegpt_tool_calls_train_and_are_scored_on_the_call(tiny_llama_dir, tmp_path, capsys, monkeypatch):
+    """`--data` a sharegpt file with function_call/observation turns and tools: trained through a
+    chat template that writes tools (two steps), then `tuneval eval --data` reads each generated
+    call and scores its name and JSON arguments against the row's call, with bootstrap intervals."""
+    from transformers import AutoTokenizer
+
+    import tuneval.evaluate.harness as harness
+    from tests.data.fixtures import tool_model_dir
+
+    model = tool_model_dir(tiny_llama_dir, tmp_path / "tool-model")
+    data = tmp_path / "tools.json"
+    data.write_text(json.dumps(_sharegpt_tool_rows(), indent=1))
+    out = tmp_path / "run"
+    code, _, err = run(["train", "--data", str(data), "--set", f"model={model}", "--set", "method=lora",
+                        "--set", f"output_dir={out}", "--validation-share", "0.25", *TRAIN,
+                        "--set", "data.max_seq_len=1024"], capsys)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    train = _train_rows(data, 0.25)
+    full = sum(len(r["messages"]) == 4 for r in train)  # call, result, answer
+    calls_only = sum(len(r["messages"]) == 2 and "tool_calls" in r["messages"][1] for r in train)
+    assert len(train) == 6 and metrics["data"]["data"]["turns"] == {
+        "assistant": 2 * full + (6 - full), "trained": 2 * full + (6 - full), "weight_0": 0,
+        "tool_calls": full + calls_only, "tool_results": full}
+    result = json.loads((out / "eval" / "results.json").read_text())
+    assert {"tool_call_name_match", "tool_call_exact_match"} <= set(result["metrics"]) & set(result["bootstrap"])
+    assert {"tool_call_name_match", "tool_call_exact_match"} <= set(metrics["eval"])
+
+    tok = AutoTokenizer.from_pretrained(model)
+
+    def fake_generate(net, tokenizer, ids, arch, **kw):  # the right call for Paris, the wrong city for Rome
+        texts = []
+        for prompt in ids:
+            asked = tok.decode(prompt).rsplit("<|im_start|>user\n", 1)[1]
+            city = next((c for c in ("Paris", "Rome") if c in asked and "<|im_start|>tool" not in asked), None)
+            args = {"city": "Paris" if city == "Paris" else "Milan"}
+            texts.append(f'<tool_call>\n{json.dumps({"name": "get_weather", "arguments": args})}\n</tool_call>'
+                         if city else "Fine, thanks.")
+        return texts, 1
+
+    monkeypatch.setattr(harness, "generate", fake_generate)
+    code, printed, err = run(["eval", "--model", str(model), "--adapter", str(out), "--data", str(data),
+                              "--max-new-tokens", "4", "--out", str(tmp_path / "ev"), "--bootstrap-iters", "50"], capsys)
+    assert code == 0, err
+    assert "tool_call_name_match=1.0000 tool_call_exact_match=0.8750" in printed
+    scored = json.loads((tmp_path / "ev" / "results.json").read_text())
+    examples = scored["examples"]
+    assert [e["reference_calls"] for e in examples] == [[]] * 6 + [
+        [{"name": "get_weather", "arguments": {"city": c}}] for c in ("Paris", "Rome")]
+    assert examples[-1]["tool_calls"] == [{"name": "get_weather", "arguments": {"city": "Milan"}}]
+    # rows 0-5 end in a text answer and get one (no call wanted: a match); row 6 calls Paris right;
+    # row 7 calls the right function with the wrong city
+    assert [e["tool_call_name_match"] for e in examples] == [1.0] * 8
+    assert [e["tool_call_exact_match"] for e in examples] == [1.0] * 7 + [0.0]
+    assert scored["metrics"]["tool_call_exact_match"] == 7 / 8 and scored["metrics"]["tool_call_name_match"] == 1.0
+    interval = scored["bootstrap"]["tool_call_exact_match"]
+    assert interval["ci_low"] < 7 / 8 <= interval["ci_high"]
+
+
+def test_openai_tool_calls_train_and_a_template_without_tools_is_refused(tiny_llama_dir, tmp_path, capsys):
+    """OpenAI messages with tool_calls, role tool and tools: trained two steps through a template
+    that writes them; the tiny model's own ChatML, which drops them, is refused in one line."""
+    from tests.data.fixtures import tool_model_dir
+
+    data = tmp_path / "openai.jsonl"
+    lines = []
+    for i, city in enumerate(("Paris", "Rome", "Oslo", "Lima")):
+        call = {"id": f"call_{i}", "type": "function",
+                "function": {"name": "get_weather", "arguments": json.dumps({"city": city})}}
+        lines.append({"messages": [{"role": "user", "content": f"Weather in {city}?"},
+                                   {"role": "assistant", "content": None, "tool_calls": [call]},
+                                   {"role": "tool", "tool_call_id": f"call_{i}", "content": "20 degrees"},
+                                   {"role": "assistant", "content": f"20 degrees in {city}."}],
+                      "tools": [{"type": "function", "function": WEATHER_TOOL}]})
+    data.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    argv = ["train", "--data", str(data), "--set", "method=lora", "--validation-share", "0.25", *TRAIN,
+            "--set", "data.max_seq_len=1024"]
+    code, _, err = run(argv + ["--set", f"model={tiny_llama_dir}", "--set", f"output_dir={tmp_path / 'no'}"], capsys)
+    assert code != 0 and len(err.strip().splitlines()) == 1
+    assert f"{data}:" in err and f"the chat template of {tiny_llama_dir} cannot express tools" in err
+    model = tool_model_dir(tiny_llama_dir, tmp_path / "tool-model")
+    out = tmp_path / "run"
+    code, _, err = run(argv + ["--set", f"model={model}", "--set", f"output_dir={out}"], capsys)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"]["examples"] == 3 and metrics["data"]["data"]["turns"] == {
+        "assistant": 6, "trained": 6, "weight_0": 0, "tool_calls": 3, "tool_results": 3}
+
+
+def test_content_parts_and_loss_weights_train_and_are_recorded(tiny_llama_dir, tmp_path, capsys):
+    """Content as lists of text parts (`text` and `value` keys) and per-turn loss_weight / weight:
+    trained two steps; the run records how many assistant turns were trained and how many were context."""
+    from tuneval.config import recipe_from_dict
+    from tuneval.models import load_model
+    from tuneval.tasks.mixtures import build_examples
+
+    data = tmp_path / "parts.jsonl"
+    rows = []
+    for i in range(4):
+        rows.append({"messages": [
+            {"role": "user", "content": [{"type": "text", "value": f"question {i}, "}, {"type": "text", "text": "please"}],
+             "loss_weight": 0.0},
+            {"role": "assistant", "content": [{"type": "text", "text": f"draft answer {i}"}], "loss_weight": 0},
+            {"role": "user", "content": "again"},
+            {"role": "assistant", "content": [{"type": "text", "value": f"final answer {i}"}], "weight": 1.0}]})
+    rows.append({"messages": [{"role": "user", "content": "context only"},
+                              {"role": "assistant", "content": "nothing to learn here", "weight": 0}]})
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "run"
+    code, _, err = run(["train", "--data", str(data), "--set", f"model={tiny_llama_dir}", "--set", "method=lora",
+                        "--set", f"output_dir={out}", "--validation-share", "0.2", *TRAIN], capsys)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    summary = metrics["data"]["data"]
+    train = _train_rows(data, 0.2)
+    drafts = sum(len(r["messages"]) == 4 for r in train)
+    context_only = len(train) - drafts
+    assert context_only == 1  # the seeded split trains on the row with nothing to learn: it is counted, not trained
+    assert summary["validation"]["rows"] == 5 and summary["rows"] == len(train) == 4
+    assert summary["skipped_no_trained_turn"] == context_only and metrics["data"]["examples"] == drafts
+    assert summary["turns"] == {"assistant": 2 * drafts + context_only, "trained": drafts,
+                                "weight_0": drafts + context_only, "tool_calls": 0, "tool_results": 0}
+    # the labels: only the final answers, never the drafts weighted 0 nor the user's parts
+    recipe = recipe_from_dict({"model": str(tiny_llama_dir), "seed": 3,
+                               "data": {"path": str(data), "validation_share": 0.2}})
+    loaded = load_model(str(tiny_llama_dir))
+    examples, _ = build_examples(recipe, loaded)
+    decode = loaded.tokenizer.decode
+    labelled = [decode([t for t, lab in zip(e["input_ids"], e["labels"]) if lab != -100]) for e in examples]
+    assert len(labelled) == drafts and all(t.startswith("final answer ") and t.endswith("<|im_end|>") for t in labelled)
+    assert all("question" in decode(e["input_ids"]) and "please" in decode(e["input_ids"])
+               and "draft answer" in decode(e["input_ids"]) for e in examples)

@@ -6,7 +6,8 @@ the response as labels. Batches are padded to their own longest row (dynamic pad
 never to a fixed maximum: on DialogSum (~260 tokens a row) pad-to-512 wastes half the compute.
 
 Conversations (chat records of tuneval.data.formats) go through the tokenizer's chat template
-with the loss on every assistant turn; plain text (format `text`) is packed into blocks.
+(with the record's `tools`) with the loss on every assistant turn the record trains (its text and
+tool calls, never a tool's result); plain text (format `text`) is packed into blocks.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import torch
 
+from tuneval.data.formats import trained_turns
 from tuneval.errors import TunevalError, first_line
 
 IGNORE_INDEX = -100
@@ -83,40 +85,77 @@ class PromptFormatter:
 
     # Conversations: a chat record's messages (tuneval.data.formats), and continued pre-training text.
 
-    def conversation_example(self, messages: list[dict[str, str]], prompt_turns: int = 0,
-                             where: str = "") -> dict[str, list[int]]:
+    def record_example(self, record: dict[str, Any]) -> dict[str, list[int]]:
+        """A chat record as a training example: its tools offered to the template, the loss on the
+        assistant turns it trains (formats.trained_turns: not the prompt's, not those weighted 0)."""
+        return self.conversation_example(record["messages"], where=record.get("_where", ""), tools=record.get("tools"),
+                                         trained=trained_turns(record))
+
+    def conversation_example(self, messages: list[dict[str, Any]], prompt_turns: int = 0, where: str = "", *,
+                             tools: list[dict] | None = None, trained: list[int] | None = None) -> dict[str, list[int]]:
         """Causal: the whole conversation, labelled -100 everywhere but the tokens of every assistant
-        turn from message `prompt_turns` on: its content and the end-of-turn token the chat template
-        writes after it (so the model learns to stop), not the whitespace after that token nor the
-        next turn's header. Seq2seq: the conversation before the last assistant turn as encoder
-        input, that turn plus EOS as labels.
+        turn from message `prompt_turns` on (or of the turns `trained` lists): its content and tool
+        calls and the end-of-turn token the chat template writes after it (so the model learns to
+        stop), not the whitespace after that token nor the next turn's header; never a tool's
+        result. `tools` go to the chat template (`apply_chat_template(..., tools=tools)`). Seq2seq:
+        the conversation before the last assistant turn as encoder input, that turn plus EOS as labels.
 
         Too long a conversation keeps its first max_seq_len tokens (TRL's keep_start): the system
         prompt and first turns stay, the turns past the limit are lost. A first assistant turn that
         starts past the limit leaves nothing labelled; callers skip such examples.
         """
+        if trained is None:
+            trained = [i for i, m in enumerate(messages) if m["role"] == "assistant" and i >= prompt_turns]
+        self._check_tools(messages, tools, where)
         if self.arch == "seq2seq":
-            return {"input_ids": self._encoder_ids(messages[:-1]), "labels": self.encode_target(messages[-1]["content"])}
-        ids, spans = self._chat_spans(messages, where) if self.uses_chat else self._plain_spans(messages)
+            labels = self.encode_target(messages[-1]["content"])
+            return {"input_ids": self._encoder_ids(messages[:-1]),
+                    "labels": labels if len(messages) - 1 in trained else [IGNORE_INDEX] * len(labels)}
+        ids, spans = self._chat_spans(messages, where, tools, trained) if self.uses_chat else self._plain_spans(messages)
         labels = [IGNORE_INDEX] * len(ids)
         for turn, start, end in spans:
-            if turn >= prompt_turns:
+            if turn in trained:
                 labels[start:end] = ids[start:end]
         return {"input_ids": ids[: self.max_seq_len], "labels": labels[: self.max_seq_len]}
 
-    def conversation_prompt(self, messages: list[dict[str, str]], max_new_tokens: int = 0, where: str = "") -> list[int]:
+    def conversation_prompt(self, messages: list[dict[str, Any]], max_new_tokens: int = 0, where: str = "",
+                            tools: list[dict] | None = None) -> list[int]:
         """Token ids to generate the next assistant turn from (for generative evaluation the
         reference is the record's last assistant turn, left out of `messages`). Too long a prompt
         keeps its last tokens: the turn being answered and the generation prompt matter most."""
         if messages and messages[-1]["role"] == "assistant":
             raise ValueError("conversation_prompt takes the messages before the assistant turn to generate")
+        self._check_tools(messages, tools, where)
         if self.arch == "seq2seq":
             return self._encoder_ids(messages)
         if self.uses_chat:
-            ids = self._render_chat(messages, True, where)
+            ids = self._render_chat(messages, True, where, tools)
         else:
             ids = self._plain_spans(messages)[0] + (self._encode("\n") if messages else []) + self._encode("Assistant:")
         return ids[-self.generation_budget(max_new_tokens):]
+
+    def _check_tools(self, messages: list[dict[str, Any]], tools: list[dict] | None, where: str) -> None:
+        """Tools and tool calls need a chat template that writes them: one that renders the
+        conversation differently with them than without, the called functions' names in it."""
+        calls = [c["function"]["name"] for m in messages for c in m.get("tool_calls", [])]
+        if not tools and not calls:
+            return
+        where = where or "conversation"
+        if not self.uses_chat:
+            why = "a seq2seq model" if self.arch == "seq2seq" else (
+                f"{self._template_name()} has no chat template" if self.chat_template else "data.chat_template is false")
+            raise TunevalError(f"{where}: tool calls and tools need a causal model's chat template that writes them, "
+                               f"and {why}")
+        text = self._render_text(messages, False, where, tools)
+        if tools and text == self._render_text(messages, False, where, None):
+            raise TunevalError(f"{where}: the chat template of {self._template_name()} cannot express tools: it "
+                               "ignores the record's 'tools' list; use a model (or chat template) made for tool calling")
+        bare = [{k: v for k, v in m.items() if k != "tool_calls"} for m in messages]
+        missing = [name for name in calls if name not in text]
+        if calls and (missing or text == self._render_text(bare, False, where, tools)):
+            raise TunevalError(f"{where}: the chat template of {self._template_name()} cannot express tools: it does "
+                               f"not write the assistant's tool calls ({(missing or calls)[0]!r} is not in the rendered "
+                               "text); use a model (or chat template) made for tool calling")
 
     def text_examples(self, texts: list[str], block_size: int | None = None) -> list[dict[str, list[int]]]:
         """Continued pre-training: every text tokenized and ended with EOS, all joined and cut into
@@ -136,34 +175,38 @@ class PromptFormatter:
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _render_chat(self, messages: list[dict[str, str]], generation_prompt: bool, where: str) -> list[int]:
-        """The chat template's text, tokenized without added specials (the template writes its own)."""
+    def _render_text(self, messages: list[dict[str, Any]], generation_prompt: bool, where: str,
+                     tools: list[dict] | None = None) -> str:
         try:
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+            return self.tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=False,
+                                                      add_generation_prompt=generation_prompt)
         except Exception as e:  # jinja's raise_exception ("roles must alternate ..."), a template bug
             raise TunevalError(f"{where or 'conversation'}: the chat template of {self._template_name()} refused it "
                                f"({first_line(e)}); train with data.chat_template: false for plain "
                                "User:/Assistant: text") from None
-        return self._encode(text)
+
+    def _render_chat(self, messages: list[dict[str, Any]], generation_prompt: bool, where: str,
+                     tools: list[dict] | None = None) -> list[int]:
+        """The chat template's text, tokenized without added specials (the template writes its own)."""
+        return self._encode(self._render_text(messages, generation_prompt, where, tools))
 
     def _template_name(self) -> str:
         return getattr(self.tokenizer, "name_or_path", "") or type(self.tokenizer).__name__
 
-    def _chat_spans(self, messages: list[dict[str, str]], where: str) -> tuple[list[int], list[tuple[int, int, int]]]:
-        """Token ids of the conversation and (message index, start, end) of each assistant turn.
+    def _chat_spans(self, messages: list[dict[str, Any]], where: str, tools: list[dict] | None,
+                    trained: list[int]) -> tuple[list[int], list[tuple[int, int, int]]]:
+        """Token ids of the conversation and (message index, start, end) of each trained assistant turn.
 
         Turn i spans from the end of messages[:i] rendered with the generation prompt to the end
         of messages[:i+1]. That holds only if each rendering is a prefix of the whole one; some
         templates (e.g. those dropping earlier turns' reasoning) render history differently, and
         then no span would be right, so that is an error naming the template.
         """
-        ids = self._render_chat(messages, False, where)
+        ids = self._render_chat(messages, False, where, tools)
         spans = []
-        for i, message in enumerate(messages):
-            if message["role"] != "assistant":
-                continue
-            before = self._render_chat(messages[:i], True, where)
-            through = self._render_chat(messages[: i + 1], False, where)
+        for i in trained:
+            before = self._render_chat(messages[:i], True, where, tools)
+            through = self._render_chat(messages[: i + 1], False, where, tools)
             if not (len(before) < len(through) and ids[: len(through)] == through and through[: len(before)] == before):
                 raise TunevalError(f"{where or 'conversation'}: the chat template of {self._template_name()} does not "
                                    f"render the conversation up to turn {i} as a prefix of the whole, so the assistant "

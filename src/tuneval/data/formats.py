@@ -1,25 +1,28 @@
 """Dataset formats users already have, normalised to the two kinds of record training and
 generative evaluation take.
 
-- A chat record, `{"messages": [{"role": "system" | "user" | "assistant", "content": str}, ...]}`:
-  at most one system turn, first; at least one assistant turn; always ending with one (the
-  reference when evaluating). A record from `prompt_completion` also carries `prompt_turns`,
-  how many leading messages are the prompt: as in TRL, the loss covers the completion only.
+- A chat record, `{"messages": [{"role": "system" | "user" | "assistant" | "tool", "content": str}, ...]}`
+  (the turns' shapes, tool calls included, in data/turns.py): at most one system turn, first; at
+  least one assistant turn; always ending with one (the reference when evaluating). Optional keys:
+  `prompt_turns` (from `prompt_completion`: how many leading messages are the prompt; as in TRL,
+  the loss covers the completion only), `tools` (the function schemas offered, passed to the chat
+  template as `tools=`) and `loss_weights` (one 0/1 per message, when the file gave per-turn weights).
 - A text record, `{"text": str}`: continued pre-training text, packed into blocks.
 
 Formats and their fields (`columns` renames any of them to the file's own column names):
 
-| format              | fields                                                              |
-|---------------------|---------------------------------------------------------------------|
-| `alpaca`            | instruction, output; optional input, system                         |
-| `messages`          | messages: OpenAI/TRL turns, `{role, content}`                       |
-| `sharegpt`          | conversations: `{from: human/gpt/system, value}`; optional system   |
-| `prompt_completion` | prompt, completion: both strings, or both lists of turns (TRL)      |
-| `text`              | text                                                                |
-| `columns`           | prompt, response; optional system (named only through `columns`)    |
+| format              | fields                                                                          |
+|---------------------|---------------------------------------------------------------------------------|
+| `alpaca`            | instruction, output; optional input, system                                     |
+| `messages`          | messages: OpenAI/TRL turns, `{role, content}`, `tool_calls`; optional tools      |
+| `sharegpt`          | conversations: `{from: human/gpt/system/function_call/observation, value}`;      |
+|                     | optional system, tools (LLaMA-Factory)                                          |
+| `prompt_completion` | prompt, completion: both strings, or both lists of turns (TRL); optional tools  |
+| `text`              | text                                                                            |
+| `columns`           | prompt, response; optional system (named only through `columns`)                |
 
 Each record keeps its row's `_where`, and a bad row fails in one line naming file, line and field
-(`data.jsonl:3: field 'messages[2].role' is 'bot', not one of system, user, assistant`), so
+(`data.jsonl:3: field 'messages[2].role' is 'bot', not one of system, user, assistant, tool`), so
 nothing reaches the tokenizer that a chat template would choke on half-way through a run.
 """
 
@@ -28,20 +31,19 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from tuneval.data.turns import ROLES, SHAREGPT_ROLES, call_text, check_text, read_tools, read_turns, type_name
 from tuneval.errors import TunevalError
 
 # required fields, optional fields
 FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "alpaca": (("instruction", "output"), ("input", "system")),
-    "messages": (("messages",), ()),
-    "sharegpt": (("conversations",), ("system",)),
-    "prompt_completion": (("prompt", "completion"), ()),
+    "messages": (("messages",), ("tools",)),
+    "sharegpt": (("conversations",), ("system", "tools")),
+    "prompt_completion": (("prompt", "completion"), ("tools",)),
     "text": (("text",), ()),
     "columns": (("prompt", "response"), ("system",)),
 }
 FORMATS = tuple(FIELDS)
-ROLES = ("system", "user", "assistant")
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 
 
 def detect_format(row: dict[str, Any]) -> str | None:
@@ -82,12 +84,45 @@ def to_records(rows: list[dict[str, Any]], format: str | None = None, *, columns
     return records
 
 
-def generation_pair(record: dict[str, Any]) -> tuple[list[dict[str, str]], str]:
-    """(prompt messages, reference) for generative evaluation: the last assistant turn is the reference."""
+def generation_pair(record: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """(prompt messages, reference) for generative evaluation: the last assistant turn is the
+    reference; a tool call's reference text is the call as JSON, `{"name": ..., "arguments": {...}}`,
+    one line per call after any text (reference_calls gives the calls themselves)."""
     if "messages" not in record:
         raise TunevalError(f"{record.get('_where', 'data')}: a text record has no reference to generate; "
                            "evaluate text data by loss (perplexity)")
-    return record["messages"][:-1], record["messages"][-1]["content"]
+    last = record["messages"][-1]
+    reference = "\n".join([last["content"]] * bool(last["content"]) + [call_text(c) for c in last.get("tool_calls", [])])
+    return record["messages"][:-1], reference
+
+
+def reference_calls(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The calls of a chat record's last assistant turn, `{"name", "arguments"}` each ([] for a text answer)."""
+    return [dict(c["function"]) for c in record["messages"][-1].get("tool_calls", [])]
+
+
+def has_tools(record: dict[str, Any]) -> bool:
+    """Whether a chat record offers tools or calls one: what needs a chat template that writes them."""
+    return bool(record.get("tools")) or any(m.get("tool_calls") for m in record.get("messages", []))
+
+
+def trained_turns(record: dict[str, Any]) -> list[int]:
+    """The indices of the assistant turns a chat record trains on: from `prompt_turns` on, and not
+    given a loss weight of 0."""
+    weights, start = record.get("loss_weights"), record.get("prompt_turns", 0)
+    return [i for i, m in enumerate(record["messages"])
+            if m["role"] == "assistant" and i >= start and (weights is None or weights[i])]
+
+
+def turn_counts(record: dict[str, Any]) -> dict[str, int]:
+    """What a run records of a chat record's turns: assistant turns, those trained on, those kept
+    as context by a loss weight of 0, tool calls and tool results."""
+    messages, weights = record["messages"], record.get("loss_weights") or [1] * len(record["messages"])
+    assistant = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    return {"assistant": len(assistant), "trained": len(trained_turns(record)),
+            "weight_0": sum(1 for i in assistant if not weights[i]),
+            "tool_calls": sum(len(m.get("tool_calls", [])) for m in messages),
+            "tool_results": sum(m["role"] == "tool" for m in messages)}
 
 
 def split_validation(records: list[Any], share: float, seed: int, *,
@@ -178,51 +213,7 @@ class _Row:
     def text(self, field: str, optional: bool = False) -> str | None:
         """A string field; numbers become their text (a csv's or a math set's answers), absent or
         blank optional fields None."""
-        return _check_text(self.get(field, optional), self.names[field], self.where, optional)
-
-
-def _check_text(value: Any, name: str, where: str, optional: bool = False) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if optional:
-            return None
-        raise TunevalError(f"{where}: field '{name}' is empty")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str):
-        raise TunevalError(f"{where}: field '{name}' must be a string, got {_type(value)}")
-    return value
-
-
-def _type(value: Any) -> str:
-    return {list: "a list", dict: "an object", bool: "a boolean", str: "a string", type(None): "null"}.get(
-        type(value), type(value).__name__)
-
-
-def _turns(value: Any, name: str, where: str, keys: tuple[str, str], roles: dict[str, str]) -> list[dict[str, str]]:
-    """A list of turns `{keys[0]: role, keys[1]: content}` as role/content messages, `roles`
-    mapping the file's role names to system/user/assistant."""
-    if not isinstance(value, list):
-        raise TunevalError(f"{where}: field '{name}' must be a list of turns, got {_type(value)}")
-    if not value:
-        raise TunevalError(f"{where}: field '{name}' is empty")
-    role_key, content_key = keys
-    messages = []
-    for i, turn in enumerate(value):
-        at = f"{name}[{i}]"
-        if not isinstance(turn, dict):
-            raise TunevalError(f"{where}: field '{at}' must be an object with '{role_key}' and '{content_key}', "
-                               f"got {_type(turn)}")
-        if role_key not in turn:
-            raise TunevalError(f"{where}: field '{at}.{role_key}' is missing")
-        role = turn[role_key]
-        if role not in roles:
-            raise TunevalError(f"{where}: field '{at}.{role_key}' is {role!r}, not one of {', '.join(roles)}")
-        if roles[role] == "system" and i > 0:
-            raise TunevalError(f"{where}: field '{at}.{role_key}' is {role!r}, which may only be the first turn")
-        if content_key not in turn:
-            raise TunevalError(f"{where}: field '{at}.{content_key}' is missing")
-        messages.append({"role": roles[role], "content": _check_text(turn[content_key], f"{at}.{content_key}", where)})
-    return messages
+        return check_text(self.get(field, optional), self.names[field], self.where, optional)
 
 
 def _conversation(messages: list[dict[str, str]], name: str, where: str) -> list[dict[str, str]]:
@@ -245,21 +236,34 @@ def _alpaca(r: _Row) -> dict[str, Any]:
     return _chat(r.text("system", optional=True), user, r.text("output"))
 
 
+def _record(messages: list[dict[str, Any]], weights: list[int | None], tools: list[dict] | None, name: str,
+            where: str) -> dict[str, Any]:
+    """A chat record: its messages, its `tools` when it has any, and `loss_weights` (one per
+    message: 1 on the assistant turns trained, 0 elsewhere) when any turn gave one."""
+    record: dict[str, Any] = {"messages": _conversation(messages, name, where)}
+    if tools:
+        record["tools"] = tools
+    if any(w is not None for w in weights):
+        record["loss_weights"] = [int(m["role"] == "assistant") if w is None else w for m, w in zip(messages, weights)]
+    return record
+
+
 def _messages(r: _Row) -> dict[str, Any]:
     name = r.names["messages"]
-    turns = _turns(r.get("messages"), name, r.where, ("role", "content"), {k: k for k in ROLES})
-    return {"messages": _conversation(turns, name, r.where)}
+    turns, weights = read_turns(r.get("messages"), name, r.where, ("role", "content"), {k: k for k in ROLES})
+    return _record(turns, weights, read_tools(r.get("tools", optional=True), r.names["tools"], r.where), name, r.where)
 
 
 def _sharegpt(r: _Row) -> dict[str, Any]:
     name = r.names["conversations"]
-    turns = _turns(r.get("conversations"), name, r.where, ("from", "value"), SHAREGPT_ROLES)
+    turns, weights = read_turns(r.get("conversations"), name, r.where, ("from", "value"), SHAREGPT_ROLES)
     system = r.text("system", optional=True)
     if system is not None:
         if turns[0]["role"] == "system":
             raise r.fail(r.names["system"], f"and {name}[0] both give a system prompt; keep one")
         turns.insert(0, {"role": "system", "content": system})
-    return {"messages": _conversation(turns, name, r.where)}
+        weights.insert(0, None)
+    return _record(turns, weights, read_tools(r.get("tools", optional=True), r.names["tools"], r.where), name, r.where)
 
 
 def _prompt_completion(r: _Row) -> dict[str, Any]:
@@ -272,11 +276,12 @@ def _prompt_completion(r: _Row) -> dict[str, Any]:
     if not isinstance(prompt, list) or not isinstance(completion, list):
         plain, listed = (p_name, c_name) if isinstance(completion, list) else (c_name, p_name)
         raise r.fail(plain, f"must be a list of turns like '{listed}' (both plain strings or both conversational), "
-                            f"got {_type(r.get('prompt' if plain == p_name else 'completion'))}")
-    roles = {k: k for k in ROLES}
-    head = _turns(prompt, p_name, r.where, ("role", "content"), roles)
-    tail = _turns(completion, c_name, r.where, ("role", "content"), {"assistant": "assistant"})
-    return {"messages": _conversation(head + tail, c_name, r.where), "prompt_turns": len(head)}
+                            f"got {type_name(r.get('prompt' if plain == p_name else 'completion'))}")
+    head, head_weights = read_turns(prompt, p_name, r.where, ("role", "content"), {k: k for k in ROLES})
+    tail, tail_weights = read_turns(completion, c_name, r.where, ("role", "content"),
+                                    {"assistant": "assistant", "tool": "tool"})
+    tools = read_tools(r.get("tools", optional=True), r.names["tools"], r.where)
+    return {**_record(head + tail, head_weights + tail_weights, tools, c_name, r.where), "prompt_turns": len(head)}
 
 
 def _columns(r: _Row) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from tuneval.data.formats import has_tools, reference_calls
 from tuneval.errors import TunevalError
 from tuneval.evaluate import remote
 from tuneval.evaluate.distributed import is_main, map_examples
@@ -46,6 +47,7 @@ from tuneval.evaluate.loglik import loglikelihoods
 from tuneval.evaluate.report import eval_report
 from tuneval.metrics.registry import FilteredScorer, Scorer, bootstrap_ci, filtered_names, higher_is_better, metric_specs, primary_metric, signatures
 from tuneval.metrics.text import summarization_metrics
+from tuneval.metrics.tool_calls import parse_tool_calls
 from tuneval.models.endpoint import Endpoint
 from tuneval.results import EvalDir
 from tuneval.tasks import Task, load_rows
@@ -234,13 +236,23 @@ def _generated(s: _Setup, specs: list[dict], inputs, refs, use_chat: bool, promp
 
 
 def _by_conversation(s: _Setup, k: int) -> _Scored:
-    """A data-format task: each conversation up to its last assistant turn, that turn the reference."""
+    """A data-format task: each conversation up to its last assistant turn, that turn the reference.
+    Conversations with tools are also scored on the calls the model makes (metrics/tool_calls.py):
+    each example keeps the reference's calls and the calls read from the generated text."""
     _zero_shot(s.task, k)
     inputs, refs, use_chat = conversation_inputs(s.model, s.tokenizer, s.arch, s.task, s.docs, s.chat_template,
                                                  s.max_new, s.max_seq_len)
     info = {"family": "conversation", "format": s.task.format, "columns": s.task.column_map,
             "validation": s.task.split_info}
-    return _generated(s, metric_specs("generate_until", s.task.metrics), inputs, refs, use_chat, info)
+    specs = metric_specs("generate_until", s.task.metrics)
+    tools = any(has_tools(d) for d in s.docs if "messages" in d)
+    if tools and "tool_call" not in {m["metric"] for m in specs}:
+        specs.append({"metric": "tool_call"})
+    scored = _generated(s, specs, inputs, refs, use_chat, info)
+    if tools:
+        for ex, doc in zip(scored.examples, s.docs):
+            ex["reference_calls"], ex["tool_calls"] = reference_calls(doc), parse_tool_calls(ex["prediction"])
+    return scored
 
 
 def _by_template(s: _Setup, template: int | None, k: int) -> _Scored:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from tuneval.data.collate import PromptFormatter
-from tuneval.data.formats import generation_pair
+from tuneval.data.formats import generation_pair, has_tools
 from tuneval.errors import TunevalError
 from tuneval.evaluate.loglik import max_length
 from tuneval.models.endpoint import Endpoint
@@ -80,6 +80,10 @@ def conversation_inputs(model, tokenizer, arch: str, task: Task, docs: list[dict
     makes them (data/collate.py); that turn is the reference."""
     pairs = [generation_pair(doc) for doc in docs]
     refs = [[reference] for _, reference in pairs]
+    if _tokenless(model) and any(has_tools(doc) for doc in docs):
+        raise TunevalError(f"task '{task.name}': conversations with tools are rendered by a chat template with "
+                           "tools=, which an endpoint is not sent; give the endpoint tokenizer= in --model-args "
+                           "(a completions endpoint) or evaluate the model locally")
     if tokenizer is None:
         if not _serves_chat(model):
             raise TunevalError(f"task '{task.name}': conversations need a chat endpoint (local-chat-completions) or "
@@ -89,6 +93,6 @@ def conversation_inputs(model, tokenizer, arch: str, task: Task, docs: list[dict
     fmt = PromptFormatter(tokenizer, arch, chat_template=chat_template, max_seq_len=max_seq_len)
     items = []
     for doc, (messages, _) in zip(docs, pairs):
-        enc = fmt.conversation_prompt(messages, max_new_tokens, where=doc["_where"])
+        enc = fmt.conversation_prompt(messages, max_new_tokens, where=doc["_where"], tools=doc.get("tools"))
         items.append(_item(tokenizer.decode(enc), enc, messages))
     return items, refs, fmt.uses_chat or _serves_chat(model)

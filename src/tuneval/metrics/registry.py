@@ -8,7 +8,7 @@ on every resample, as they must be; BLEU and chrF are corpus metrics too, but of
 n-gram counts, so those counts are taken once and each resample sums them (same score, to the digit).
 
 Multiple-choice records: {"gold", "pred", "pred_norm", "probs"}; generation records:
-{"prediction", "references"}. Scales: BLEU and chrF in [0, 100] (sacrebleu), the rest as
+{"prediction", "references"} (and "reference_calls" for tool_call). Scales: BLEU and chrF in [0, 100] (sacrebleu), the rest as
 their reference implementation reports them (acc in [0, 1], mcc in [-1, 1]).
 """
 
@@ -27,6 +27,7 @@ import sacrebleu
 
 from tuneval.metrics.bootstrap import interval, percentiles, resample
 from tuneval.metrics.text import ROUGE_TYPES, reference_streams, rouge_items
+from tuneval.metrics.tool_calls import TOOL_CALL_METRICS, tool_call_items
 
 Records = list[dict[str, Any]]
 
@@ -238,6 +239,8 @@ GEN_METRICS: dict[str, Metric] = {
     "rouge": Metric("rouge", ROUGE_TYPES, items=_rouge),
     "bleu": Metric("bleu", ("bleu",), stats=_sacrebleu_stats(_BLEU), from_stats=_sacrebleu_score("bleu", _BLEU)),
     "chrf": Metric("chrf", ("chrf",), stats=_sacrebleu_stats(_CHRF), from_stats=_sacrebleu_score("chrf", _CHRF)),
+    # a tool-calling conversation's last turn: the called function, and its arguments (metrics/tool_calls.py)
+    "tool_call": Metric("tool_call", TOOL_CALL_METRICS, items=tool_call_items),
 }
 
 

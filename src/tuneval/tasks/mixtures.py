@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuneval.config import MixtureConfig, MixtureTask, Recipe
+from tuneval.data.formats import trained_turns, turn_counts
 from tuneval.errors import TunevalError
 from tuneval.tasks.registry import Registry, load_registry
 from tuneval.tasks.rows import load_rows
@@ -217,9 +218,8 @@ def build_examples(recipe: Recipe, loaded) -> tuple[list[dict], dict[str, Any]]:
         c = by_name[name]
         row = c.pool[next(rows[name])]
         if c.spec.conversational:
-            example = _record_example(fmt, row, texts)
+            example = _record_example(fmt, row, texts, stats[name])
             if example is None:
-                stats[name]["skipped"] += "text" not in row
                 continue
         else:
             index = next(templates[name])
@@ -251,18 +251,30 @@ def _data_summary(c: Component, stats: dict[str, dict]) -> dict[str, Any]:
     spec = c.spec
     return {"source": spec.source, "format": spec.format, "columns": spec.column_map, "rows": c.available,
             "drawn": len(c.drawn), "skipped_past_max_seq_len": stats[spec.name]["skipped"],
+            "skipped_no_trained_turn": stats[spec.name].get("no_trained_turn", 0),
+            "turns": stats[spec.name].get("turns", {}),
             "validation": spec.split_info}
 
 
-def _record_example(fmt, record: dict[str, Any], texts: list[str]) -> dict | None:
-    """A data-format record as a training example: a conversation labelled on its assistant turns
-    (None when the first answer starts past max_seq_len: nothing to learn), or, for a text record,
-    None after keeping the text for packing."""
+def _record_example(fmt, record: dict[str, Any], texts: list[str], stats: dict[str, Any]) -> dict | None:
+    """A data-format record as a training example: a conversation labelled on the assistant turns it
+    trains (None when every answer is weighted 0, or the first trained one starts past max_seq_len:
+    nothing to learn; counted in `stats`, with the record's turns), or, for a text record, None
+    after keeping the text for packing."""
     if "text" in record:
         texts.append(record["text"])
         return None
-    example = fmt.conversation_example(record["messages"], record.get("prompt_turns", 0), where=record["_where"])
-    return example if any(label != -100 for label in example["labels"]) else None
+    counts = stats.setdefault("turns", {})
+    for key, n in turn_counts(record).items():
+        counts[key] = counts.get(key, 0) + n
+    if not trained_turns(record):
+        stats["no_trained_turn"] = stats.get("no_trained_turn", 0) + 1
+        return None
+    example = fmt.record_example(record)
+    if any(label != -100 for label in example["labels"]):
+        return example
+    stats["skipped"] += 1
+    return None
 
 
 def _mixture_summary(recipe: Recipe, comps: list[Component], stats: dict[str, dict], total: int) -> dict[str, Any]:

@@ -42,8 +42,7 @@ class TaskEvaluation:
         fmt = PromptFormatter(tokenizer, arch, d.chat_template, d.max_seq_len, d.max_target_tokens)
         if self.task.conversational:  # your own data: its conversations, labelled as training labels them
             self.index = None
-            self.loss_examples = [fmt.conversation_example(r["messages"], r.get("prompt_turns", 0), r["_where"])
-                                  for r in rows if "messages" in r]
+            self.loss_examples = [fmt.record_example(r) for r in rows if "messages" in r]
         else:
             self.index = self.task.template_index(e.template, "eval.template")  # fails now too
             self.loss_examples = [fmt.training_example(self.task.templates, self.index, row, self.task.input_fields)
@@ -64,6 +63,7 @@ class TaskEvaluation:
         the values are logged)."""
         from tuneval.evaluate.harness import run_task
         from tuneval.metrics.text import HEADLINE
+        from tuneval.metrics.tool_calls import TOOL_CALL_METRICS
 
         e, d = self.recipe.eval, self.recipe.data
         result = run_task(model, self.tokenizer, self.arch, self.task, split=e.split, limit=e.limit,
@@ -73,7 +73,8 @@ class TaskEvaluation:
                           out_file=None if out_dir is None else EvalDir(out_dir).results_file, report=True)
         if self.multiple_choice:
             return {k: float(v) for k, v in result["metrics"].items() if isinstance(v, (int, float))}
-        return {k: float(result["metrics"][k]) for k in HEADLINE}
+        tools = [k for k in TOOL_CALL_METRICS if k in result["metrics"]]  # a tool-calling conversation's
+        return {k: float(result["metrics"][k]) for k in (*HEADLINE, *tools)}
 
     @torch.no_grad()
     def loss(self, model) -> float:
