@@ -55,3 +55,20 @@ def test_tokenizer_without_pad_or_eos_is_named(tiny_llama_dir, tmp_path):
         (copy / name).unlink(missing_ok=True)
     with pytest.raises(TunevalError, match="neither a pad nor an eos token"):
         load_model(str(copy))
+
+
+def test_load_tokenizer_takes_a_directory_of_tokenizer_files_alone(tiny_llama_dir, tmp_path):
+    """What a GGUF export keeps beside its .gguf files: an endpoint's tokenizer= may name it."""
+    from transformers import AutoTokenizer
+
+    from tuneval.models.loading import load_tokenizer
+
+    AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(tmp_path / "tok")
+    (tmp_path / "tok" / "a.gguf").write_bytes(b"")
+    (tmp_path / "tok" / "b.gguf").write_bytes(b"")
+    want = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    got = load_tokenizer(str(tmp_path / "tok"))
+    assert got("a tokenizer alone")["input_ids"] == want("a tokenizer alone")["input_ids"]
+    assert got.chat_template == want.chat_template and got.eos_token == want.eos_token
+    with pytest.raises(TunevalError, match="no config.json or single .gguf"):
+        load_tokenizer(str(tmp_path))  # no tokenizer files either

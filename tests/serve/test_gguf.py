@@ -141,7 +141,9 @@ def test_tokenizer_and_chat_template_are_inside(merged_export, smol_tiny):
     assert fields["tokenizer.chat_template"] == ref.chat_template
     assert fields["tokenizer.ggml.eos_token_id"] == ref.eos_token_id
     assert fields["general.name"].lower().startswith("run")  # named after the run, not a scratch directory
-    beside = AutoTokenizer.from_pretrained(out)  # the tokenizer files kept for endpoint clients
+    from tuneval.models.loading import load_tokenizer
+
+    beside = load_tokenizer(str(out))  # the tokenizer files kept for endpoint clients (tokenizer=OUT)
     assert beside(STRINGS[1])["input_ids"] == ref(STRINGS[1])["input_ids"]
 
 

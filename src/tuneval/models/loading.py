@@ -114,7 +114,11 @@ def _tokenizer(name_or_path: str, path: str, extra: dict) -> PreTrainedTokenizer
 
 def load_tokenizer(name_or_path: str, args: ModelArgs | None = None) -> PreTrainedTokenizerBase:
     """The tokenizer of a model (embedded name, directory or hub id) without its weights: an endpoint
-    model's `tokenizer=` (models/endpoint.py)."""
+    model's `tokenizer=` (models/endpoint.py). A directory of tokenizer files alone (what a GGUF export
+    keeps beside its .gguf files) is a tokenizer too."""
+    p = Path(name_or_path).expanduser()
+    if p.is_dir() and not (p / MODEL_CONFIG).is_file() and (p / "tokenizer_config.json").is_file():
+        return _tokenizer(name_or_path, str(p), (args or ModelArgs()).from_pretrained_kwargs())
     _, _, path, extra = load_config(name_or_path, args)
     return _tokenizer(name_or_path, path, extra)
 
