@@ -131,7 +131,8 @@ def recipe_registry(recipe: Recipe) -> Registry:
     if d.path or d.dataset:
         task = data_task(path=d.path, dataset=d.dataset, format=d.format, columns=d.columns,
                          validation_share=d.validation_share, seed=recipe.seed, name=recipe.task,
-                         where="data.path" if d.path else "data.dataset")
+                         where="data.path" if d.path else "data.dataset", sample_by=d.sample_by,
+                         dataset_info=d.dataset_info)
         registry.tasks[task.name] = task
     return registry
 
@@ -247,11 +248,20 @@ def build_examples(recipe: Recipe, loaded) -> tuple[list[dict], dict[str, Any]]:
 
 
 def _data_summary(c: Component, stats: dict[str, dict]) -> dict[str, Any]:
-    """What a run on the user's own data records of it: where, which format, what was held out."""
-    spec = c.spec
-    return {"source": spec.source, "format": spec.format, "columns": spec.column_map, "rows": c.available,
-            "drawn": len(c.drawn), "skipped_past_max_seq_len": stats[spec.name]["skipped"],
-            "validation": spec.split_info}
+    """What a run on the user's own data records of it (metrics.json's data.data, and the line printed as
+    training starts): where, the format read (recognised or given) and the column of each field, the
+    rows read, how many were trained on and, for each reason, how many were not."""
+    spec, info = c.spec, c.spec.read_info or {}
+    split, skipped = spec.split_info or {}, stats[spec.name]["skipped"]
+    out = {"source": spec.source, **{k: spec.metadata[k] for k in ("dataset_info",) if k in spec.metadata},
+           "format": info.get("format", spec.format), "format_given": spec.format, "columns": info.get("columns"),
+           **({"sample_by": spec.sample_by} if info.get("format") == "text" else {}),
+           "rows": info.get("rows", c.available), "train_rows": c.available, "kept": len(c.drawn) - skipped,
+           "dropped": {"held_out_for_validation": split.get("validation_rows", 0),
+                       "beyond_data_train_examples": c.available - len(c.drawn),
+                       "first_answer_past_max_seq_len": skipped},
+           "validation": spec.split_info}
+    return out
 
 
 def _record_example(fmt, record: dict[str, Any], texts: list[str]) -> dict | None:
