@@ -156,3 +156,15 @@ def test_bad_template_flags_fail_before_anything_loads(tiny_llama_dir, tmp_path,
     code, _, err = run(["eval", "--model", str(tiny_llama_dir), "--data", str(EXAMPLES / "messages.jsonl"),
                         "--chat-template", str(tmp_path / "missing.jinja"), "--out", str(tmp_path / "ev")], capsys)
     assert code == 2 and f"{tmp_path / 'missing.jinja'}: cannot read the chat template" in err
+
+
+def test_the_old_bare_chat_template_flag_still_parses():
+    """`--chat-template` alone was the boolean's on-form (the default); it is dropped before parsing, a value kept."""
+    from tuneval.cli_options import bare_flags, chat_template_from
+
+    assert bare_flags(["eval", "--chat-template", "--model", "m"]) == ["eval", "--model", "m"]
+    assert bare_flags(["eval", "--model", "m", "--chat-template"]) == ["eval", "--model", "m"]
+    assert bare_flags(["eval", "--chat-template", "llama3"]) == ["eval", "--chat-template", "llama3"]
+    assert [chat_template_from(None, False), chat_template_from(None, True), chat_template_from("false", False),
+            chat_template_from("chatml", False), chat_template_from(None, False, default=None)] == [True, False, False,
+                                                                                                  "chatml", None]
