@@ -123,7 +123,8 @@ def _read_one(path: Path, task: Task, options: dict[str, Any]) -> list[Row]:
         return _read_field(path, str(options["field"]))
     if options.get("format") == "cot_prompt":
         return read_cot_prompt(path)
-    text = task.sample_by if task.format == "text" else None  # plain-text documents (--data notes.txt --format text)
+    data_format = getattr(task, "format", None)  # a task in a data format (--data), else a benchmark's fields
+    text = task.sample_by if data_format == "text" else None  # plain-text documents (--data notes.txt --format text)
     if path.is_dir():  # a directory of data files, read in name order (a user's --data DIR)
         return read_path(path, options.get("columns", task.columns), sample_by=text)
     columns = options.get("columns", task.columns)
@@ -131,7 +132,7 @@ def _read_one(path: Path, task: Task, options: dict[str, Any]) -> list[Row]:
     if options.get("format") is None and path.suffix.lower() not in DATA_SUFFIXES:
         if text and not pattern:
             return read_documents(path, text)
-        if task.conversational and not pattern:
+        if data_format is not None and not pattern:
             raise TunevalError(_plain_text_hint(path, task))
         if not pattern:
             raise TunevalError(f"{task.source}: {path.name} is plain text; set 'line_pattern' (a regex with named groups) "
@@ -145,7 +146,7 @@ def _read_one(path: Path, task: Task, options: dict[str, Any]) -> list[Row]:
 def _plain_text_hint(path: Path, task: Task) -> str:
     """What to do with a plain-text file given as data in a data format (or recognised): a command that works."""
     if task.data_root:  # --data FILE
-        return (f"{path}: plain text, which is not {'a ' + task.format + ' dataset' if task.format != AUTO else 'recognised'}"
+        return (f"{path}: plain text, {'not format ' + task.format if task.format != AUTO else 'which no format fits'}"
                 f"; train on it as documents with: tuneval train --data {path} --format text (split on blank lines; "
                 "--sample-by line for one document per line)")
     return f"{task.source}: {path.name} is plain text; set 'format: text' to train on it as documents"
