@@ -33,7 +33,8 @@ def train(
     recipe: Optional[Path] = typer.Argument(None, help="Recipe YAML (a run's config.yaml works too); optional with --data."),
     set_: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Local data directory (else $TUNEVAL_DATA_DIR, else the hub)."),
-    data: Optional[str] = typer.Option(None, "--data", help="Your own data: a jsonl/json/csv/tsv/parquet file or a directory (= data.path)."),
+    data: Optional[str] = typer.Option(None, "--data", help="Your own data: a jsonl/json/csv/tsv/parquet/txt file or a "
+                                       "directory (= data.path); with --dataset-info, a dataset's name."),
     format_: Optional[str] = typer.Option(None, "--format", help="Its format: alpaca, messages, sharegpt, prompt_completion, text, columns (default: recognised)."),
     sample_by: Optional[str] = typer.Option(None, "--sample-by", help="A .txt file in format text: one document per "
                                             "paragraph (blank-line separated; default), line, or the whole document."),
