@@ -57,13 +57,16 @@ def finetune(recipe: str | Path | Mapping[str, Any] | None = None, *, set: list[
              data: str | Path | None = None, format: str | None = None,  # noqa: A002
              validation_share: float | None = None, tasks_dir: str | Path | None = None, data_dir: str | None = None,
              precision: str | None = None, model_args: ModelArgs | None = None, resume: bool = False,
-             overwrite: bool = False) -> dict[str, Any]:
+             overwrite: bool = False, sample_by: str | None = None, dataset_info: str | Path | None = None,
+             chat_template: bool | str | None = None) -> dict[str, Any]:
     """Fine-tune a model as a recipe says and write its run directory (`tuneval train`).
 
     `recipe`: a recipe YAML file (a run's config.yaml works too), a mapping of the same keys, or
     None (every default). `set`: overrides, `section.key=value`. `data`, `format`, `validation_share`,
     `tasks_dir`, `data_dir`: the recipe's `data.*` keys (your own data file or directory, its format,
-    the share held out, your task YAMLs, a local data directory). `precision` and the fields
+    the share held out, your task YAMLs, a local data directory); `sample_by`: how a .txt file splits into
+    documents (paragraph, line, document); `dataset_info`: a LLaMA-Factory dataset_info.json whose entry
+    `data` names; `chat_template`: true/false, a template name or a .jinja file. `precision` and the fields
     `model_args` sets override the recipe's. `resume`: continue from the last checkpoint;
     `overwrite`: replace an existing run directory.
 
@@ -73,7 +76,7 @@ def finetune(recipe: str | Path | Mapping[str, Any] | None = None, *, set: list[
     from tuneval.train.trainer import train
 
     given = {"path": data, "format": format, "validation_share": validation_share, "data_dir": data_dir,
-             "tasks_dir": str(tasks_dir) if tasks_dir is not None else None}
+             "tasks_dir": tasks_dir, "sample_by": sample_by, "dataset_info": dataset_info, "chat_template": chat_template}
     if recipe is None and data is None:
         raise TunevalError("give a recipe, or your data with --data PATH [--format F]")
     r = build_recipe(recipe, set, data={k: str(v) if isinstance(v, Path) else v for k, v in given.items()},
@@ -87,7 +90,7 @@ def simple_evaluate(model: str = DEFAULT_MODEL, adapter: str | Path | None = Non
                     format: str | None = None, columns: dict[str, str] | None = None,  # noqa: A002
                     split: str | None = None, limit: int | None = None, out: str | Path | None = None,
                     data_dir: str | None = None, template: int | None = None, batch_size: int = 16,
-                    max_new_tokens: int | None = None, chat_template: bool = True, num_fewshot: int | None = None,
+                    max_new_tokens: int | None = None, chat_template: bool | str = True, num_fewshot: int | None = None,
                     tasks_dir: str | Path | None = None, seed: int = 1234, bootstrap_iters: int = 1000,
                     precision: str = "auto", model_args: ModelArgs | str | Mapping[str, Any] | None = None,
                     merge: bool = False, lm_eval_format: bool = False,
@@ -106,11 +109,11 @@ def simple_evaluate(model: str = DEFAULT_MODEL, adapter: str | Path | None = Non
       `task`: one task generated with its FLAN template (`template`: another index) on `split` and
         scored with ROUGE/BLEU; first `limit` examples (default 50); returns results.json's content.
       `data`: your own file or directory in `format` (`columns`: your column names), every row
-        generated and scored against its last assistant turn.
+        generated and scored against its last assistant turn. `chat_template`: false (plain text), a name
+        (chatml, llama3, ...) or a .jinja file over the model's own.
     `out`: the directory written (default eval_out_dir(...)); `lm_eval_format`: also lm-eval 0.4's
     `--output_path OUT --log_samples` layout there (evaluate/lm_eval_format.py). `merge`: fold a LoRA-family adapter
-    into the base first (generation at the base's speed). `on_task(result)`: called after each
-    benchmark task. Returns None on processes other than rank 0 of a launcher.
+    into the base first (faster generation). `on_task(result)`: called after each benchmark task. None on ranks > 0.
     """
     from tuneval.evaluate.distributed import init_from_env, is_main
     from tuneval.io import check_out_dir
@@ -210,9 +213,11 @@ def _evaluate_task(model, adapter, *, task, data, format, columns, limit, templa
     else:
         spec = get_task(task, tasks_dir)  # fails before the model loads
         index, limit = spec.template_index(template), 50 if limit is None else limit
+    chat_template = generation.pop("chat_template")
     loaded, net = remote.open_model(model, adapter, precision=precision, model_args=model_args, merge=merge,
-                                    requests_file=EvalDir(out).requests_file)
+                                    requests_file=EvalDir(out).requests_file, chat_template=chat_template)
     return run_task(net, loaded.tokenizer, loaded.arch, spec, limit=limit, template=index,
+                    chat_template=chat_template is not False,
                     label=remote.label(model, adapter, model_args),
                     meta={"model": model, "adapter": str(adapter) if adapter else None, "suite": None, **loaded.meta},
                     out_file=EvalDir(out).results_file, report=True, **generation)

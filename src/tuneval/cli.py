@@ -20,8 +20,9 @@ import typer
 from rich.table import Table
 
 from tuneval import allocator, api, cli_serve
-from tuneval.cli_options import (_Interrupted, app, attn_implementation_option, console, dtype_option, err, model_args_option,
-                                 model_args_from, precision_option, quiet_libraries, revision_option,
+from tuneval.cli_options import (_Interrupted, app, attn_implementation_option, bare_flags, chat_template_from,
+                                 chat_template_option, console, dtype_option, err, model_args_option, model_args_from,
+                                 no_chat_template_option, precision_option, quiet_libraries, revision_option,
                                  trust_remote_code_option)
 from tuneval.console import stop_line, stop_on_sigterm
 from tuneval.errors import TunevalError
@@ -32,9 +33,16 @@ def train(
     recipe: Optional[Path] = typer.Argument(None, help="Recipe YAML (a run's config.yaml works too); optional with --data."),
     set_: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Local data directory (else $TUNEVAL_DATA_DIR, else the hub)."),
-    data: Optional[str] = typer.Option(None, "--data", help="Your own data: a jsonl/json/csv/tsv/parquet file or a directory (= data.path)."),
+    data: Optional[str] = typer.Option(None, "--data", help="Your own data: a jsonl/json/csv/tsv/parquet/txt file or a "
+                                       "directory (= data.path); with --dataset-info, a dataset's name."),
     format_: Optional[str] = typer.Option(None, "--format", help="Its format: alpaca, messages, sharegpt, prompt_completion, text, columns (default: recognised)."),
+    sample_by: Optional[str] = typer.Option(None, "--sample-by", help="A .txt file in format text: one document per "
+                                            "paragraph (blank-line separated; default), line, or the whole document."),
+    dataset_info: Optional[Path] = typer.Option(None, "--dataset-info", help="A LLaMA-Factory dataset_info.json: "
+                                                "--data names one of its datasets (= data.dataset_info)."),
     validation_share: Optional[float] = typer.Option(None, "--validation-share", help="Share held out for validation (default 0.1)."),
+    chat_template: Optional[str] = chat_template_option(),
+    no_chat_template: bool = no_chat_template_option(),
     tasks_dir: Optional[str] = typer.Option(None, "--tasks-dir", help="Your task YAML files (a directory or one file) = data.tasks_dir."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
@@ -49,12 +57,17 @@ def train(
     quiet_libraries()
     metrics = api.finetune(recipe, set=set_, data=data, format=format_, validation_share=validation_share,
                            tasks_dir=tasks_dir, data_dir=data_dir, precision=precision, model_args=margs,
-                           resume=resume, overwrite=overwrite)
+                           resume=resume, overwrite=overwrite, sample_by=sample_by, dataset_info=dataset_info,
+                           chat_template=chat_template_from(chat_template, no_chat_template, default=None))
     console.print(
         f"[bold]{metrics['method']}[/bold] done: loss {metrics['train_loss']:.4f}, "
         f"{metrics['train_tokens_per_second']:.0f} tok/s, {metrics['train_seconds']:.0f} s, peak "
         f"{metrics['peak_memory_mb']:.0f} MB, checkpoint {metrics['checkpoint_mb']:.1f} MB -> {metrics['checkpoint_dir']}"
     )
+    if "data" in (metrics.get("data") or {}):  # your own data: what the run read, kept and dropped
+        from tuneval.console import data_line
+
+        console.print(data_line(metrics["data"]["data"]), highlight=False, markup=False, soft_wrap=True)
 
 
 def eval_(
@@ -70,7 +83,8 @@ def eval_(
                                            "the task's eval template; --tasks default: each task's own prompt)."),
     batch_size: int = typer.Option(16, "--batch-size"),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Generation length for --task (default 64)."),
-    chat_template: bool = typer.Option(True, "--chat-template/--no-chat-template"),
+    chat_template: Optional[str] = chat_template_option(),
+    no_chat_template: bool = no_chat_template_option(),
     tasks: Optional[str] = typer.Option(None, "--tasks", help="Benchmark tasks or groups, comma-separated (e.g. copa,sst2,mmlu)."),
     suite: Optional[str] = typer.Option(None, "--suite", help="A benchmark suite: glue, superglue, mmlu, forgetting."),
     num_fewshot: Optional[int] = typer.Option(None, "--num-fewshot", help="Few-shot examples per prompt (default: the task's)."),
@@ -96,8 +110,8 @@ def eval_(
     results = api.simple_evaluate(
         model, adapter, task=task, tasks=tasks, suite=suite, data=data, format=format_, split=split, limit=limit,
         out=out, data_dir=data_dir, template=template, batch_size=batch_size, max_new_tokens=max_new_tokens,
-        chat_template=chat_template, num_fewshot=num_fewshot, tasks_dir=tasks_dir, seed=seed,
-        bootstrap_iters=bootstrap_iters, precision=precision, merge=merge, on_task=_print_task,
+        chat_template=chat_template_from(chat_template, no_chat_template), num_fewshot=num_fewshot, tasks_dir=tasks_dir,
+        seed=seed, bootstrap_iters=bootstrap_iters, precision=precision, merge=merge, on_task=_print_task,
         lm_eval_format=lm_eval_format,
         model_args=model_args_from(dtype, revision, trust_remote_code, attn_implementation, endpoint_args))
     if results is not None:  # None: not rank 0 of a launcher, which prints
@@ -398,7 +412,7 @@ def main(argv: list[str] | None = None) -> None:
         if argv is None:  # the `tuneval` command itself, not a test calling main([...])
             allocator.maybe_reexec()  # only when TUNEVAL_ALLOCATOR asks (allocator.py)
             stop_on_sigterm()  # SIGTERM takes Ctrl-C's path: one line, nothing half-written (console.py)
-        app(args=argv, prog_name="tuneval")
+        app(args=bare_flags(sys.argv[1:] if argv is None else argv), prog_name="tuneval")
     except TunevalError as e:
         err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -111,3 +111,32 @@ def model_args_from(dtype: Optional[str], revision: Optional[str], trust_remote_
     for key, problem in value_problems(args):
         raise TunevalError(f"--{key.replace('_', '-')} {problem}")
     return args
+
+
+def chat_template_option():
+    return typer.Option(None, "--chat-template", metavar="NAME|FILE.jinja",
+                        help="Render conversations with this chat template: a name (chatml, llama3, llama2, mistral, "
+                             "zephyr, gemma) or a .jinja file; saved with a trained run (default: the model's own, "
+                             "or the run's).")
+
+
+def no_chat_template_option():
+    return typer.Option(False, "--no-chat-template", help="No chat template: plain 'User: ... Assistant:' text.")
+
+
+def chat_template_from(name: Optional[str], off: bool, default: bool | None = True) -> bool | str | None:
+    """--chat-template NAME|FILE and --no-chat-template as one value: False, the name or path, else `default`."""
+    if off and name is not None:
+        raise TunevalError("give --chat-template NAME or --no-chat-template, not both")
+    if off:
+        return False
+    if name is not None and name.strip().lower() in ("true", "false"):
+        return name.strip().lower() == "true"
+    return name if name is not None else default
+
+
+def bare_flags(argv: list[str]) -> list[str]:
+    """A bare `--chat-template` (its old boolean form, which is the default) is dropped, so it keeps working now
+    that the option takes a name: it may stand last or before another option, not before a value."""
+    return [a for i, a in enumerate(argv)
+            if not (a == "--chat-template" and (i + 1 == len(argv) or argv[i + 1].startswith("-")))]

@@ -43,12 +43,20 @@ class DataConfig:
     dataset: str | None = None  # a hub dataset id (through `datasets`)
     format: str | None = None  # alpaca | messages | sharegpt | prompt_completion | text | columns; None: guessed
     columns: dict[str, str] | None = None  # format field -> your column, e.g. {prompt: question, response: answer}
+    # A plain-text file (.txt) in format text: one document per paragraph (split on blank lines), per line, or the
+    # whole file; HF datasets' `text` builder names the same choice `sample_by`.
+    sample_by: str = checked("paragraph", choices=("paragraph", "line", "document"))
+    # A LLaMA-Factory dataset_info.json: data.path is then the name of one of its entries (data/dataset_info.py).
+    dataset_info: str | None = None
     validation_share: float | None = checked(None, gt=0, lt=1, null="0.1 when the data has no validation split")
     train_split: str = "train"
     train_examples: int | None = checked(None, ge=1, null="all")  # first N of a seeded shuffle
     max_seq_len: int = checked(1024, ge=8)  # prompt + response tokens; the longest input field is cut to fit
     max_target_tokens: int = checked(128, ge=1)
-    chat_template: bool = True  # wrap prompts in the tokenizer's chat template when it has one
+    # true: wrap prompts in the tokenizer's chat template when it has one; false: plain text; or a template by
+    # name (chatml, llama3, llama2, mistral, zephyr, gemma) or a .jinja file, set on the tokenizer and saved
+    # with the run (models/templates.py)
+    chat_template: bool | str = True
     # Causal LMs: whole examples packed into rows of up to max_seq_len tokens, kept apart by position ids
     # (data/packing.py), so batches hold next to no padding; a batch keeps about per_device_train_batch_size
     # examples. Seq2seq and prompt-learning methods train unpacked; false: unpacked for every model.
@@ -65,6 +73,17 @@ class DataConfig:
             yield "path", f"give data.path or data.dataset, not both (got {self.path!r} and {self.dataset!r})"
         if (self.format or self.columns or self.validation_share) and not (self.path or self.dataset):
             yield "format", "data.format, data.columns and data.validation_share describe data.path or data.dataset"
+        if self.dataset_info and not self.path:
+            yield "dataset_info", "names the file data.path's dataset comes from: give data.path (the dataset's name)"
+        if self.dataset_info and (self.format or self.columns):
+            yield "dataset_info", "the dataset_info.json entry says the format and columns; give no data.format or data.columns"
+        if isinstance(self.chat_template, str):
+            from tuneval.models.templates import resolve
+
+            try:
+                resolve(self.chat_template, "data.chat_template")
+            except TunevalError as e:
+                yield "chat_template", str(e).removeprefix("data.chat_template: ")
         if self.max_seq_len <= self.max_target_tokens:  # the prompt would be cut away entirely
             yield "max_seq_len", f"must be greater than data.max_target_tokens ({self.max_target_tokens}), got {self.max_seq_len}"
 

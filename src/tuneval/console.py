@@ -136,3 +136,18 @@ def mixture_table(summary: dict[str, Any]) -> Table:
         table.add_row(name, f"{t['pool']:,}", f"{t['rate']:.3f}", f"{t['drawn']:,}", f"{t['unique']:,}",
                       per, f"{t['mean_length']:.0f}")
     return table
+
+
+def data_line(data: dict[str, Any]) -> str:
+    """One line of what a run read from the user's own data (metrics.json's data.data, tasks/mixtures.py):
+    the format and whether it was recognised or given, the columns read, rows kept and dropped, and why."""
+    unit = "documents" if data["format"] == "text" else "rows"
+    how = "recognised" if data["format_given"] == "auto" else "given"
+    split = f", sample_by {data['sample_by']}" if data.get("sample_by") else ""
+    columns = ", ".join(f + (f"<-{c}" if c != f else "") for f, c in (data.get("columns") or {}).items())
+    reasons = {"held_out_for_validation": "held out for validation",
+               "beyond_data_train_examples": "past data.train_examples",
+               "first_answer_past_max_seq_len": "first answer past data.max_seq_len"}
+    dropped = [f"{n} {reasons.get(k, k)}" for k, n in (data.get("dropped") or {}).items() if n]
+    return (f"data: {data['source']}: format {data['format']} ({how}{split}), columns {columns or 'none'}; "
+            f"{data['rows']} {unit} read, {data['kept']} trained on" + (f", {', '.join(dropped)}" if dropped else ""))

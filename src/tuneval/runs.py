@@ -11,6 +11,8 @@
                        adapter_config.json + adapter_model.safetensors + tuneval_method.json: PEFT adapter
                        adapter_model.safetensors + tuneval_method.json: trained tensors (bitfit, freeze...)
                        config.json + model.safetensors + generation_config.json + tokenizer: full weights
+                     with `data.chat_template: NAME|FILE` the tokenizer is saved beside an adapter too, its
+                     chat_template.jinja the template every later use of the run renders with
   adapter/ | model/  where runs from before 2026-12 kept the result (still read: `result_dir`)
   train_log.jsonl    every logged step and evaluation, appended as the run goes
   curves.png         training/validation loss and the task metric per step, kept step marked
@@ -60,6 +62,10 @@ SCORE = "score.json"
 OWN = (RUN_MARKER, CONFIG, CHECKPOINTS, LOG, CURVES, MIXTURE, EVAL, METRICS, SCORE, ADAPTER, MODEL)  # not the result
 FINAL = (MARKER, PEFT_CONFIG, MODEL_CONFIG)  # the files that say a result is there: moved in last
 RESULT_TMP = ".result"  # where the result is saved before its files move to the root
+# transformers' tokenizer files: a run trained with a named chat template saves its tokenizer with the result
+# (an adapter's too), and whoever uses the run reads the template back (models/templates.py)
+CHAT_TEMPLATE_FILE = "chat_template.jinja"
+TOKENIZER_CONFIG = "tokenizer_config.json"
 
 
 class RunDir:

@@ -47,3 +47,20 @@ def test_utf8_bom_and_crlf_are_text(tmp_path):
     p = tmp_path / "train.csv"
     p.write_bytes(b"\xef\xbb\xbfid,text\r\n1,caf\xc3\xa9\r\n")
     assert [(r["id"], r["text"], r["_where"]) for r in read_file(p)] == [("1", "café", f"{p}:2")]
+
+
+@pytest.mark.parametrize("sample_by,texts,lines", [
+    ("paragraph", ["One line\nand its next.", "Second   paragraph.", "Third."], [2, 5, 9]),
+    ("line", ["One line", "and its next.", "Second   paragraph.", "Third."], [2, 3, 5, 9]),
+    ("document", ["One line\nand its next.\n\nSecond   paragraph.\n \n\n\nThird."], [2]),
+])
+def test_plain_text_documents_split_as_hf_text_sample_by(tmp_path, sample_by, texts, lines):
+    """A .txt of notes: paragraphs (blank lines, even ones holding spaces, separate them), lines, or the whole file."""
+    from tuneval.data.sources import read_documents
+
+    p = tmp_path / "notes.txt"
+    p.write_text("\nOne line\nand its next.\n\nSecond   paragraph.\n \n\n\nThird.\n\n")
+    rows = read_documents(p, sample_by)
+    assert [r["text"] for r in rows] == texts and [r["_where"] for r in rows] == [f"{p}:{n}" for n in lines]
+    with pytest.raises(TunevalError, match="sample_by must be one of paragraph, line, document, got 'sentence'"):
+        read_documents(p, "sentence")

@@ -1,6 +1,7 @@
 """Your own data and your own task YAMLs, through training and evaluation alike."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,8 @@ def test_prompt_completion_trains_on_the_completion_only(tiny_llama_dir):
                                "data": {"path": str(EXAMPLES / "prompt_completion.jsonl"), "validation_share": 0.34}})
     loaded = load_model(str(tiny_llama_dir))
     examples, summary = build_examples(recipe, loaded)
-    assert summary["data"]["format"] == "auto" and len(examples) == 2
+    assert summary["data"]["format"] == "prompt_completion" and summary["data"]["format_given"] == "auto"
+    assert len(examples) == 2
     rows = load_rows(data_task(path=str(EXAMPLES / "prompt_completion.jsonl"), validation_share=0.34, seed=1),
                      "train", None)
     completions = {"".join(m["content"] for m in r["messages"][r.get("prompt_turns", 0):]) + "<|im_end|>" for r in rows}
@@ -322,7 +324,7 @@ def test_content_parts_and_loss_weights_train_and_are_recorded(tiny_llama_dir, t
     context_only = len(train) - drafts
     assert context_only == 1  # the seeded split trains on the row with nothing to learn: it is counted, not trained
     assert summary["validation"]["rows"] == 5 and summary["rows"] == len(train) == 4
-    assert summary["skipped_no_trained_turn"] == context_only and metrics["data"]["examples"] == drafts
+    assert summary["dropped"]["no_trained_turn"] == context_only and metrics["data"]["examples"] == drafts
     assert summary["turns"] == {"assistant": 2 * drafts + context_only, "trained": drafts,
                                 "weight_0": drafts + context_only, "tool_calls": 0, "tool_results": 0}
     # the labels: only the final answers, never the drafts weighted 0 nor the user's parts
@@ -335,3 +337,68 @@ def test_content_parts_and_loss_weights_train_and_are_recorded(tiny_llama_dir, t
     assert len(labelled) == drafts and all(t.startswith("final answer ") and t.endswith("<|im_end|>") for t in labelled)
     assert all("question" in decode(e["input_ids"]) and "please" in decode(e["input_ids"])
                and "draft answer" in decode(e["input_ids"]) for e in examples)
+NOTES = "First note: the meeting is at noon.\nBring the report.\n\nSecond note: call Tom later.\n\n\nThird note: book a table.\n" \
+        "For two, tonight.\n\nFourth note: it is cold outside.\n"
+
+
+@pytest.mark.parametrize("sample_by,documents", [(None, 4), ("line", 6)])
+def test_plain_text_trains_as_documents_and_the_run_says_what_it_read(tiny_llama_dir, tmp_path, capsys, sample_by,
+                                                                      documents):
+    """`tuneval train --data notes.txt --format text` (issue 36): paragraphs (or lines) become documents,
+    packed for continued pre-training; the held-out documents are scored by loss and perplexity, and
+    metrics.json and the printed summary say the format, columns and how many documents went where."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text(NOTES)
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(notes), "--format", "text", "--set", f"model={tiny_llama_dir}",
+            "--set", f"output_dir={out}", "--validation-share", "0.25", *TRAIN]
+    code, stdout, err = run(argv + (["--sample-by", sample_by] if sample_by else []), capsys)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    data = metrics["data"]["data"]
+    held = round(documents * 0.25)
+    assert data["format"] == "text" and data["format_given"] == "text" and data["columns"] == {"text": "text"}
+    assert data["sample_by"] == (sample_by or "paragraph") and data["rows"] == documents
+    assert data["kept"] == documents - held and data["dropped"]["held_out_for_validation"] == held
+    assert data["validation"]["validation_rows"] == held
+    assert metrics["eval"]["perplexity"] == pytest.approx(math.exp(metrics["eval"]["loss"]), rel=1e-6)
+    line = f"data: {notes.resolve()}: format text (given, sample_by {sample_by or 'paragraph'}), columns text; " \
+           f"{documents} documents read, {documents - held} trained on, {held} held out for validation"
+    assert stdout.count(line) == 2  # as training starts, and in the summary at the end
+
+
+def test_a_txt_without_a_format_names_a_command_that_works(tiny_llama_dir, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text(NOTES)
+    code, _, err = run(["train", "--data", str(notes), "--set", f"model={tiny_llama_dir}",
+                        "--set", f"output_dir={tmp_path / 'run'}", *TRAIN], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    hint = f"tuneval train --data {notes.resolve()} --format text"
+    assert hint in err.replace("\n", "")
+    code, _, err = run(hint.split()[1:] + ["--set", f"model={tiny_llama_dir}", "--set", f"output_dir={tmp_path / 'run'}",
+                                           *TRAIN, "--set", "eval.after_training=false"], capsys)
+    assert code == 0, err
+
+
+def test_the_run_records_the_recognised_format_and_the_columns_it_read(tiny_llama_dir, tmp_path, capsys):
+    """An alpaca file without --format: metrics.json says alpaca (recognised), which column each field came
+    from, and the rows dropped because their first answer starts past data.max_seq_len."""
+    rows = [{"instruction": f"Say hello {i}.", "output": "hello"} for i in range(5)]
+    rows.append({"instruction": "long " * 400, "input": "x", "output": "never reached"})
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "run"
+    code, stdout, err = run(["train", "--data", str(path), "--set", f"model={tiny_llama_dir}", "--set", f"output_dir={out}",
+                             "--validation-share", "0.2", *TRAIN, "--set", "eval.after_training=false",
+                             "--set", "seed=1"], capsys)
+    assert code == 0, err
+    data = json.loads((out / "metrics.json").read_text())["data"]["data"]
+    assert data["format"] == "alpaca" and data["format_given"] == "auto"
+    assert data["columns"] == {"instruction": "instruction", "output": "output", "input": "input"}
+    from tuneval.data.formats import split_validation
+
+    _, held, _ = split_validation(list(range(6)), 0.2, 1)
+    long_dropped = 0 if 5 in held else 1  # the long row, unless it is the one held out
+    assert data["rows"] == 6 and data["validation"]["validation_rows"] == 1 and data["train_rows"] == 5
+    assert data["dropped"]["first_answer_past_max_seq_len"] == long_dropped and data["kept"] == 5 - long_dropped
+    assert "format alpaca (recognised), columns instruction, output, input; 6 rows read" in stdout

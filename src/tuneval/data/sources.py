@@ -156,6 +156,35 @@ def read_lines(path: Path, pattern: str, expected: str | None = None) -> list[di
     return rows
 
 
+SAMPLE_BY = ("paragraph", "line", "document")  # HF datasets' `text` builder's `sample_by` choices
+
+
+def read_documents(path: Path, sample_by: str = "paragraph") -> list[dict[str, Any]]:
+    """A plain-text file as `{"text": ...}` rows for continued pre-training: one per paragraph (blocks
+    of lines between blank lines), per non-blank line, or the whole file as one document, as HF
+    datasets' `text` builder samples by (its default is line; here paragraph, so a document keeps its
+    lines together). Each row is named by the line it starts on."""
+    if sample_by not in SAMPLE_BY:
+        raise TunevalError(f"{path}: sample_by must be one of {', '.join(SAMPLE_BY)}, got {sample_by!r}")
+    if not path.is_file():
+        raise TunevalError(f"{path}: data file not found")
+    lines = read_text(path).split("\n")
+    if sample_by == "document":
+        first = next((i for i, line in enumerate(lines) if line.strip()), None)
+        text = "\n".join(lines).strip("\n")
+        return [{"text": text, "_where": f"{path}:{first + 1}"}] if first is not None else []
+    if sample_by == "line":
+        return [{"text": line, "_where": f"{path}:{i}"} for i, line in enumerate(lines, 1) if line.strip()]
+    rows, block, start = [], [], 0
+    for i, line in enumerate([*lines, ""], 1):
+        if line.strip():
+            block, start = block + [line], start or i
+        elif block:
+            rows.append({"text": "\n".join(block), "_where": f"{path}:{start}"})
+            block, start = [], 0
+    return rows
+
+
 def read_label_text(path: Path, columns: list[str] | None = None) -> list[dict[str, Any]]:
     """`<label> <text>` per line (SST-2's train.txt): the first token is the label, the rest the text."""
     if columns is not None and len(columns) != 2:
@@ -205,21 +234,26 @@ def read_file(path: Path, columns: list[str] | None = None, format: str | None =
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 
 
-def read_path(path: Path, columns: list[str] | None = None, format: str | None = None) -> list[dict[str, Any]]:
+def read_path(path: Path, columns: list[str] | None = None, format: str | None = None,
+              sample_by: str | None = None) -> list[dict[str, Any]]:
     """A file, or a directory of data files of one type (a dataset saved in shards: train-00000.parquet,
     ...), read in name order and concatenated; each row still names its own file. Hidden files and
-    other suffixes in the directory are left alone; subdirectories are not searched."""
+    other suffixes in the directory are left alone; subdirectories are not searched. With `sample_by`
+    (data in format text), `.txt` files are data too: documents split as read_documents splits them."""
     path = Path(path)
+    suffixes = DATA_SUFFIXES + ((".txt",) if sample_by else ())
     if not path.is_dir():
+        if sample_by and path.suffix.lower() == ".txt":
+            return read_documents(path, sample_by)
         return read_file(path, columns, format)
     files = sorted(p for p in path.iterdir()
-                   if p.is_file() and not p.name.startswith(".") and (format or p.suffix.lower() in DATA_SUFFIXES))
+                   if p.is_file() and not p.name.startswith(".") and (format or p.suffix.lower() in suffixes))
     if not files:
-        raise TunevalError(f"{path}: no data files in this directory (looked for {', '.join(DATA_SUFFIXES)})")
+        raise TunevalError(f"{path}: no data files in this directory (looked for {', '.join(suffixes)})")
     kinds = sorted({p.suffix.lower() for p in files})
     if len(kinds) > 1:
         raise TunevalError(f"{path}: the directory mixes file types ({', '.join(kinds)}); keep one type per directory")
-    return [row for p in files for row in read_file(p, columns, format)]
+    return [row for p in files for row in read_path(p, columns, format, sample_by)]
 
 
 def read_hub(hub_id: str, split: str, name: str | None = None) -> list[dict[str, Any]]:

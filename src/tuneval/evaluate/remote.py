@@ -115,11 +115,18 @@ def generate(ep: Endpoint, inputs: list[dict[str, Any]], *, max_new_tokens: int,
     return [_read_text(ep, a) for a in answers], {"new_tokens": tokens}
 
 
-def open_model(model: str, adapter, *, precision: str, model_args, merge: bool, requests_file):
+def open_model(model: str, adapter, *, precision: str, model_args, merge: bool, requests_file,
+               chat_template: bool | str = True):
     """(loaded, model to run) as evaluation uses them: an endpoint (its own `loaded`: tokenizer, arch,
-    meta) when `model` names an endpoint kind, else the local model with its adapter (load_result)."""
+    meta) when `model` names an endpoint kind, else the local model with its adapter (load_result),
+    its tokenizer given the template `chat_template` names (--chat-template NAME|FILE), if it names one."""
     from tuneval.methods.loading import load_result
+    from tuneval.models import templates
 
+    if isinstance(chat_template, str) and is_endpoint(model):
+        raise TunevalError(f"--chat-template {chat_template} renders prompts for a local model; --model {model} "
+                           "applies the server's own template")
+    templates.resolve(chat_template, "--chat-template")  # a bad name or file fails before the model loads
     if is_endpoint(model):
         if adapter is not None:
             raise TunevalError(f"--adapter loads a local run over a local model; with --model {model} name the "
@@ -135,7 +142,9 @@ def open_model(model: str, adapter, *, precision: str, model_args, merge: bool, 
     if model_args is not None and not isinstance(model_args, ModelArgs):
         raise TunevalError(f"--model-args describes an endpoint model ({', '.join(KINDS)}); a local model "
                            "takes --dtype, --revision, --trust-remote-code and --attn-implementation")
-    return load_result(model, adapter, precision=precision, args=model_args, merge=merge)
+    loaded, net = load_result(model, adapter, precision=precision, args=model_args, merge=merge)
+    templates.apply(loaded.tokenizer, chat_template, "--chat-template")
+    return loaded, net
 
 
 def label(model: str, adapter, model_args) -> str:

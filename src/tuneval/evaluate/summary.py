@@ -106,7 +106,7 @@ def plan_tasks(tasks, suite, limit, num_fewshot, tasks_dir):
 def evaluate_suite(model: str, adapter: str | Path | None = None, *, tasks=None, suite: str | None = None,
                    limit: int | None = None, num_fewshot: int | None = None, tasks_dir=None, data_dir=None,
                    out: str | Path, batch_size: int = 16, seed: int = DEFAULT_SEED, bootstrap_iters: int = 1000,
-                   chat_template: bool = True, on_task: Callable[[dict], None] | None = None,
+                   chat_template: bool | str = True, on_task: Callable[[dict], None] | None = None,
                    precision: str = "auto", model_args=None, template: int | None = None,
                    merge: bool = False) -> dict[str, Any]:
     """`tuneval eval --tasks/--suite`: load the model (with its adapter) or open the endpoint, run the
@@ -117,9 +117,10 @@ def evaluate_suite(model: str, adapter: str | Path | None = None, *, tasks=None,
     for task, _, _ in todo if template is not None else []:
         task.template_index(template, "--template")  # and a phrasing a task lacks
     loaded, net = remote.open_model(model, adapter, precision=precision, model_args=model_args, merge=merge,
-                                    requests_file=SuiteDir(out).requests_file)
+                                    requests_file=SuiteDir(out).requests_file, chat_template=chat_template)
     label = remote.label(model, adapter, model_args)
     meta = {"model": model, "adapter": str(adapter) if adapter else None, "suite": suite, **loaded.meta}
     return run_plan(net, loaded.tokenizer, loaded.arch, todo, out_dir=out, data_dir=data_dir, batch_size=batch_size,
-                    seed=seed, bootstrap_iters=bootstrap_iters, chat_template=chat_template, label=label, meta=meta,
+                    seed=seed, bootstrap_iters=bootstrap_iters, chat_template=chat_template is not False, label=label,
+                    meta=meta,
                     on_task=on_task, template=template)

@@ -13,6 +13,7 @@ import torch
 from tuneval.errors import TunevalError
 from tuneval.methods.common import load_trained
 from tuneval.models import LoadedModel, ModelArgs, load_model
+from tuneval.models.templates import use_saved_template
 from tuneval.runs import MARKER, PEFT_CONFIG, RunDir
 
 
@@ -75,6 +76,8 @@ def load_result(model: str, adapter: str | Path | None = None, precision: str = 
     A run directory of full fine-tuning (full weights at its root) stands for its own weights.
     `args` (model_args.py) says how the base is loaded: dtype, revision, remote code, attention;
     a run's own model_args fill in what `args` leaves at its defaults (run_model_args).
+    The base's tokenizer takes the chat template the run saved, if it saved one (data.chat_template:
+    NAME|FILE; models/templates.py), so generation renders conversations as training did.
     `merge`: fold a PEFT weight update (LoRA, DoRA, IA3, ...) into the base first, so generation
     runs at the base's speed (issue 17: unmerged all-linear LoRA generated 1.5x slower); see
     `_merged`. `loaded.meta["merged"]` records whether it was.
@@ -85,9 +88,13 @@ def load_result(model: str, adapter: str | Path | None = None, precision: str = 
         return loaded, loaded.model
     quantization = _quantization(adapter)
     if merge and adapter is not None and quantization is None and _weight_update(adapter):
-        return _merged(model, adapter, precision, device, args)
-    loaded = load_model(model, precision=precision, device=device, args=args, quantization=quantization)
-    return loaded, (load_adapter(loaded, adapter) if adapter is not None else loaded.model)
+        loaded, net = _merged(model, adapter, precision, device, args)
+    else:
+        loaded = load_model(model, precision=precision, device=device, args=args, quantization=quantization)
+        net = load_adapter(loaded, adapter) if adapter is not None else loaded.model
+    if adapter is not None:  # a run trained under a named chat template saved it: use the run as it trained
+        use_saved_template(loaded.tokenizer, RunDir.adapter_files(adapter))
+    return loaded, net
 
 
 def _weight_update(adapter: str | Path) -> bool:

@@ -435,12 +435,14 @@ def _add_adapter_routes(app: FastAPI, service: _Service) -> None:
 
 
 def render_chat(bank: AdapterBank, req: ChatRequest) -> list[int]:
-    """Messages -> prompt ids, through the tokenizer's chat template when the model has one."""
+    """Messages -> prompt ids, through the chat template the requested adapter's run saved (it trained
+    with it), else the tokenizer's when the model has one; always rendered by apply_chat_template."""
     messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in req.messages]
     tok = bank.tokenizer
-    if bank.arch == "causal" and getattr(tok, "chat_template", None):
+    own = bank.info(req.model).chat_template if req.model in bank else None
+    if bank.arch == "causal" and (own or getattr(tok, "chat_template", None)):
         try:
-            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, chat_template=own)
         except Exception as e:  # a template that rejects the roles or their order
             raise ApiError(400, f"messages do not fit the model's chat template: {e}", "invalid_messages", "messages") from None
         return tok(text, add_special_tokens=False)["input_ids"]

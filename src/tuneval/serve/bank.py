@@ -36,6 +36,7 @@ from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteria
 
 from tuneval.errors import TunevalError, first_line
 from tuneval.models import LoadedModel
+from tuneval.models.templates import saved_template
 from tuneval.runs import PEFT_CONFIG
 from tuneval.serve.adapters import check_adapter_dir, check_name, resolve_under_root
 from tuneval.serve.scoring import StepLogprobs, TokenLogprob, chunks, pick, score_prompts
@@ -57,6 +58,7 @@ class AdapterInfo:
     prompt_learning: bool
     params: int
     loaded_at: float
+    chat_template: str | None = None  # the one the run trained with and saved (models/templates.py), else the base's
 
 
 @dataclass
@@ -222,6 +224,7 @@ class AdapterBank:
             raise TunevalError(f"adapter name '{name}' is taken by the base model")
         real = resolve_under_root(str(path), root) if root is not None else path
         vetted = check_adapter_dir(real)
+        template = saved_template(vetted.path)  # a run's own chat template: a bad one fails before anything loads
         with self.lock:
             if name in self._adapters:
                 raise TunevalError(f"adapter '{name}' is already loaded; unload it first")
@@ -254,6 +257,7 @@ class AdapterBank:
                 name=name, key=key, peft_type=peft_type, path=str(vetted.path),
                 mixable=peft_type == "LORA" and not getattr(config, "use_dora", False),
                 prompt_learning=config.is_prompt_learning, params=params, loaded_at=time.time(),
+                chat_template=template,
             )
             self._adapters[name] = info
             self._activate(self._active)

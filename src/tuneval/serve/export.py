@@ -20,6 +20,10 @@ with the tokenizer and chat template inside; with `--adapter-only` a LoRA adapte
 (`convert_lora_to_gguf.py`) beside its base as GGUF. The directory also gets the tokenizer files (so
 `tuneval eval --model local-completions --model-args tokenizer=OUT` sends the same token ids), an
 Ollama `Modelfile` and the card with the llama.cpp and Ollama commands.
+
+A run trained under a named chat template (data.chat_template) exports with it: the tokenizer saved here
+carries the run's chat_template.jinja, which transformers, vLLM and llama.cpp's converter (into the GGUF's
+`tokenizer.chat_template`) all read.
 """
 
 from __future__ import annotations
@@ -144,8 +148,10 @@ def _load_merged(source: Source, args):
     if source.kind == "peft":
         return merged_model(source.run, source.vetted, source.base, args)
     from tuneval.methods.loading import load_adapter
+    from tuneval.models.templates import use_saved_template
 
     loaded = load_model(source.base, precision="fp32", args=fp32)
+    use_saved_template(loaded.tokenizer, source.result)
     keys = set(loaded.model.state_dict())
     net = load_adapter(loaded, source.result)
     if set(net.state_dict()) != keys:
@@ -181,6 +187,7 @@ def _write_adapter(source: Source, tmp: Path, args) -> dict[str, Any]:
     from transformers import AutoTokenizer, GenerationConfig
 
     from tuneval.models import load_config
+    from tuneval.models.templates import use_saved_template
 
     config = dict(source.vetted.config)
     config["base_model_name_or_path"] = hub_id(source.base) or config.get("base_model_name_or_path") or source.base
@@ -193,7 +200,9 @@ def _write_adapter(source: Source, tmp: Path, args) -> dict[str, Any]:
     if (source.result / MARKER).is_file():  # lets `tuneval eval --adapter` rebuild it as its method does (QLoRA)
         (tmp / MARKER).write_bytes((source.result / MARKER).read_bytes())
     base_config, arch, path, extra = load_config(source.base, args)
-    AutoTokenizer.from_pretrained(path, **extra).save_pretrained(tmp)
+    tokenizer = AutoTokenizer.from_pretrained(path, **extra)
+    use_saved_template(tokenizer, source.result)  # the chat template the run trained with, where it saved one
+    tokenizer.save_pretrained(tmp)
     try:
         generation = GenerationConfig.from_pretrained(path, **extra)
     except OSError:  # the base has no generation_config.json: transformers derives one from config.json

@@ -64,8 +64,10 @@ def merged_model(run: Path, vetted: AdapterDir, base: str, args):
     from peft import PeftModel
 
     from tuneval.models import load_model
+    from tuneval.models.templates import use_saved_template
 
     loaded = load_model(base, precision="fp32", args=dataclasses.replace(args, dtype="float32"))
+    use_saved_template(loaded.tokenizer, vetted.path)  # the chat template the run trained with goes out with it
     try:
         peft_model = PeftModel.from_pretrained(loaded.model, str(vetted.path))
     except Exception as e:

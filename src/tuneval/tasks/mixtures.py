@@ -132,7 +132,8 @@ def recipe_registry(recipe: Recipe) -> Registry:
     if d.path or d.dataset:
         task = data_task(path=d.path, dataset=d.dataset, format=d.format, columns=d.columns,
                          validation_share=d.validation_share, seed=recipe.seed, name=recipe.task,
-                         where="data.path" if d.path else "data.dataset")
+                         where="data.path" if d.path else "data.dataset", sample_by=d.sample_by,
+                         dataset_info=d.dataset_info)
         registry.tasks[task.name] = task
     return registry
 
@@ -247,13 +248,21 @@ def build_examples(recipe: Recipe, loaded) -> tuple[list[dict], dict[str, Any]]:
 
 
 def _data_summary(c: Component, stats: dict[str, dict]) -> dict[str, Any]:
-    """What a run on the user's own data records of it: where, which format, what was held out."""
-    spec = c.spec
-    return {"source": spec.source, "format": spec.format, "columns": spec.column_map, "rows": c.available,
-            "drawn": len(c.drawn), "skipped_past_max_seq_len": stats[spec.name]["skipped"],
-            "skipped_no_trained_turn": stats[spec.name].get("no_trained_turn", 0),
-            "turns": stats[spec.name].get("turns", {}),
-            "validation": spec.split_info}
+    """What a run on the user's own data records of it (metrics.json's data.data, and the line printed as
+    training starts): where, the format read (recognised or given) and the column of each field, the
+    rows read, how many were trained on and, for each reason, how many were not; a chat record's turns."""
+    spec, info = c.spec, c.spec.read_info or {}
+    split, skipped = spec.split_info or {}, stats[spec.name]["skipped"]
+    untrained = stats[spec.name].get("no_trained_turn", 0)
+    out = {"source": spec.source, **{k: spec.metadata[k] for k in ("dataset_info",) if k in spec.metadata},
+           "format": info.get("format", spec.format), "format_given": spec.format, "columns": info.get("columns"),
+           **({"sample_by": spec.sample_by} if info.get("format") == "text" else {}),
+           "rows": info.get("rows", c.available), "train_rows": c.available, "kept": len(c.drawn) - skipped - untrained,
+           "dropped": {"held_out_for_validation": split.get("validation_rows", 0),
+                       "beyond_data_train_examples": c.available - len(c.drawn),
+                       "first_answer_past_max_seq_len": skipped, "no_trained_turn": untrained},
+           "turns": stats[spec.name].get("turns", {}), "validation": spec.split_info}
+    return out
 
 
 def _record_example(fmt, record: dict[str, Any], texts: list[str], stats: dict[str, Any]) -> dict | None:

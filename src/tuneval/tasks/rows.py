@@ -4,7 +4,8 @@ Local files (under the data directory: `--data-dir`, else $TUNEVAL_DATA_DIR) com
 neither, the task's hub dataset (`dataset_path`, `dataset_name`) through `datasets`. A split's
 `data_files` entry is one of:
 - a path (`dialogsum/train.jsonl`); the suffix picks the reader (data/sources.py), `.txt` needs a
-  `line_pattern` (a regex with named groups) or a `format` (label_text, trec);
+  `line_pattern` (a regex with named groups) or a `format` (label_text, trec; or, for a task in a
+  data format, `format: text`: documents split as the task's `sample_by` says);
 - a list of paths, read one after the other (CoLA's in-domain + out-of-domain dev sets);
 - a mapping with `path` and per-file options: `format`, `columns` (for headerless csv/tsv),
   `line_pattern`, `rename` (column -> field), `rows` (a slice, `"1600:"`, the fixed held-out part
@@ -23,8 +24,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tuneval.data.formats import split_validation, to_records
-from tuneval.data.sources import check_fields, explode, read_file, read_hub, read_lines, read_path, slice_rows
+from tuneval.data.dataset_info import retag_turns
+from tuneval.data.formats import FIELDS, detect_format, split_validation, to_records
+from tuneval.data.sources import (DATA_SUFFIXES, check_fields, explode, read_documents, read_file, read_hub, read_lines,
+                                  read_path, slice_rows)
 from tuneval.errors import TunevalError
 from tuneval.io import read_text
 from tuneval.tasks.filters import process_docs
@@ -120,11 +123,17 @@ def _read_one(path: Path, task: Task, options: dict[str, Any]) -> list[Row]:
         return _read_field(path, str(options["field"]))
     if options.get("format") == "cot_prompt":
         return read_cot_prompt(path)
+    data_format = getattr(task, "format", None)  # a task in a data format (--data), else a benchmark's fields
+    text = task.sample_by if data_format == "text" else None  # plain-text documents (--data notes.txt --format text)
     if path.is_dir():  # a directory of data files, read in name order (a user's --data DIR)
-        return read_path(path, options.get("columns", task.columns))
+        return read_path(path, options.get("columns", task.columns), sample_by=text)
     columns = options.get("columns", task.columns)
     pattern = options.get("line_pattern", task.line_pattern)
-    if options.get("format") is None and path.suffix.lower() not in (".jsonl", ".json", ".csv", ".tsv", ".parquet"):
+    if options.get("format") is None and path.suffix.lower() not in DATA_SUFFIXES:
+        if text and not pattern:
+            return read_documents(path, text)
+        if data_format is not None and not pattern:
+            raise TunevalError(_plain_text_hint(path, task))
         if not pattern:
             raise TunevalError(f"{task.source}: {path.name} is plain text; set 'line_pattern' (a regex with named groups) "
                                "or a 'format'")
@@ -132,6 +141,15 @@ def _read_one(path: Path, task: Task, options: dict[str, Any]) -> list[Row]:
             raise TunevalError(f"{path}: data file not found")
         return read_lines(path, pattern)
     return read_file(path, columns, options.get("format"))
+
+
+def _plain_text_hint(path: Path, task: Task) -> str:
+    """What to do with a plain-text file given as data in a data format (or recognised): a command that works."""
+    if task.data_root:  # --data FILE
+        return (f"{path}: plain text, {'not format ' + task.format if task.format != AUTO else 'which no format fits'}"
+                f"; train on it as documents with: tuneval train --data {path} --format text (split on blank lines; "
+                "--sample-by line for one document per line)")
+    return f"{task.source}: {path.name} is plain text; set 'format: text' to train on it as documents"
 
 
 def _shape(rows: list[Row], options: dict[str, Any], where: str) -> list[Row]:
@@ -197,12 +215,28 @@ def _records(task: Task, split: str, data_dir: str | Path | None) -> list[Row]:
     held_out = task.validation_share is not None and split in ("train", "validation") and (
         "validation" not in task.data_files if task.data_files else True)
     rows, where = _raw_rows(task, "train" if held_out else split, data_dir)
+    if task.turn_tags:  # a LLaMA-Factory dataset whose sharegpt turns use their own key and role names
+        rows = retag_turns(rows, (task.column_map or {}).get("conversations", "conversations"), task.turn_tags)
     records = to_records(rows, None if task.format == AUTO else task.format, columns=task.column_map, where_hint=where)
+    task.read_info = read_info(rows, task.format, task.column_map)
     if not held_out:
         return records
     train, validation, info = split_validation(records, task.validation_share, task.split_seed, where_hint=where)
     task.split_info = info
     return train if split == "train" else validation
+
+
+def read_info(rows: list[Row], format: str, columns: dict[str, str] | None) -> dict[str, Any]:  # noqa: A002
+    """What reading a data-format task found, as the run records it: the format (for `auto`, the one the
+    first row was recognised as, as to_records resolves it), the format asked for (`format_given`: auto
+    or a name), the column each of the format's fields was read from (those some row has), the rows read."""
+    given = None if format == AUTO else format
+    resolved = given or ("columns" if columns else detect_format(rows[0]))
+    required, optional = FIELDS[resolved]
+    names = {f: (columns or {}).get(f, f) for f in required + optional}
+    present = set().union(*(row.keys() for row in rows))
+    return {"format": resolved, "format_given": format, "columns": {f: c for f, c in names.items() if c in present},
+            "rows": len(rows)}
 
 
 def add_answers(task: Task, rows: list[Row]) -> None:

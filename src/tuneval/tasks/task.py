@@ -91,6 +91,9 @@ class Task:
     split_seed: int = 0  # ... seeded by this (the recipe's seed for --data)
     data_root: str | None = None  # data_files relative to this instead of the data directory (--data PATH)
     split_info: dict[str, Any] | None = None  # what the held-out split took, once rows were read (recorded)
+    sample_by: str = "paragraph"  # with format text: how a .txt file splits into documents (data/sources.py)
+    turn_tags: dict[str, Any] | None = None  # with format sharegpt: the file's turn keys and roles (data/dataset_info.py)
+    read_info: dict[str, Any] | None = None  # with `format`: what reading found (format, columns, rows), recorded
     tags: list[str] = field(default_factory=list)  # lm-eval's `tag`: more groups the task belongs to
     filters: list[Any] = field(default_factory=list)  # filter_list: tasks/filters.Pipeline per name
     hooks: list[Any] = field(default_factory=list)  # process_docs: built-in row transforms (tasks/filters.py)

@@ -40,7 +40,12 @@ class TaskEvaluation:
         if not rows:
             raise TunevalError(f"task '{recipe.task}': split '{e.split}' has no rows to evaluate on")
         fmt = PromptFormatter(tokenizer, arch, d.chat_template, d.max_seq_len, d.max_target_tokens)
-        if self.task.conversational:  # your own data: its conversations, labelled as training labels them
+        # Plain text (format text): nothing to generate, so the held-out documents are scored by loss and
+        # perplexity, in blocks as training packs them.
+        self.text = self.task.conversational and all("text" in r for r in rows)
+        if self.text:
+            self.index, self.loss_examples = None, fmt.text_examples([r["text"] for r in rows])
+        elif self.task.conversational:  # your own data: its conversations, labelled as training labels them
             self.index = None
             self.loss_examples = [fmt.record_example(r) for r in rows if "messages" in r]
         else:
@@ -50,7 +55,7 @@ class TaskEvaluation:
         # A multiple-choice task is scored by log-likelihood over its choices; anything else by
         # greedy generation with the evaluation template, as `tuneval eval --task` scores it.
         self.multiple_choice = self.task.output_type == "multiple_choice" and self.task.doc_to_text is not None
-        self.primary = self.task.primary_metric if self.multiple_choice else "rouge1"
+        self.primary = self.task.primary_metric if self.multiple_choice else "perplexity" if self.text else "rouge1"
 
     @property
     def size(self) -> int:
@@ -65,6 +70,8 @@ class TaskEvaluation:
         from tuneval.metrics.text import HEADLINE
         from tuneval.metrics.tool_calls import TOOL_CALL_METRICS
 
+        if self.text:
+            return {"perplexity": math.exp(min(self.loss(model), 700.0))}
         e, d = self.recipe.eval, self.recipe.data
         result = run_task(model, self.tokenizer, self.arch, self.task, split=e.split, limit=e.limit,
                           template=None if self.multiple_choice else self.index, data_dir=d.data_dir,

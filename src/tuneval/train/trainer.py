@@ -27,7 +27,7 @@ from tuneval.data.packing import (PackedCollator, check_packed_attention, pack_e
 from tuneval.io import atomic_write_json
 from tuneval.methods import base_quantization, count_parameters, get_method
 from tuneval.methods.common import save_trained
-from tuneval.models import LoadedModel, load_config, load_model
+from tuneval.models import LoadedModel, load_config, load_model, templates
 from tuneval.precision import resolve_precision
 from tuneval.runs import RunDir, environment
 from tuneval.tasks.mixtures import build_examples as tasks_build_examples
@@ -42,14 +42,20 @@ from tuneval.train.rundir import check_run_dir, prepare_run_dir
 
 def build_examples(recipe: Recipe, loaded: LoadedModel) -> tuple[list[dict], dict[str, Any]]:
     """Tokenised training examples and a summary of what was drawn (saved with the run): the
-    recipe's task alone, or its mixture (tasks/mixtures.py), shown as a table when it is one."""
+    recipe's task alone, or its mixture (tasks/mixtures.py), shown as a table when it is one (the user's own
+    data: a line of what was read, console.data_line). A chat
+    template named by data.chat_template is set on the tokenizer first (models/templates.py)."""
+    templates.apply(loaded.tokenizer, recipe.data.chat_template)
     examples, summary = tasks_build_examples(recipe, loaded)
-    if "mixture" in summary and is_main_process():
+    if ("mixture" in summary or "data" in summary) and is_main_process():
         from rich.console import Console
 
-        from tuneval.console import mixture_table
+        from tuneval.console import data_line, mixture_table
 
-        Console().print(mixture_table(summary))
+        if "mixture" in summary:
+            Console().print(mixture_table(summary))
+        else:  # the user's own data: what was read, kept and dropped (also in metrics.json)
+            Console(soft_wrap=True).print(data_line(summary["data"]), highlight=False, markup=False)
     return examples, summary
 
 
@@ -87,6 +93,12 @@ def _save_result(model, tokenizer, run: RunDir, full: bool, save=None) -> None:
         (save or model.save_pretrained)(tmp)  # safetensors; PEFT saves only the adapter
         if full:
             tokenizer.save_pretrained(tmp)
+
+
+def _saves_tokenizer(spec, recipe: Recipe) -> bool:
+    """The tokenizer goes with full weights, and with an adapter trained under a named chat template,
+    which eval, chat, serve and export then read back from the run (models/templates.py)."""
+    return spec.saves == "model" or isinstance(recipe.data.chat_template, str)
 
 
 def _gathered_state(trainer) -> dict[str, torch.Tensor] | None:
@@ -315,7 +327,7 @@ def train(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, call
     trained.config.use_cache = True
     state = _gathered_state(trainer)
     if main:
-        _save_result(trained, loaded.tokenizer, run, full=spec.saves == "model",
+        _save_result(trained, loaded.tokenizer, run, full=_saves_tokenizer(spec, recipe),
                      save=lambda d: save_trained(spec, recipe.method_args, loaded.arch, trained, d, state))
     state = None  # FSDP: the gathered copy of the weights is not kept
     trainer.accelerator.wait_for_everyone()
