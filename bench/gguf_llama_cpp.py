@@ -48,7 +48,7 @@ class LlamaServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [str(binary), "-m", str(gguf), "--port", str(self.port), "-t", str(threads), "-tb", str(threads),
-               "-c", "4096", "-np", "1", "--no-webui"]
+               "-c", "4096", "-np", "1", "--no-webui", "--alias", gguf.stem]
         self.log = open(log, "w")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
 
@@ -118,7 +118,7 @@ def run_all(a: argparse.Namespace, tmp: Path) -> tuple[list[dict], dict]:
     for t in a.outtypes:
         name = f"model-{t.upper()}.gguf"
         with LlamaServer(a.llama_server, gguf_dir / name, a.threads, tmp / f"server-{t}.log") as server:
-            args = f"base_url={server.url}/v1,model={name},tokenizer={gguf_dir}"
+            args = f"base_url={server.url}/v1,model={Path(name).stem},tokenizer={gguf_dir}"
             got = evaluate(f"llama.cpp {t.upper()}", "local-completions", None, a.n, a.data_dir, tmp / t,
                            model_args=args)
         rows.append(compare(got, ref))

@@ -154,7 +154,8 @@ def test_gguf_directory_has_a_modelfile_a_card_and_no_scratch(merged_export):
         "Modelfile", "README.md", "chat_template.jinja", "tokenizer.json", "tokenizer_config.json"]
     assert "FROM ./model-Q8_0.gguf" in (out / "Modelfile").read_text()
     card = (out / "README.md").read_text()
-    assert "llama-server -m model-Q8_0.gguf" in card and "ollama create" in card
+    assert "llama-server -m model-Q8_0.gguf --alias model-Q8_0" in card and "ollama create" in card
+    assert "model=model-Q8_0," in card
     assert f"tokenizer={out}" in card and "library_name" not in card.split("---")[1]
 
 

@@ -323,7 +323,7 @@ def test_content_parts_and_loss_weights_train_and_are_recorded(tiny_llama_dir, t
     drafts = sum(len(r["messages"]) == 4 for r in train)
     context_only = len(train) - drafts
     assert context_only == 1  # the seeded split trains on the row with nothing to learn: it is counted, not trained
-    assert summary["validation"]["rows"] == 5 and summary["rows"] == len(train) == 4
+    assert summary["validation"]["rows"] == summary["rows"] == 5 and summary["train_rows"] == len(train) == 4
     assert summary["dropped"]["no_trained_turn"] == context_only and metrics["data"]["examples"] == drafts
     assert summary["turns"] == {"assistant": 2 * drafts + context_only, "trained": drafts,
                                 "weight_0": drafts + context_only, "tool_calls": 0, "tool_results": 0}

@@ -580,10 +580,10 @@ def _gguf_usage(source: Source, info: dict[str, Any], out: Path) -> list[str]:
     files = info.get("gguf") or []
     if info["kind"] == "adapter":
         base, adapter = _pick(files[1::2]), _pick(files[0::2])
-        model, server = f"-m {base} --lora {adapter}", f"llama-server -m {base} --lora {adapter} --port 8080"
+        model, alias = f"-m {base} --lora {adapter}", Path(adapter).stem
     else:
-        model = f"-m {_pick(files)}"
-        server = f"llama-server {model} --port 8080"
+        model, alias = f"-m {_pick(files)}", Path(_pick(files)).stem
+    server = f"llama-server {model} --alias {alias} --port 8080"
     return ["## Run with llama.cpp", "", "The tokenizer and chat template are inside each file.", "", "```sh",
             f"llama-cli {model} -cnv      # chat in the terminal", f"{server}   # OpenAI-compatible server", "```",
             "", "## Run with Ollama", "", "```sh", f"cd {out.name} && ollama create my-model -f Modelfile",
@@ -591,7 +591,7 @@ def _gguf_usage(source: Source, info: dict[str, Any], out: Path) -> list[str]:
             "Against the llama-server above, with this directory's tokenizer so that the prompts are the same "
             "token ids a transformers evaluation sends:", "", "```sh",
             f"tuneval eval --task dialogsum --model local-completions --model-args "
-            f"base_url=http://127.0.0.1:8080/v1,model=gguf,tokenizer={out}", "```",
+            f"base_url=http://127.0.0.1:8080/v1,model={alias},tokenizer={out}", "```",
             "", f"Converted by llama.cpp's scripts from llama-cpp-python {_llama_cpp_version()}'s sdist; outtypes: "
             f"{info['dtype']}."]
 
