@@ -5,7 +5,9 @@ so this uses a TinyLlama-1.1B-shaped config with random weights and random token
 speed, memory and FLOP utilisation of a step do not depend on the weights' values.
 
 Prints, per method: tokens/s, peak memory, and model FLOPs utilisation (MFU) against the
-measured bf16 matmul peak of this GPU (and against the datasheet dense peak if known).
+measured bf16 matmul peak of this GPU, the precision it computes in (bf16 autocast): on a host
+without native bf16 (a CPU smoke run without AVX512-BF16/AMX, a GPU without bf16) the MFU cell
+reads "n/a (no native bf16)" and the emulated rate is not measured (bench/peaks.py).
 FLOPs per token: 6 x params for full fine-tuning, 4 x params for LoRA (no weight grads
 for the frozen base), the usual approximation that ignores attention's quadratic term.
 
@@ -20,6 +22,7 @@ import time
 
 import torch
 
+from peaks import cell, share, this_host
 
 
 def matmul_peak(device: str, dtype: torch.dtype, n: int = 8192, reps: int = 10) -> float:
@@ -122,18 +125,22 @@ def main() -> None:
     args = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
-    peak = matmul_peak(device, torch.bfloat16, n=8192 if device == "cuda" else 512)
-    print(f"device: {name}; torch {torch.__version__}; measured bf16 matmul peak {peak / 1e12:.1f} TFLOP/s")
+    host = this_host()
+    peak = matmul_peak(device, torch.bfloat16, n=8192 if device == "cuda" else 512) if host.native_bf16 else None
+    print(f"device: {name} ({host.describe()}); torch {torch.__version__}; precision bf16 autocast; measured bf16 "
+          f"matmul peak (its roofline) " + (f"{peak / 1e12:.1f} TFLOP/s" if peak else "n/a (no native bf16)"))
     rows = [run(m, args, device) for m in ("lora", "full")]
     print(f"\n| method | trainable params | batch x seq | tokens/s | peak memory GiB | TFLOP/s | MFU (vs measured bf16 peak) |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         mem = f"{r['peak_memory_gib']:.1f}" if r["peak_memory_gib"] is not None else "n/a"
         print(f"| {r['method']} | {r['trainable_params']:,d} / {r['all_params']:,d} | {r['batch']}x{r['seq_len']} | "
-              f"{r['tokens_per_s']:,.0f} | {mem} | {r['achieved_tflops']:.1f} | {100 * r['achieved_tflops'] * 1e12 / peak:.1f}% |")
+              f"{r['tokens_per_s']:,.0f} | {mem} | {r['achieved_tflops']:.1f} | "
+              f"{cell(share(r['achieved_tflops'] * 1e12, 'bf16', {'bf16': peak}, host), '{:.1%}')} |")  # FLOP/s over FLOP/s
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"device": name, "torch": torch.__version__, "bf16_peak_tflops": peak / 1e12, "runs": rows}, f, indent=2)
+            json.dump({"device": name, "torch": torch.__version__, "host": host.describe(),
+                       "bf16_peak_tflops": peak and peak / 1e12, "runs": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

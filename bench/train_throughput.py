@@ -33,9 +33,11 @@ loss of tuneval's formatter), batch --batch-size, learning rate --lr, AdamW, lin
 a CPU, the CUDA allocator's peak on a GPU) is its own. Printed for each: real (non-padding)
 tokens/s, padding share, peak memory, mean training loss over the epoch (the same examples,
 once each), loss on the first --eval-examples validation examples after training, and model
-FLOP/s (4 x parameters per real token for LoRA, 6 x for full) as a share of this machine's
-measured fp32 and bf16 matmul peaks (a square and the model's own shapes, best of repeats,
-with the spread printed: `matmul_peak`).
+FLOP/s (4 x parameters per real token for LoRA, 6 x for full) beside the precision the path ran in,
+that precision's measured matmul peak (its roofline: a square and the model's own shapes, best of
+repeats, with the spread printed: `matmul_peak`) and the share of it, and the share of the fp32 and
+bf16 peaks. Only peaks the host has are measured: without native bf16 (no AVX512-BF16/AMX, no CUDA
+bf16) every bf16 cell reads "n/a (no native bf16)" (bench/peaks.py), never a share of emulated bf16.
 
 Measured run (~15 min on 2 quiet CPU cores; the two TRL paths take about as long as the standard one):
     .venv/bin/python bench/train_throughput.py --data-dir ../shared/data
@@ -63,6 +65,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from peaks import cell, no_native, peak_cells, this_host
+
 # --levers: tuneval's default path with one lever turned off (or, for padding, on) at a time; a `data.` key
 # is a data-section option, any other a train-section one.
 LEVERS: dict[str, dict[str, Any]] = {
@@ -79,8 +83,10 @@ COLUMNS = [("path", "path", "{}"), ("tokens_per_second", "real tok/s", "{:.1f}")
            ("padding_share", "padding share", "{:.1%}"), ("peak_memory_mb", "peak MB", "{:.0f}"),
            ("train_loss", "mean train loss", "{:.4f}"), ("val_loss", "val loss", "{:.4f}"),
            ("seconds", "train s", "{:.1f}"), ("steps", "steps", "{}"),
-           ("model_gflops", "model GFLOP/s", "{:.1f}"), ("share_fp32", "% fp32 peak", "{:.1%}"),
-           ("share_bf16", "% bf16 peak", "{:.1%}"), ("loadavg", "load avg (start/end)", "{}")]
+           ("precision", "precision", "{}"), ("model_gflops", "model GFLOP/s", "{:.1f}"),
+           ("roofline_gflops", "its roofline GFLOP/s", "{:.1f}"), ("share_roofline", "% of its roofline", "{:.1%}"),
+           ("share_fp32", "% fp32 peak", "{:.1%}"), ("share_bf16", "% bf16 peak", "{:.1%}"),
+           ("loadavg", "load avg (start/end)", "{}")]
 
 
 def recipe_for(a: argparse.Namespace, out: Path, **opts):
@@ -154,6 +160,7 @@ def run_standard(a: argparse.Namespace, out: Path) -> dict[str, Any]:
     row = finish(a, recipe, model, loaded, Collator, seconds, memory.peak_mb, output.training_loss,
                  trainer.state, count_parameters(model)[1])
     row["setup"] = f"fp32, every example padded to {a.pad_to}, random order, full-vocabulary logits, padding mask"
+    row["precision"] = "fp32"
     return row
 
 
@@ -235,6 +242,7 @@ def run_trl(a: argparse.Namespace, out: Path, padding_free: bool) -> dict[str, A
     model = plain_model(trainer)
     row = finish(a, recipe, model, loaded, collator, seconds, memory.peak_mb, output.training_loss,
                  trainer.state, count_parameters(model)[1])
+    row["precision"] = "bf16" if config.bf16 else "fp32"
     row["setup"] = (f"attn {attn}, bf16 {config.bf16}, padding_free {flat}"
                     + (" (documented for this attention)" if documented else " (beyond TRL's docs; examples checked apart)"
                        if flat else " (TRL documents padding_free for FlashAttention only)"))
@@ -257,6 +265,7 @@ def run_tuneval(a: argparse.Namespace, out: Path, levers: dict[str, Any]) -> dic
     row["setup"] = (f"packing {metrics['packing']}" + (f" ({metrics['packed_rows']} rows)" if metrics["packing"] else "")
                     + f", precision {metrics['precision']}, attn "
                     + ("sdpa per example (varlen)" if metrics.get("varlen_attention") else model.config._attn_implementation))
+    row["precision"] = metrics["precision"]
     return row
 
 
@@ -279,8 +288,10 @@ def finish(a, recipe, model, loaded, Collator, seconds, peak_mb, train_loss, sta
 PEAK_SHAPES = [(2048, 2048, 2048), (2048, 576, 1536), (2048, 1536, 576), (2048, 576, 576), (2048, 576, 192)]
 
 
-def matmul_peak(shapes=PEAK_SHAPES, repeats: int = 7, budget_s: float = 0.5) -> dict[str, Any]:
-    """This machine's practical matmul ceiling per dtype, in GFLOP/s, and how steady it is.
+def matmul_peak(shapes=PEAK_SHAPES, repeats: int = 7, budget_s: float = 0.5,
+                precisions: tuple[str, ...] = ("fp32", "bf16")) -> dict[str, Any]:
+    """This machine's practical matmul ceiling per dtype of `precisions` (those the host has natively:
+    peaks.Host.precisions), in GFLOP/s, and how steady it is.
 
     Each shape is warmed up twice, then timed `repeats` times; a shape's rate is its best repeat,
     the peak is the best shape's, and the spread (min / median / max over that shape's repeats) is
@@ -314,6 +325,8 @@ def matmul_peak(shapes=PEAK_SHAPES, repeats: int = 7, budget_s: float = 0.5) -> 
 
     result: dict[str, Any] = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        if name not in precisions:
+            continue
         found = {f"{m}x{k}x{n}": timed(m, k, n, dtype, budget_s) for m, k, n in shapes}
         rates = {s: r for s, r in found.items() if r is not None}
         if not rates:
@@ -332,6 +345,9 @@ def peak_text(peak: dict[str, Any]) -> str:
     shapes 2048x576x1536 148, ...); bf16 ...' for the report."""
     parts = []
     for name in ("fp32", "bf16"):
+        if name not in peak:
+            parts.append(f"{name} {no_native(name)}: not measured (an emulated rate is no roofline)")
+            continue
         lo, mid, hi = peak[f"{name}_spread"]
         others = ", ".join(f"{s} {r:.0f}" for s, r in peak[f"{name}_shapes"].items() if s != peak[f"{name}_shape"])
         parts.append(f"{name} {hi:.1f} GFLOP/s ({peak[f'{name}_shape']}; its repeats min / median / max "
@@ -361,7 +377,7 @@ def worker(name: str, a: argparse.Namespace) -> dict[str, Any]:
     out = Path(a.out) / slug(name)
     load_start = os.getloadavg()[0]
     if name == "peak":
-        row = matmul_peak()
+        row = matmul_peak(precisions=this_host().precisions)
     elif name == "standard":
         row = run_standard(a, out)
     elif name.startswith("trl"):
@@ -376,7 +392,7 @@ def worker(name: str, a: argparse.Namespace) -> dict[str, Any]:
 def table(rows: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(h for _, h, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
-        cells = ["-" if r.get(k) is None else f.format(r[k]) for k, _, f in COLUMNS]
+        cells = [cell(r.get(k), f) for k, _, f in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -423,16 +439,17 @@ def main() -> None:
                 raise SystemExit(f"[{name}] worker exited with {done.returncode}")
             runs[name].append({"path": name, **json.loads(row_file.read_text())})
             print(f"[{name}] {time.perf_counter() - start:.0f} s", flush=True)
-    peak = max(runs.pop("peak"), key=lambda r: r["bf16"])  # a ceiling: the best measurement
+    host = this_host()
+    peak = max(runs.pop("peak"), key=lambda r: r.get("bf16", r["fp32"]))  # a ceiling: the best measurement
     rows = {name: median_run(found) for name, found in runs.items()}
     for r in rows.values():
         r["model_gflops"] = r["flops_per_token"] * r["tokens_per_second"] / 1e9
-        r["share_fp32"] = r["model_gflops"] / peak["fp32"]
-        r["share_bf16"] = r["model_gflops"] / peak["bf16"]
+        r.update(peak_cells(r["model_gflops"], r["precision"], peak, host))
     std, tv = rows["standard"], rows["tuneval"]
     best_trl = max(TRL_PATHS, key=lambda n: rows[n]["tokens_per_second"])
     speedup = tv["tokens_per_second"] / rows[best_trl]["tokens_per_second"]
-    md = (f"# Training throughput: standard recipe, TRL SFTTrainer and tuneval\n\nMachine: {machine()}. Matmul peak "
+    md = (f"# Training throughput: standard recipe, TRL SFTTrainer and tuneval\n\nMachine: {machine()} ({host.describe()}). "
+          f"Each path's precision and its roofline (that precision's matmul peak) are in the table. Matmul peak "
           f"(m x k x n; the best shape's best repeat): {peak_text(peak)}. Model `{a.model}`, {a.method}"
           f"{' r=32 q/v' if a.method == 'lora' else ''}, {std['tokens']} real tokens in {a.examples} DialogSum "
           f"examples, batch {a.batch_size}, lr {a.lr:g}, one epoch, seed {a.seed}. Model FLOPs: "
@@ -447,7 +464,8 @@ def main() -> None:
         md += "\nEach lever alone (tuneval with that one setting changed; tok/s relative to tuneval's default):\n\n"
         md += "\n".join(f"- `{n.split(', ', 1)[1]}`: {rows[n]['tokens_per_second'] / tv['tokens_per_second']:.2f}x "
                         f"speed, peak {rows[n]['peak_memory_mb']:.0f} MB" for n in LEVERS) + "\n"
-    atomic_write_json(out / "train_throughput.json", {"machine": machine(), "args": vars(a), "matmul_peak_gflops": peak,
+    atomic_write_json(out / "train_throughput.json", {"machine": machine(), "host": host.describe(), "args": vars(a),
+                                                      "matmul_peak_gflops": peak,
                                                       "rows": list(rows.values()), "runs": runs, "best_trl": best_trl,
                                                       "speedup": speedup})
     atomic_write_text(out / "train_throughput.md", md)

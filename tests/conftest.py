@@ -147,9 +147,12 @@ def _isolated_env(tmp_path, monkeypatch):
     test that compares exactly gets the same numbers on an AVX2 EPYC and an AMX Xeon; tests
     of the bf16 path ask for `bf16` by name, and it runs (emulated where not native) on both.
     """
+    import tuneval.evaluate.score_cache
     import tuneval.precision
 
     monkeypatch.setattr(tuneval.precision, "native_bf16", lambda: False)
+    # Scores cached by a test (the demo's original row) stay in the test's own directory, not $TUNEVAL_HOME.
+    monkeypatch.setattr(tuneval.evaluate.score_cache, "cache_dir", lambda: tmp_path / "score-cache")
     monkeypatch.delenv("TUNEVAL_DATA_DIR", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

@@ -29,13 +29,18 @@ DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 _ALIASES = {"bfloat16": "bf16", "float32": "fp32", "true": "bf16", "false": "fp32", "no": "fp32", "yes": "bf16"}
 
 
+# The /proc/cpuinfo flags of a CPU that computes bf16 matmuls natively (AVX512-BF16, AMX); benches read
+# them too, to print a share of a bf16 peak only where there is one (bench/peaks.py).
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
 def cpu_has_bf16() -> bool:
     """Native bf16 matmul on this CPU (AVX512-BF16 or AMX); without it bf16 is emulated and slower."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return any(flag in flags for flag in BF16_CPU_FLAGS)
 
 
 def native_bf16() -> bool:

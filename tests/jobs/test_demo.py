@@ -10,8 +10,8 @@ import pytest
 from rich.console import Console
 
 from tuneval.cli import main
-from tuneval.jobs.demo import (MIN_TRAIN_SHARE, TARGET_EVAL_EXAMPLES, Costs, Plan, StepClock, _minimum_minutes, describe,
-                          plan_budget, replan, run_demo)
+from tuneval.jobs.demo import (MIN_TRAIN_SHARE, MIN_WARMUP_STEPS, TARGET_EVAL_EXAMPLES, Costs, Plan, StepClock,
+                               _minimum_minutes, demo_recipe, describe, plan_budget, planned_steps, replan, run_demo)
 from tuneval.errors import TunevalError
 from tuneval.evaluate.report import comparison_table, paired_comparisons, with_interval
 from tuneval.metrics.compare import intervals
@@ -129,6 +129,34 @@ def test_scoring_the_original_replans_the_training_for_the_time_it_left():
     assert replan(plan, 100.0 * plan.eval_examples) is plan  # nothing would fit: the printed plan stands
 
 
+def test_a_cached_original_gives_its_time_to_training():
+    """The original's scores in the cache: two models generate, not three, and training gets the rest."""
+    costs, cached = _costs(), _costs(original_cached=True)
+    plan, more = plan_budget(costs, 20), plan_budget(cached, 20)
+    assert more.predicted["original"] == 0 and more.eval_examples == plan.eval_examples == 200
+    assert more.train_examples > plan.train_examples and 0.97 * 1200 < more.predicted_seconds <= 1200
+    assert "the original's scores come from the cache" in describe(more, precision="fp32")
+    assert "the cache" not in describe(plan, precision="fp32")
+    small = plan_budget(cached, 9)
+    assert small.notes[0].startswith(f"evaluating {small.eval_examples} examples, not 200: 2 models x 200")
+    again = replan(more, 0.6 * 200, cached=True)  # the time the cache recorded: re-planned, still not generated
+    assert again.predicted["original"] == 0 and again.train_examples > more.train_examples
+    assert "re-planned as the cache recorded scoring the original (0.60 s per example, not 0.80)" in again.notes[-1]
+
+
+@pytest.mark.parametrize("train_examples,max_steps,warmup", [(8, None, 0.0), (152, None, 0.0), (160, None, 0.05),
+                                                              (4096, None, 0.05), (56, 6, 0.0)])
+def test_a_short_run_trains_without_warmup(tmp_path, train_examples, max_steps, warmup):
+    """Under MIN_WARMUP_STEPS optimizer steps (8 examples a step) the demo's recipes drop their 5% warmup,
+    whose first step runs at learning rate 0 and was all of a one-step run (issue 34)."""
+    for method in ("full", "lora"):
+        recipe = demo_recipe("m", method, out_dir=tmp_path, data_dir=None, precision="fp32", seed=1,
+                             train_examples=train_examples, eval_examples=4, max_steps=max_steps)
+        assert planned_steps(recipe) == (max_steps or -(-train_examples // 8))
+        assert recipe.train.warmup_steps == warmup
+    assert MIN_WARMUP_STEPS == 20
+
+
 def test_step_clock_times_the_steps_after_the_warm_up():
     clock = StepClock()
     clock.marks = [(10.0, 1000), (12.0, 1600), (14.5, 2400)]  # the first step's end, then two more
@@ -203,3 +231,95 @@ def test_the_planned_demo_runs_and_records_its_plan(tiny_llama_dir, tiny_data_di
     assert [r["label"] for r in result["rows"]] == ["original", "full", "lora"]
     assert all(r["num_examples"] == 6 for r in result["rows"])
     assert json.loads((out / "full" / "metrics.json").read_text())["train_examples"] == 32
+
+
+def _tensors(path) -> dict:
+    from safetensors.torch import load_file
+
+    return {name: t for f in sorted(path.glob("*.safetensors")) for name, t in load_file(f).items()}
+
+
+def _demo(model_dir, data_dir, out, **counts) -> tuple[dict, str, dict]:
+    """(run_demo's result, what it printed, comparison.json) of a demo with both counts fixed."""
+    import io
+
+    printed = io.StringIO()
+    result = run_demo(model=str(model_dir), data_dir=str(data_dir), out=out, precision="fp32",
+                      console=Console(file=printed, width=400), **counts)
+    return result, printed.getvalue(), json.loads((out / "comparison.json").read_text())
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+SCORED = ("metrics", "bootstrap", "examples", "prompt", "num_examples", "signatures")
+
+
+def _scored(row: dict) -> dict:
+    """What a row's numbers are: its scores and examples, and how they were generated (not how long it took)."""
+    timing = ("seconds", "tokens_per_second")
+    return {**{k: row[k] for k in SCORED}, "generation": {k: v for k, v in row["generation"].items() if k not in timing}}
+
+
+def test_a_second_demo_reads_the_original_scores_from_the_cache(tiny_llama_dir, tiny_data_dir, tmp_path):
+    """Run twice on the same machine: the first scores the original and caches it, the second reads it,
+    says so where it prints and in comparison.json, and its numbers are those the first computed."""
+    from tuneval.results import DemoDir, EvalDir
+    from tuneval.runs import RunDir
+
+    first, printed, saved = _demo(tiny_llama_dir, tiny_data_dir, tmp_path / "one", train_examples=8, eval_examples=4)
+    computed = first["rows"][0]
+    assert computed["cache"]["hit"] is False and "from the cache" not in printed
+    assert f"(scored now; cached in {computed['cache']['file']})" in printed
+    # the tiny budget still trains (issue 34: its single step fell in the warmup, at learning rate 0)
+    lora = _tensors(RunDir(tmp_path / "one" / "lora").result_dir)
+    assert any(k.endswith("lora_B.weight") for k in lora)
+    assert all(bool(t.abs().sum() > 0) for k, t in lora.items() if k.endswith("lora_B.weight"))
+    before, after = _tensors(tiny_llama_dir), _tensors(RunDir(tmp_path / "one" / "full").result_dir)
+    assert any(not torch_equal(before[k], after[k]) for k in before if k in after)
+
+    second, printed, saved = _demo(tiny_llama_dir, tiny_data_dir, tmp_path / "two", train_examples=8, eval_examples=4)
+    cached = second["rows"][0]
+    assert cached["cache"] == {"hit": True, "file": computed["cache"]["file"], "created": cached["cache"]["created"]}
+    assert re.search(r"original: rouge1=\d\.\d{4} \(from the cache, scored \S+ on this machine: ", printed)
+    assert saved["rows"][0]["cache"]["hit"] is True and "come from the cache" in (tmp_path / "two" / "comparison.md").read_text()
+    assert _scored(cached) == _scored(computed)  # cached == recomputed
+    written = json.loads(EvalDir(DemoDir(tmp_path / "two").original.path).results_file.read_text())
+    assert written["metrics"] == computed["metrics"] and written["examples"] == computed["examples"]
+
+
+def test_a_changed_key_or_a_bad_entry_is_recomputed(tiny_llama_dir, tiny_data_dir, tmp_path, monkeypatch):
+    """The original row scored through the demo's own path: cached, then one component of the key changed
+    (max_new_tokens) scores again under its own entry; a damaged entry is scored again, equal, and rewritten."""
+    import tuneval.jobs.demo as demo
+    from tuneval.methods.loading import load_result
+    from tuneval.tasks import get_task
+
+    task = get_task("dialogsum")
+    base, net = load_result(str(tiny_llama_dir), precision="fp32")
+    find = lambda: demo.find_original(str(tiny_llama_dir), base, task, 3, data_dir=str(tiny_data_dir),  # noqa: E731
+                                      precision="fp32")
+    score = lambda found, out: demo.score_original(str(tiny_llama_dir), base, net, task, found,  # noqa: E731
+                                                   data_dir=str(tiny_data_dir), precision="fp32", out=tmp_path / out)
+    assert find().hit is None
+    computed = score(find(), "a")
+    found = find()
+    assert found.hit is not None and _scored(score(found, "b")) == _scored(computed)
+
+    monkeypatch.setitem(demo.EVAL_SETTINGS, "max_new_tokens", 5)
+    other = find()
+    assert other.hit is None and other.key != found.key
+    shorter = score(other, "c")
+    assert shorter["cache"]["hit"] is False and shorter["cache"]["file"] != computed["cache"]["file"]
+    assert shorter["generation"]["max_new_tokens"] == 5
+    monkeypatch.setitem(demo.EVAL_SETTINGS, "max_new_tokens", 64)
+
+    found.hit.file.write_text('{"format": 1, "key": ')  # cut off mid-write by something other than tuneval
+    damaged = find()
+    assert damaged.hit is None
+    again = score(damaged, "d")
+    assert _scored(again) == _scored(computed)
+    assert find().hit is not None  # written again

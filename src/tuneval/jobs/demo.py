@@ -14,6 +14,11 @@ generates, so every model generates at the base's speed). From
 those it plans how many evaluation examples (200 where the budget holds them with room to
 train) and training examples fit, prints the plan and then runs it. `--train-examples` and
 `--eval-examples` fix the counts instead, for exact repeats.
+
+The original (untrained) model's scores are cached under $TUNEVAL_HOME (evaluate/score_cache.py: keyed by
+the model's files, the examples, prompt, precision, generation settings, scoring code and machine): a
+second demo on this machine reads them instead of generating them again, plans the time for training, and
+says where the scores came from when it prints them and in comparison.json (the original row's `cache`).
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from tuneval.config import Recipe, recipe_from_dict
 from tuneval.errors import TunevalError
 from tuneval.evaluate.distributed import is_main, world
 from tuneval.evaluate.harness import run_task
-from tuneval.evaluate.report import comparison_table, paired_comparisons, samples_table
+from tuneval.evaluate import score_cache
+from tuneval.evaluate.report import comparison_table, eval_report, paired_comparisons, samples_table
 from tuneval.results import DemoDir, EvalDir, read_json
 from tuneval.jobs.budget import check_minutes
 from tuneval.methods.loading import load_result
@@ -84,6 +90,24 @@ METHOD_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
+# Fewer planned optimizer steps than this and the demo trains without warmup. 5% of a short run rounds up
+# to one warmup step, and transformers' linear warmup runs its first step at learning rate 0: `--train-examples 8`
+# planned a single step, which then trained nothing (every lora_B stayed 0, full's weights did not move; issue
+# 34). Below 20 steps that one step is a share of the run the schedule cannot spare; from 20 on, 5% warms up
+# as before (the recipes above were chosen on runs of 56 steps and more).
+MIN_WARMUP_STEPS = 20
+
+
+def planned_steps(recipe: Recipe) -> int:
+    """Optimizer steps the recipe will take: `max_steps`, else one epoch over its examples at about
+    per_device_train_batch_size examples a step and process (packed rows keep that count: data/packing.py)."""
+    t = recipe.train
+    if t.max_steps > 0:
+        return t.max_steps
+    per_step = t.per_device_train_batch_size * t.gradient_accumulation_steps * world()[1]
+    return max(1, math.ceil((recipe.data.train_examples or 0) / per_step))
+
+
 def demo_recipe(model: str, method: str, *, out_dir: str | Path, data_dir: str | None, precision: str, seed: int,
                 train_examples: int, eval_examples: int, max_steps: int | None = None) -> Recipe:
     """The recipe the demo trains `method` with; `max_steps` makes it a timing probe (no evaluation after)."""
@@ -94,7 +118,10 @@ def demo_recipe(model: str, method: str, *, out_dir: str | Path, data_dir: str |
            "precision": precision, "data": {"data_dir": data_dir, "train_examples": train_examples},
            "eval": {"limit": eval_examples, **EVAL_SETTINGS, **EVAL_RECIPE, "after_training": max_steps is None},
            **settings}
-    return recipe_from_dict(raw, f"demo:{method}")
+    recipe = recipe_from_dict(raw, f"demo:{method}")
+    if planned_steps(recipe) < MIN_WARMUP_STEPS:
+        recipe.train.warmup_steps = 0.0
+    return recipe
 
 
 # ---- what the time goes on, and the plan --------------------------------------------------------
@@ -113,6 +140,12 @@ class Costs:
     example_tokens: list[int]  # the training examples' lengths in the order the demo draws them (a prefix)
     train_rows: int  # the training split: one epoch at most
     eval_rows: int  # the validation split
+    original_cached: bool = False  # the original's scores are in the cache (evaluate/score_cache.py): not generated
+
+    @property
+    def models_generating(self) -> int:
+        """Models whose scoring costs time: full and LoRA, and the original unless it is cached."""
+        return len(METHODS) + (not self.original_cached)
 
     def train_tokens(self, n: int) -> float:
         """Tokens in the first n examples drawn; past the measured prefix, at its mean length."""
@@ -125,7 +158,8 @@ class Costs:
 
     def phases(self, train_examples: int, eval_examples: int) -> dict[str, float]:
         """Predicted seconds per phase, in the order the demo runs them."""
-        out = {"measure": self.spent_seconds, "original": eval_examples * self.generate_seconds}
+        out = {"measure": self.spent_seconds,
+               "original": 0.0 if self.original_cached else eval_examples * self.generate_seconds}
         for m in METHODS:
             out[m] = (self.train_overhead_seconds[m] + self.train_seconds(m, train_examples) + self.reload_seconds
                       + eval_examples * self.generate_seconds)
@@ -189,7 +223,7 @@ def _fit_train(costs: Costs, seconds: float) -> int:
 
 def _unit_costs(costs: Costs) -> tuple[float, float]:
     """(seconds whatever the counts, seconds per validation example): measuring, and each method's load,
-    set-up, save and reload; three models generate per example."""
+    set-up, save and reload; three models generate per example (two where the original's are cached)."""
     fixed = sum(costs.phases(0, 0).values())
     return fixed, sum(costs.phases(0, 1).values()) - fixed
 
@@ -231,7 +265,7 @@ def plan_budget(costs: Costs, minutes: float, *, train_examples: int | None = No
                                f"{min(MIN_EVAL_EXAMPLES, wanted)} examples per model and {beside}; "
                                f"give --minutes {least:g} or more")
         if n < wanted:
-            notes.append(f"evaluating {n} examples, not {wanted}: 3 models x {wanted} would take "
+            notes.append(f"evaluating {n} examples, not {wanted}: {costs.models_generating} models x {wanted} would take "
                          f"{wanted * per_eval / 60:.1f} min of the {rest / 60:.1f} min left after set-up, "
                          f"too much to {beside}")
     t = train_examples
@@ -247,21 +281,23 @@ def plan_budget(costs: Costs, minutes: float, *, train_examples: int | None = No
     return Plan(t, n, minutes, planned, predicted, notes, costs)
 
 
-def replan(plan: Plan, scored_seconds: float) -> Plan:
+def replan(plan: Plan, scored_seconds: float, cached: bool = False) -> Plan:
     """The plan again once the original row is scored: its `plan.eval_examples` took `scored_seconds`, a
     better measure of scoring than the probe's one batch of 16 (on a Zen 4 EPYC whose step times swung
     by 40% the probe said 0.88 s per example and the 200 took 0.62, so that demo ended 15% early). The
     training count is planned again for the time the real scoring rate leaves; the evaluation count
     stays, since every row must score the same examples. Unchanged where training was not planned, or
-    where the new plan would be refused (the printed one then stands)."""
+    where the new plan would be refused (the printed one then stands). `cached`: the original's scores came
+    from the cache, and `scored_seconds` is what they took when they were computed on this machine."""
     if "train" not in plan.planned or plan.costs is None or plan.eval_examples == 0 or scored_seconds <= 0:
         return plan
-    costs = replace(plan.costs, generate_seconds=scored_seconds / plan.eval_examples)
+    costs = replace(plan.costs, generate_seconds=scored_seconds / plan.eval_examples, original_cached=cached)
     try:
         new = plan_budget(costs, plan.minutes, eval_examples=plan.eval_examples)
     except TunevalError:
         return plan
-    note = (f"re-planned after scoring the original ({costs.generate_seconds:.2f} s per example, not "
+    how = "as the cache recorded scoring the original" if cached else "after scoring the original"
+    note = (f"re-planned {how} ({costs.generate_seconds:.2f} s per example, not "
             f"{plan.costs.generate_seconds:.2f}): {new.train_examples} training examples per method, not "
             f"{plan.train_examples}")
     return replace(new, planned=plan.planned, notes=[*plan.notes, note])
@@ -284,7 +320,8 @@ def describe(plan: Plan, *, precision: str) -> str:
         + f"; measuring took {_duration(c.spent_seconds)}",
         f"- train: {t} examples per method{' (planned)' if 'train' in plan.planned else ''}, the same for full and "
         "LoRA, one epoch: " + ", ".join(f"{m} ~{_duration(c.train_seconds(m, t))}" for m in METHODS),
-        f"- evaluate: {n} validation examples (rows 0-{n - 1}) per model{' (planned)' if 'eval' in plan.planned else ''}",
+        f"- evaluate: {n} validation examples (rows 0-{n - 1}) per model{' (planned)' if 'eval' in plan.planned else ''}"
+        + ("; the original's scores come from the cache" if c.original_cached else ""),
         f"- predicted: {_duration(plan.predicted_seconds)} in all ("
         + ", ".join(f"{k} {_duration(v)}" for k, v in p.items()) + ")",
         *(f"- note: {note}" for note in plan.notes),
@@ -354,18 +391,92 @@ def measure_costs(*, model: str, loaded, net, data_dir: str | None, precision: s
                  train_rows=len(load_rows(task, "train", data_dir)), eval_rows=len(load_rows(task, "validation", data_dir)))
 
 
-def _agree(plan: Plan | str) -> Plan:
-    """Every process runs rank 0's plan (or stops on its refusal, a message): they measured apart, and
-    must train and score the same examples."""
+def _from_main(value: Any) -> Any:
+    """Rank 0's `value` on every process (itself without a process group)."""
     if world()[1] > 1:
         import torch.distributed as dist
 
-        box = [plan]
+        box = [value]
         dist.broadcast_object_list(box, src=0)
-        plan = box[0]
+        return box[0]
+    return value
+
+
+def _agree(plan: Plan | str) -> Plan:
+    """Every process runs rank 0's plan (or stops on its refusal, a message): they measured apart, and
+    must train and score the same examples."""
+    plan = _from_main(plan)
     if isinstance(plan, str):
         raise TunevalError(plan)
     return plan
+
+
+# ---- the original's scores, cached ------------------------------------------------------------
+
+
+@dataclass
+class Original:
+    """The original row's entry in the score cache (evaluate/score_cache.py) for its first `n` validation
+    examples: `key` None where the model cannot be named (a hub id without a commit: nothing cached), `hit`
+    what the cache holds for the key (None: nothing yet, or an entry that could not be read)."""
+
+    n: int
+    key: dict[str, Any] | None
+    hit: score_cache.Hit | None
+
+
+def original_settings(model: str, task, precision: str, tokenizer) -> dict[str, Any]:
+    """How the original row is scored (run_task's arguments beside the model, data and count), all of
+    it in the cache key; run_task's other defaults are code, hashed as such."""
+    return {"task": task.name, "split": "validation", "template": task.template_index(None), "label": "original",
+            "meta": {"model": model, "adapter": None, "precision": precision}, "report": True, **EVAL_SETTINGS,
+            "tokenizer_chat_template": getattr(tokenizer, "chat_template", None)}
+
+
+def find_original(model: str, base, task, n: int, *, data_dir: str | None, precision: str) -> Original:
+    """Rank 0 looks the original's scores up (hashing the model's files once per process); every
+    process gets its answer, so all of them score the original, or none."""
+    found = None
+    if is_main():
+        hub = getattr(base.model.config, "_commit_hash", None)
+        identity = score_cache.model_identity(model, base.path, hub)
+        key = None if identity is None else score_cache.score_key(
+            model=identity, rows=load_rows(task, "validation", data_dir)[:n], precision=precision, dtype=base.dtype,
+            settings=original_settings(model, task, precision, base.tokenizer), machine=machine())
+        found = Original(n, key, None if key is None else score_cache.lookup(key))
+    return _from_main(found)
+
+
+def score_original(model: str, base, net, task, found: Original, *, data_dir: str | None, precision: str,
+                   out: Path) -> dict[str, Any]:
+    """The original row: from the cache where `found` holds it (written to eval-original/ as if scored
+    now), else scored as `tuneval eval --task dialogsum` scores it and stored for next time. Its
+    `cache` field says which, and where the entry is."""
+    where = DemoDir(out).original
+    if found.hit is not None:
+        row = {**found.hit.results, "cache": {"hit": True, "file": str(found.hit.file), "created": found.hit.created}}
+        if is_main():
+            where.write(row, eval_report(row))
+        return row
+    settings = {k: v for k, v in original_settings(model, task, precision, base.tokenizer).items()
+                if k not in ("task", "tokenizer_chat_template")}
+    row = run_task(net, base.tokenizer, base.arch, task, limit=found.n, data_dir=data_dir,
+                   out_file=where.results_file, **settings)
+    cache: dict[str, Any] = {"hit": False, "file": None}
+    if found.key is not None and is_main():
+        try:
+            cache["file"] = str(score_cache.store(found.key, row))
+        except OSError as e:  # a read-only or full $TUNEVAL_HOME costs the next demo its cache, not this one its run
+            cache["error"] = f"not cached: {e}"
+    return {**row, "cache": cache}
+
+
+def cache_note(row: dict[str, Any]) -> str:
+    """What the printed line says of the original's scores: read from the cache, or scored now."""
+    cache = row.get("cache") or {}
+    if cache.get("hit"):
+        return f" (from the cache, scored {cache.get('created') or 'earlier'} on this machine: {cache['file']})"
+    return f" (scored now; cached in {cache['file']})" if cache.get("file") else ""
 
 
 # ---- the demo ---------------------------------------------------------------------------------
@@ -387,16 +498,41 @@ def _train_row(model: str, method: str, plan: Plan, *, out: Path, data_dir: str 
 
 
 def _plan(model: str, *, loaded, net, data_dir, precision, seed, started, load_seconds, minutes, train_examples,
-          eval_examples, console: Console) -> Plan:
+          eval_examples, cached_n: int | None, console: Console) -> Plan:
+    """`cached_n`: the count of validation examples whose original scores the cache holds (None: none);
+    planned for that count, the original costs no time, and the budget goes to training."""
     if train_examples is not None and eval_examples is not None:
         return Plan(train_examples, eval_examples)
     costs = measure_costs(model=model, loaded=loaded, net=net, data_dir=data_dir, precision=precision, seed=seed,
                           started=started, load_seconds=load_seconds, console=console)
     try:
-        plan: Plan | str = plan_budget(costs, minutes, train_examples=train_examples, eval_examples=eval_examples)
+        plan: Plan | str = plan_budget(replace(costs, original_cached=cached_n is not None), minutes,
+                                       train_examples=train_examples, eval_examples=eval_examples)
+        if cached_n is not None and plan.eval_examples != cached_n:  # another count: the original is scored
+            plan = plan_budget(costs, minutes, train_examples=train_examples, eval_examples=eval_examples)
     except TunevalError as e:  # passed on, so that no process waits for a plan that never comes
         plan = str(e)
     return _agree(plan)
+
+
+def _original_row(model: str, base, net, task, plan: Plan, found: Original, *, data_dir, precision, out: Path,
+                  console: Console) -> tuple[dict[str, Any], Plan]:
+    """The original row (from the cache or scored now), printed; and the plan again for what its scoring
+    took (replan): the time recorded with the cached entry, measured on this machine, where it was cached."""
+    mark = time.perf_counter()
+    if plan.eval_examples != found.n:
+        found = find_original(model, base, task, plan.eval_examples, data_dir=data_dir, precision=precision)
+    row = score_original(model, base, net, task, found, data_dir=data_dir, precision=precision, out=out)
+    row["method"] = "none"
+    seconds = time.perf_counter() - mark
+    console.print(f"original: rouge1={row['metrics']['rouge1']:.4f}{cache_note(row)}", highlight=False)
+    cached = found.hit is not None
+    if cached:
+        seconds = float((row.get("stats") or {}).get("seconds") or 0.0)
+    before, plan = plan.train_examples, _agree(replan(plan, seconds, cached))
+    if plan.train_examples != before:
+        console.print(f"{plan.notes[-1]} (predicted {_duration(plan.predicted_seconds)} in all)", highlight=False)
+    return row, plan
 
 
 def run_demo(*, model: str, data_dir: str | None, out: Path, console: Console, train_examples: int | None = None,
@@ -417,8 +553,12 @@ def run_demo(*, model: str, data_dir: str | None, out: Path, console: Console, t
     precision = resolve_precision(precision)
     task = get_task("dialogsum")
     base, net = load_result(model, precision=precision)
+    load_seconds = time.perf_counter() - started
+    wanted = eval_examples or min(TARGET_EVAL_EXAMPLES, len(load_rows(task, "validation", data_dir)))
+    found = find_original(model, base, task, wanted, data_dir=data_dir, precision=precision)
     plan = _plan(model, loaded=base, net=net, data_dir=data_dir, precision=precision, seed=seed, started=started,
-                 load_seconds=time.perf_counter() - started, minutes=minutes, train_examples=train_examples, eval_examples=eval_examples, console=console)
+                 load_seconds=load_seconds, minutes=minutes, train_examples=train_examples,
+                 eval_examples=eval_examples, cached_n=found.n if found.hit else None, console=console)
     console.rule(f"[bold]tuneval demo[/bold]: {model} on DialogSum, {plan.train_examples} training / "
                  f"{plan.eval_examples} eval examples")
     console.print(describe(plan, precision=precision), highlight=False)
@@ -426,17 +566,11 @@ def run_demo(*, model: str, data_dir: str | None, out: Path, console: Console, t
 
     mark = time.perf_counter()
     # Scored as `tuneval eval --task dialogsum` scores it (api.simple_evaluate), as the trained runs' eval/ are.
-    rows = [run_task(net, base.tokenizer, base.arch, task, split="validation", limit=plan.eval_examples,
-                     template=task.template_index(None), data_dir=data_dir, label="original",
-                     meta={"model": model, "adapter": None, "precision": precision},
-                     out_file=DemoDir(out).original.results_file, report=True, **EVAL_SETTINGS)]
+    original, plan = _original_row(model, base, net, task, plan, found, data_dir=data_dir, precision=precision,
+                                   out=out, console=console)
+    rows = [original]
     del base, net
-    rows[0]["method"] = "none"
     wall["original"] = time.perf_counter() - mark
-    console.print(f"original: rouge1={rows[0]['metrics']['rouge1']:.4f}")
-    before, plan = plan.train_examples, _agree(replan(plan, wall["original"]))
-    if plan.train_examples != before:
-        console.print(f"{plan.notes[-1]} (predicted {_duration(plan.predicted_seconds)} in all)", highlight=False)
 
     for method in METHODS:
         mark = time.perf_counter()
@@ -466,6 +600,9 @@ def _write_comparison(rows: list[dict[str, Any]], plan: Plan, wall: dict[str, fl
     header = (f"Model `{model}`, task DialogSum (validation, first {n} examples, template "
               f"{rows[0]['prompt']['template']}), {t} training examples per method, seed {seed}, "
               f"precision {precision}. Machine: {machine()}. {timing}.")
+    if (rows[0].get("cache") or {}).get("hit"):
+        header += (f" The original model's scores come from the cache (scored {rows[0]['cache'].get('created')} on "
+                   "this machine, with the same model files, examples, prompt, precision, settings and scoring code).")
     plan_text = describe(plan, precision=precision)
     report = f"# tuneval demo\n\n{header}\n\n{table}\n\n## Plan\n\n{plan_text}\n\n## Side-by-side samples\n\n{samples}\n"
     where = DemoDir(out)
