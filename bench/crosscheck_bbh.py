@@ -143,7 +143,7 @@ def main() -> None:
         rows = run_all(a, Path(tmp))
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip() or "unknown"
-    provenance = {"machine": f"{machine()}, {a.threads} threads", "date": datetime.date.today().isoformat(),
+    provenance = {"machine": machine(), "date": datetime.date.today().isoformat(),
                   "commit": commit, "lm_eval": lm_eval.__version__}
     md = markdown(rows, a, provenance)
     print(md)

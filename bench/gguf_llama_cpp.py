@@ -163,7 +163,7 @@ def main() -> None:
         rows, extra = run_all(a, Path(tmp))
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip() or "unknown"
-    provenance = {"machine": f"{machine()}, {a.threads} threads", "date": datetime.date.today().isoformat(),
+    provenance = {"machine": machine(), "date": datetime.date.today().isoformat(),
                   "commit": commit, "llama_cpp_python": LLAMA_CPP_PYTHON}
     md = markdown(rows, extra, a, provenance)
     print(md)

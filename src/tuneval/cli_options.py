@@ -116,7 +116,7 @@ def model_args_from(dtype: Optional[str], revision: Optional[str], trust_remote_
 def chat_template_option():
     return typer.Option(None, "--chat-template", metavar="NAME|FILE.jinja",
                         help="Render conversations with this chat template: a name (chatml, llama3, llama2, mistral, "
-                             "zephyr, gemma) or a .jinja file; saved with a trained run (default: the model's own, "
+                             "zephyr, gemma, qwen2.5) or a .jinja file; saved with a trained run (default: the model's own, "
                              "or the run's).")
 
 

@@ -54,7 +54,7 @@ class DataConfig:
     max_seq_len: int = checked(1024, ge=8)  # prompt + response tokens; the longest input field is cut to fit
     max_target_tokens: int = checked(128, ge=1)
     # true: wrap prompts in the tokenizer's chat template when it has one; false: plain text; or a template by
-    # name (chatml, llama3, llama2, mistral, zephyr, gemma) or a .jinja file, set on the tokenizer and saved
+    # name (chatml, llama3, llama2, mistral, zephyr, gemma, qwen2.5) or a .jinja file, set on the tokenizer and saved
     # with the run (models/templates.py)
     chat_template: bool | str = True
     # Causal LMs: whole examples packed into rows of up to max_seq_len tokens, kept apart by position ids

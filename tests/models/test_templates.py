@@ -42,6 +42,7 @@ EXPECTED = {
                      "<|user|>\nWho are you</s>\n<|assistant|>\n   I am an assistant   </s>\n<|user|>\nAnother question</s>\n"
                      "<|assistant|>\n"),
 }
+EXPECTED["qwen2.5"] = EXPECTED["chatml"]  # without tools Qwen2.5 writes ChatML (its default system prompt aside)
 
 
 def test_every_named_template_has_its_expected_rendering():
@@ -60,7 +61,7 @@ def test_named_templates_render_as_their_models_do(tiny_t5_dir, name):
 
 def test_unknown_names_and_broken_files_are_one_line(tmp_path):
     with pytest.raises(TunevalError, match=r"^data.chat_template: unknown chat template 'vicuna' \(known: chatml, llama3, "
-                                           r"llama2, mistral, zephyr, gemma; or a path to a .jinja file; or true/false\)$"):
+                                           r"llama2, mistral, zephyr, gemma, qwen2\.5; or a path to a .jinja file; or true/false\)$"):
         resolve("vicuna")
     with pytest.raises(TunevalError, match=r"unknown chat template 'recipe.yaml'"):  # never compiled as a template
         resolve("recipe.yaml")
@@ -168,3 +169,18 @@ def test_the_old_bare_chat_template_flag_still_parses():
     assert [chat_template_from(None, False), chat_template_from(None, True), chat_template_from("false", False),
             chat_template_from("chatml", False), chat_template_from(None, False, default=None)] == [True, False, False,
                                                                                                   "chatml", None]
+
+
+def test_qwen25_writes_tools_calls_and_results(tiny_t5_dir):
+    """The named template for tool-calling data: the tools in the system turn, the call as <tool_call> JSON."""
+    tok = AutoTokenizer.from_pretrained(tiny_t5_dir)
+    tool = {"type": "function", "function": {"name": "get_weather", "description": "Weather now",
+                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+    messages = [{"role": "user", "content": "Weather in Oslo?"},
+                {"role": "assistant", "content": "", "tool_calls": [
+                    {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}]},
+                {"role": "tool", "content": "{\"temp\": -3}"}, {"role": "assistant", "content": "It is -3 C."}]
+    text = tok.apply_chat_template(messages, tools=[tool], chat_template=resolve("qwen2.5"), tokenize=False)
+    assert '<tools>\n{"type": "function", "function": {"name": "get_weather"' in text
+    assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>' in text
+    assert "<tool_response>\n{\"temp\": -3}\n</tool_response>" in text and text.endswith("It is -3 C.<|im_end|>\n")

@@ -66,6 +66,11 @@ _GEMMA = ("{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_excep
           "{% endif %}{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}"
           "{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}")
 
+# Qwen2.5-Instruct's template, byte for byte (as llama.cpp keeps it in models/templates/): ChatML turns that can
+# also write tools (`<tools>` in the system turn), the assistant's calls (`<tool_call>{json}</tool_call>`) and
+# tool results; so a model with ChatML tokens (SmolLM2, Qwen) can train on tool-calling data.
+_QWEN25 = (Path(__file__).parent / "chat_templates" / "qwen2.5.jinja").read_text(encoding="utf-8")
+
 CHAT_TEMPLATES: dict[str, NamedTemplate] = {
     "chatml": NamedTemplate(_CHATML, "teknium/OpenHermes-2.5-Mistral-7B"),
     "llama3": NamedTemplate(_LLAMA3, "meta-llama/Meta-Llama-3-8B-Instruct"),
@@ -73,6 +78,7 @@ CHAT_TEMPLATES: dict[str, NamedTemplate] = {
     "mistral": NamedTemplate(_MISTRAL, "mistralai/Mistral-7B-Instruct-v0.2 (and Mixtral-8x7B-Instruct-v0.1)"),
     "zephyr": NamedTemplate(_ZEPHYR, "HuggingFaceH4/zephyr-7b-beta"),
     "gemma": NamedTemplate(_GEMMA, "google/gemma-7b-it"),
+    "qwen2.5": NamedTemplate(_QWEN25, "Qwen/Qwen2.5-7B-Instruct (tools and tool calls)"),
 }
 
 
