@@ -149,13 +149,15 @@ class PromptFormatter:
         text = self._render_text(messages, False, where, tools)
         if tools and text == self._render_text(messages, False, where, None):
             raise TunevalError(f"{where}: the chat template of {self._template_name()} cannot express tools: it "
-                               "ignores the record's 'tools' list; use a model (or chat template) made for tool calling")
+                               "ignores the record's 'tools' list; use a model or chat template made for tool calling "
+                               "(e.g. --chat-template qwen2.5)")
         bare = [{k: v for k, v in m.items() if k != "tool_calls"} for m in messages]
         missing = [name for name in calls if name not in text]
         if calls and (missing or text == self._render_text(bare, False, where, tools)):
             raise TunevalError(f"{where}: the chat template of {self._template_name()} cannot express tools: it does "
                                f"not write the assistant's tool calls ({(missing or calls)[0]!r} is not in the rendered "
-                               "text); use a model (or chat template) made for tool calling")
+                               "text); use a model or chat template made for tool calling (e.g. --chat-template "
+                               "qwen2.5)")
 
     def text_examples(self, texts: list[str], block_size: int | None = None) -> list[dict[str, list[int]]]:
         """Continued pre-training: every text tokenized and ended with EOS, all joined and cut into
