@@ -51,7 +51,7 @@ def run_lm_eval(hf, manager, name: str, n: int) -> dict:
     seconds = time.perf_counter() - start
     samples = res["samples"][name]
     first = sorted((s for s in samples if s["filter"] == samples[0]["filter"]), key=lambda s: s["doc_id"])
-    em = {k.split(",", 1)[1]: v for k, v in res["results"][name].items() if k.startswith("exact_match,")}
+    em = {k.split(",", 1)[1]: float(v) for k, v in res["results"][name].items() if k.startswith("exact_match,")}
     return {"generations": [s["resps"][0][0].strip() for s in first], "em": em, "seconds": seconds}
 
 
@@ -102,7 +102,17 @@ def markdown(rows: list[dict], a: argparse.Namespace, provenance: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_all(a: argparse.Namespace, tmp: Path) -> list[dict]:
+def save(rows: list[dict], a: argparse.Namespace, provenance: dict) -> str:
+    """Results so far, rewritten after every task: a run stopped part way keeps what it measured."""
+    from tuneval.io import atomic_write_json, atomic_write_text
+
+    md = markdown(rows, a, provenance)
+    atomic_write_json(a.out / "crosscheck_bbh.json", {"provenance": provenance, "n": a.n, "rows": rows})
+    atomic_write_text(a.out / "crosscheck_bbh.md", md)
+    return md
+
+
+def run_all(a: argparse.Namespace, tmp: Path, provenance: dict) -> list[dict]:
     import torch
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
@@ -120,6 +130,7 @@ def run_all(a: argparse.Namespace, tmp: Path) -> list[dict]:
             ours = run_tuneval(family, task, a.n, data, tmp / f"tv-{family}-{task}", a.batch_size)
             theirs = run_lm_eval(hf, manager, names[(family, task)], a.n)
             rows.append(compare(family, task, ours, theirs))
+            save(rows, a, provenance)
     return rows
 
 
@@ -136,19 +147,15 @@ def main() -> None:
     a = p.parse_args()
     import lm_eval
 
-    from tuneval.io import atomic_write_json, atomic_write_text
     from tuneval.runs import machine
 
-    with tempfile.TemporaryDirectory(prefix="xc-bbh-") as tmp:
-        rows = run_all(a, Path(tmp))
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip() or "unknown"
-    provenance = {"machine": machine(), "date": datetime.date.today().isoformat(),
-                  "commit": commit, "lm_eval": lm_eval.__version__}
-    md = markdown(rows, a, provenance)
-    print(md)
-    atomic_write_json(a.out / "crosscheck_bbh.json", {"provenance": provenance, "n": a.n, "rows": rows})
-    atomic_write_text(a.out / "crosscheck_bbh.md", md)
+    provenance = {"machine": machine(), "date": datetime.date.today().isoformat(), "commit": commit,
+                  "lm_eval": lm_eval.__version__}
+    with tempfile.TemporaryDirectory(prefix="xc-bbh-") as tmp:
+        rows = run_all(a, Path(tmp), provenance)
+    print(save(rows, a, provenance))
 
 
 if __name__ == "__main__":
