@@ -5,6 +5,7 @@ import stat
 
 import pytest
 
+from tuneval.errors import TunevalError
 from tuneval.io import atomic_write_bytes, atomic_dir, atomic_write_json, atomic_write_text
 
 
@@ -50,3 +51,15 @@ def test_replacing_or_failing_leaves_no_temp_names(tmp_path, umask):
     assert (tmp_path / "a.txt").read_text() == "new"
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["two"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "d"]
+
+
+def test_read_json_is_one_line_naming_the_file(tmp_path):
+    from tuneval.io import read_json
+
+    (tmp_path / "ok.json").write_text('{"a": [1, 2]}')
+    assert read_json(tmp_path / "ok.json") == {"a": [1, 2]}
+    (tmp_path / "bad.json").write_text('{\n  "a": [1,\n}')
+    with pytest.raises(TunevalError, match=r"^.*bad\.json:3: not valid JSON \(.*\)$"):
+        read_json(tmp_path / "bad.json")
+    with pytest.raises(TunevalError, match=r"missing\.json: dataset_info file not found$"):
+        read_json(tmp_path / "missing.json", "dataset_info file")

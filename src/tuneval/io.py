@@ -97,6 +97,16 @@ def read_text(path: Path) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def read_json(path: Path, what: str = "data file") -> Any:
+    """A JSON file's value; a missing file or bad JSON is one line naming the file (and the line)."""
+    if not path.is_file():
+        raise TunevalError(f"{path}: {what} not found")
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as e:
+        raise TunevalError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+
+
 def check_out_dir(out: Path, flag: str = "--out") -> None:
     """Results are written at the end: a path that cannot become a directory must fail before the slow part."""
     for p in (out, *out.parents):

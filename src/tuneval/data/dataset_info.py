@@ -28,7 +28,6 @@ are followed, as for a task's data_files).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Any
 
 from tuneval.data.formats import FIELDS
 from tuneval.errors import TunevalError
-from tuneval.io import read_text
+from tuneval.io import read_json
 
 ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "system": "system"}  # LF -> tuneval
 TAG_DEFAULTS = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
@@ -110,12 +109,7 @@ def read_entry(info: str | Path, name: str) -> Entry:
 
 
 def _registry(info: Path) -> dict[str, Any]:
-    if not info.is_file():
-        raise TunevalError(f"{info}: dataset_info file not found")
-    try:
-        data = json.loads(read_text(info))
-    except json.JSONDecodeError as e:
-        raise TunevalError(f"{info}:{e.lineno}: not valid JSON ({e.msg})") from None
+    data = read_json(info, "dataset_info file")
     if not isinstance(data, dict):
         raise TunevalError(f"{info}: expected an object of datasets (name -> description), got {type(data).__name__}")
     return data

@@ -18,7 +18,6 @@ Every row keeps `_where` (file:line), so a bad value is reported where it is. Th
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -29,7 +28,7 @@ from tuneval.data.formats import FIELDS, detect_format, split_validation, to_rec
 from tuneval.data.sources import (DATA_SUFFIXES, check_fields, explode, read_documents, read_file, read_hub, read_lines,
                                   read_path, slice_rows)
 from tuneval.errors import TunevalError
-from tuneval.io import read_text
+from tuneval.io import read_json, read_text
 from tuneval.tasks.filters import process_docs
 from tuneval.tasks.task import AUTO, Task
 
@@ -80,12 +79,7 @@ def _read_parallel(root: Path, fields: dict[str, str], task: Task, split: str) -
 def _read_field(path: Path, name: str) -> list[Row]:
     """A JSON file whose rows are the list under one key (`field: examples`: BIG-bench's
     {"canary": ..., "examples": [...]}, as `datasets`' json loader's `field`)."""
-    if not path.is_file():
-        raise TunevalError(f"{path}: data file not found")
-    try:
-        data = json.loads(read_text(path))
-    except json.JSONDecodeError as e:
-        raise TunevalError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    data = read_json(path)
     rows = data.get(name) if isinstance(data, dict) else None
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise TunevalError(f"{path}: field '{name}' (data_files option `field`) is not a list of objects")
