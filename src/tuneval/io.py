@@ -4,6 +4,7 @@ behind), and reading a text file whose bytes may not be text."""
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 import os
 import secrets
@@ -95,6 +96,15 @@ def read_text(path: Path) -> str:
         line = data[:bad].replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
         raise TunevalError(f"{path}:{line}: not UTF-8 text ({what}); a binary file, or saved in another encoding?")
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    """sha256 of a file's bytes, read in chunks (a model's weights, a downloaded archive)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_json(path: Path, what: str = "data file") -> Any:

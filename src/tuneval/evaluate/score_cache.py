@@ -29,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tuneval.io import atomic_write_json
+from tuneval.io import atomic_write_json, file_sha256
 from tuneval.models.catalogue import tuneval_home
 
 FORMAT = 1  # the entry's own layout; bumped when it changes
@@ -43,7 +43,6 @@ SCORING_PARTS = ("allocator", "console", "data", "errors", "evaluate", "io", "me
 # Libraries whose arithmetic or text handling is in the numbers: generation, tokenising, ROUGE, BLEU, bootstrap.
 LIBRARIES = ("torch", "transformers", "tokenizers", "peft", "accelerate", "numpy", "rouge-score", "sacrebleu",
              "nltk", "safetensors")
-_CHUNK = 1 << 22
 
 
 def cache_dir() -> Path:
@@ -59,14 +58,6 @@ def _digest_json(value: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def parts_digest(root: Path, parts: tuple[str, ...]) -> str:
     """sha256 over the path and bytes of every file of `parts` (a package directory, else `part`.py)
     under `root`; caches and compiled files aside."""
@@ -76,7 +67,7 @@ def parts_digest(root: Path, parts: tuple[str, ...]) -> str:
             if (root / part).is_dir() else [root / f"{part}.py"]
         for p in files:
             if p.suffix != ".pyc":
-                h.update(f"{p.relative_to(root).as_posix()}\0{_file_digest(p)}\0".encode())
+                h.update(f"{p.relative_to(root).as_posix()}\0{file_sha256(p)}\0".encode())
     return h.hexdigest()
 
 
@@ -100,7 +91,7 @@ def libraries() -> dict[str, str | None]:
 def _directory_digest(path: str, stats: tuple[tuple[str, int, int], ...]) -> str:
     """sha256 of a directory's files (name, size, content); `stats` (name, size, mtime) keys the memo,
     so one process hashes a model's weights once."""
-    return _digest_json([[name, size, _file_digest(Path(path) / name)] for name, size, _ in stats])
+    return _digest_json([[name, size, file_sha256(Path(path) / name)] for name, size, _ in stats])
 
 
 def model_identity(name: str, path: str | Path, hub_commit: str | None = None) -> dict[str, Any] | None:

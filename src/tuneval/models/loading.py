@@ -23,7 +23,7 @@ from transformers import (
 from tuneval.errors import TunevalError, first_line
 from tuneval.model_args import ModelArgs
 from tuneval.models.catalogue import EMBEDDED, ensure_embedded
-from tuneval.runs import MODEL_CONFIG, PEFT_CONFIG
+from tuneval.runs import MODEL_CONFIG, PEFT_CONFIG, TOKENIZER_CONFIG
 
 
 @dataclass
@@ -117,7 +117,7 @@ def load_tokenizer(name_or_path: str, args: ModelArgs | None = None) -> PreTrain
     model's `tokenizer=` (models/endpoint.py). A directory of tokenizer files alone (what a GGUF export
     keeps beside its .gguf files) is a tokenizer too."""
     p = Path(name_or_path).expanduser()
-    if p.is_dir() and not (p / MODEL_CONFIG).is_file() and (p / "tokenizer_config.json").is_file():
+    if p.is_dir() and not (p / MODEL_CONFIG).is_file() and (p / TOKENIZER_CONFIG).is_file():
         return _tokenizer(name_or_path, str(p), (args or ModelArgs()).from_pretrained_kwargs())
     _, _, path, extra = load_config(name_or_path, args)
     return _tokenizer(name_or_path, path, extra)

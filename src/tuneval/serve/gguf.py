@@ -15,7 +15,6 @@ Outputs are named as llama.cpp names them: `model-Q8_0.gguf`, `model-F16.gguf`, 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import re
@@ -27,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 from tuneval.errors import TunevalError
+from tuneval.io import file_sha256
 
 LLAMA_CPP_PYTHON = "0.3.36"  # the llama-cpp-python sdist the converter comes from
 SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
@@ -105,7 +105,7 @@ def _download(tmp: Path) -> Path:
 
 
 def _check_sha256(sdist: Path) -> None:
-    digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
+    digest = file_sha256(sdist)
     if digest != SDIST_SHA256:
         raise TunevalError(f"{sdist}: sha256 {digest} is not llama-cpp-python {LLAMA_CPP_PYTHON}'s ({SDIST_SHA256})")
 
