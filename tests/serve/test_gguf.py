@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import AutoTokenizer
 
 from tests.serve.conftest import make_adapter, make_run
 from tuneval.errors import TunevalError
@@ -129,8 +130,6 @@ def test_merged_gguf_reads_back_as_the_merged_model(merged_export, merged_refere
 
 @needs_converter
 def test_tokenizer_and_chat_template_are_inside(merged_export, smol_tiny):
-    from transformers import AutoTokenizer
-
     out, printed = merged_export
     assert "(model-F32.gguf, model-BF16.gguf, model-Q8_0.gguf)" in " ".join(printed.split())
     ref = AutoTokenizer.from_pretrained(smol_tiny)
@@ -177,6 +176,22 @@ def test_adapter_only_writes_a_gguf_lora_equal_to_peft_and_its_base(lora_run, tm
             want = peft[f"base_model.model.model.layers.{layer}.self_attn.v_proj.lora_{part}.weight"].numpy()
             assert (tensors[f"blk.{layer}.attn_v.weight.lora_{part.lower()}"] == want).all()
     assert "ADAPTER ./adapter-F32.gguf" in (tmp_path / "a" / "Modelfile").read_text()
+    assert not list((tmp_path / "a").glob(".*"))  # no scratch left
+
+
+@needs_converter
+def test_adapter_only_base_gguf_carries_the_runs_own_chat_template(smol_tiny, lora_run, tmp_path):
+    """llama.cpp takes the chat template from the base GGUF beside a GGUF LoRA: the run's, not the base's."""
+    from tuneval.models.templates import CHAT_TEMPLATES
+
+    run = make_run(smol_tiny, lora_run, tmp_path / "run")  # the same adapter, trained under a named template
+    zephyr = CHAT_TEMPLATES["zephyr"].text
+    (run / "chat_template.jinja").write_text(zephyr)
+    export_run(run, tmp_path / "a", adapter_only=True, format="gguf", outtypes=["f32"])
+    fields = _gguf_fields(tmp_path / "a" / "base-F32.gguf")
+    assert fields["tokenizer.chat_template"] == zephyr != AutoTokenizer.from_pretrained(smol_tiny).chat_template
+    assert fields["general.name"].lower().startswith(smol_tiny.name.split("-")[0].lower())  # named as the base
+    assert (tmp_path / "a" / "chat_template.jinja").read_text() == zephyr
 
 
 # ---- refused in one line -------------------------------------------------------------------------

@@ -41,14 +41,13 @@ import yaml
 from tuneval.errors import TunevalError, first_line
 from tuneval.io import atomic_dir
 from tuneval.results import EvalDir
-from tuneval.runs import EVAL, MARKER, METRICS, PEFT_CONFIG, TENSORS_FILE, RunDir
+from tuneval.runs import CHAT_TEMPLATE_FILE, EVAL, MARKER, METRICS, PEFT_CONFIG, TENSORS_FILE, RunDir
 from tuneval.serve.adapters import AdapterDir, check_adapter_dir
 from tuneval.serve.merge import base_model_of, check_mergeable, check_out, merged_model
 
 CARD = "README.md"
 FORMATS = ("safetensors", "gguf")
 GGUF_OUTTYPES = {"bfloat16": "bf16", "float16": "f16", "float32": "f32"}  # the card's --outtype for a dtype
-WEIGHTS = re.compile(r"^(model.*\.safetensors|model\.safetensors\.index\.json|adapter_model\.safetensors)$")
 BOOTSTRAP_ITERS = 1000
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -212,11 +211,16 @@ def _write_adapter(source: Source, tmp: Path, args) -> dict[str, Any]:
     return {"arch": arch, "dtype": ",".join(dtypes), "params": sum(v.numel() for v in tensors.values())}
 
 
+def _tokenizer_files(directory: Path) -> list[Path]:
+    """A saved tokenizer's files in `directory` (not the weights or config.json)."""
+    return [f for f in directory.iterdir()
+            if f.is_file() and ("tokenizer" in f.name or f.name in (CHAT_TEMPLATE_FILE, "special_tokens_map.json"))]
+
+
 def _keep_tokenizer(scratch: Path, tmp: Path) -> None:
-    """The tokenizer files beside the GGUF (not the weights or config.json), so clients can tokenize as the model does."""
-    for f in scratch.iterdir():
-        if f.is_file() and ("tokenizer" in f.name or f.name in ("chat_template.jinja", "special_tokens_map.json")):
-            shutil.copy2(f, tmp / f.name)
+    """The tokenizer files beside the GGUF, so clients can tokenize as the model does."""
+    for f in _tokenizer_files(scratch):
+        shutil.copy2(f, tmp / f.name)
 
 
 def _base_dir(base: str, args) -> Path:
@@ -264,19 +268,38 @@ def _write_gguf_lora(source: Source, tmp: Path, args, outtypes: list[str], conve
                            "model as GGUF instead (without --adapter-only)")
     scratch = _scratch(source, tmp)
     written = _write_adapter(source, scratch, args)
-    base = _base_dir(source.base, args)
-    files = []
+    base = _base_with_template(source, _base_dir(source.base, args), scratch)
+    adapters, bases = [], []
     with progress("converting to GGUF", 2 * len(outtypes)) as shown:
         for t in outtypes:
-            files.append(gguf.convert_lora(scratch, base, tmp / gguf.file_name("adapter", t), t, converter).name)
+            adapters.append(gguf.convert_lora(scratch, base, tmp / gguf.file_name("adapter", t), t, converter).name)
             shown.advance()
-            files.append(gguf.convert_model(base, tmp / gguf.file_name("base", t), t, converter).name)
+            bases.append(gguf.convert_model(base, tmp / gguf.file_name("base", t), t, converter).name)
             shown.advance()
     _keep_tokenizer(scratch, tmp)
     shutil.rmtree(scratch.parent)
-    adapters, bases = files[0::2], files[1::2]
     (tmp / "Modelfile").write_text(gguf.modelfile(_pick(bases), _pick(adapters)), encoding="utf-8")
-    return {**written, "dtype": ",".join(t.upper() for t in outtypes), "gguf": files}
+    return {**written, "dtype": ",".join(t.upper() for t in outtypes), "gguf": adapters + bases}
+
+
+def _base_with_template(source: Source, base: Path, scratch: Path) -> Path:
+    """The base as the converter reads it. Where the run saved a chat template of its own (a named one, say),
+    the base's files are linked into a directory named as the base (the GGUF's general.name), with the
+    tokenizer files the adapter export saved (the base's tokenizer, the run's template) over its own: so
+    base-<TYPE>.gguf, which llama.cpp takes the template from, carries the template the run trained with."""
+    from tuneval.models.templates import saved_template
+
+    if saved_template(source.result) is None:
+        return base
+    linked = scratch.parent / ".base" / base.name  # beside the adapter's scratch, removed with it
+    linked.mkdir(parents=True)
+    for f in base.iterdir():
+        if f.is_file():
+            (linked / f.name).symlink_to(f.resolve())
+    for f in _tokenizer_files(scratch):
+        (linked / f.name).unlink(missing_ok=True)
+        shutil.copy2(f, linked / f.name)
+    return linked
 
 
 def _scratch(source: Source, tmp: Path) -> Path:
@@ -579,7 +602,8 @@ def _gguf_usage(source: Source, info: dict[str, Any], out: Path) -> list[str]:
     """How to run, chat with and evaluate the GGUF files: llama.cpp, Ollama, tuneval against llama-server."""
     files = info.get("gguf") or []
     if info["kind"] == "adapter":
-        base, adapter = _pick(files[1::2]), _pick(files[0::2])
+        base = _pick([f for f in files if f.startswith("base-")])
+        adapter = _pick([f for f in files if f.startswith("adapter-")])
         model, alias = f"-m {base} --lora {adapter}", Path(adapter).stem
     else:
         model, alias = f"-m {_pick(files)}", Path(_pick(files)).stem
