@@ -2,24 +2,27 @@
 
 * one at a time: `model.generate` per prompt, as a notebook loop does it (greedy, KV cache,
   stops at EOS; no padding at all).
-* tuneval: `tuneval.evaluate.generation.generate`, what `tuneval eval` runs: prompts sorted by
-  length, batches of --batch-size; for a causal model each prompt prefilled alone, the batch
-  decoded together with attention per row, rows leaving the batch at EOS.
+* tuneval now: `tuneval.evaluate.generation.generate`, what `tuneval eval` runs: prompts sorted
+  by length, batches of --batch-size (repeatable); for a causal model each prompt prefilled
+  alone, the batch decoded together with attention per row, rows leaving the batch at EOS.
+* tuneval at --baseline (default 3b4dfa1, the commit issue 34 measures against): that commit's
+  generation.py, loaded from git, at --baseline-batch-size (16, the demo's batch then).
+* with --padded: plain batched `model.generate` on left-padded batches.
 
-Both greedy with the same GenerationConfig, on the first --prompts DialogSum validation
+All greedy with the same GenerationConfig, on the first --prompts DialogSum validation
 examples formatted exactly as `tuneval eval` formats them (the task's evaluation template, the
 chat template), on one model at --precision (auto: bf16 where the CPU has it natively). Printed:
-generated tokens/s of each (tokens up to and including EOS, prefill time included), the ratio,
-and how many outputs are identical token for token; rows that differ are counted and shown,
-not hidden (a padded batched prefill under bf16 rounds differently from a prompt alone, which
-is why tuneval prefills each prompt alone: src/tuneval/evaluate/generation.py).
+seconds per example and generated tokens/s of each (tokens up to and including EOS, prefill
+time included), and how many outputs are identical token for token to one at a time; rows
+that differ are counted and shown, not hidden.
 
-Measured run (~5-10 min on 2 CPU cores):
-    .venv/bin/python bench/generate_throughput.py --data-dir ../shared/data
+Measured run (issue 34: 200 prompts, the demo's 64 new tokens; ~25 min on 2 AVX2 cores):
+    TUNEVAL_ALLOCATOR=auto .venv/bin/python bench/generate_throughput.py --data-dir ../shared/data \
+        --prompts 200 --batch-size 16 --batch-size 64
 Smoke test:
-    .venv/bin/python bench/generate_throughput.py --data-dir ../shared/data --prompts 4 --max-new-tokens 8 \\
-        --out runs/bench-generate-throughput-smoke
-Writes OUT/generate_throughput.json and .md; the last line is `speedup: <ratio>x`.
+    .venv/bin/python bench/generate_throughput.py --data-dir ../shared/data --prompts 4 --max-new-tokens 8 \
+        --batch-size 2 --out runs/bench-generate-throughput-smoke
+Writes OUT/generate_throughput.json and .md; the last line is `speedup: <ratio>x` (over the baseline).
 """
 
 from __future__ import annotations
@@ -73,77 +76,114 @@ def padded_generate(model, tokenizer, prompts, a: argparse.Namespace) -> tuple[l
     outputs: list[list[int]] = [[] for _ in prompts]
     start = time.perf_counter()
     with torch.inference_mode():
-        for b in range(0, len(order), a.batch_size):
-            idx = order[b:b + a.batch_size]
+        for b in range(0, len(order), a.batch_size[-1]):
+            idx = order[b:b + a.batch_size[-1]]
             for row, i in zip(_padded_generate(model, [prompts[i] for i in idx], config, "causal",
                                                tokenizer.pad_token_id, model.device), idx):
                 outputs[i] = row
     return outputs, time.perf_counter() - start
 
 
-def batched(model, tokenizer, prompts, a: argparse.Namespace) -> tuple[list[list[int]], float]:
-    """tuneval's generation (what `tuneval eval` runs), as token ids cut after EOS."""
-    from tuneval.evaluate.generation import generate_ids
+def batched(model, tokenizer, prompts, a: argparse.Namespace, batch_size: int, module=None) -> tuple[list[list[int]], float]:
+    """tuneval's generation (what `tuneval eval` runs), or `module`'s (an older commit's), as token ids cut after EOS."""
+    if module is None:
+        from tuneval.evaluate import generation as module
 
     start = time.perf_counter()
-    outputs = generate_ids(model, tokenizer, prompts, "causal", batch_size=a.batch_size,
-                           max_new_tokens=a.max_new_tokens, description="tuneval batched")
+    outputs = module.generate_ids(model, tokenizer, prompts, "causal", batch_size=batch_size,
+                                  max_new_tokens=a.max_new_tokens, description=f"batch {batch_size}")
     return outputs, time.perf_counter() - start
+
+
+def baseline_module(rev: str):
+    """`src/tuneval/evaluate/generation.py` as it was at commit `rev`, imported under its own name."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    text = subprocess.run(["git", "-C", str(Path(__file__).resolve().parents[1]), "show",
+                           f"{rev}:src/tuneval/evaluate/generation.py"], capture_output=True, text=True, check=True).stdout
+    path = Path(tempfile.mkdtemp()) / f"generation_{rev}.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location(f"generation_{rev}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(path: str, outputs, seconds: float, reference) -> dict[str, Any]:
+    tokens = sum(map(len, outputs))
+    return {"path": path, "tokens": tokens, "seconds": seconds, "tokens_per_second": tokens / seconds,
+            "seconds_per_example": seconds / len(outputs),
+            "identical": sum(x == y for x, y in zip(outputs, reference)) if reference else None}
 
 
 def run(a: argparse.Namespace) -> dict[str, Any]:
     import transformers
 
-    from tuneval.runs import machine
+    from tuneval.evaluate.generation import generate_ids
     from tuneval.models import load_model
+    from tuneval.runs import machine
 
     transformers.utils.logging.set_verbosity_error()
     loaded = load_model(a.model, precision=a.precision)
     model, tok = loaded.model.eval(), loaded.tokenizer
     prompts = prompts_for(loaded, a)
-    from tuneval.evaluate.generation import generate_ids
-
     generate_ids(model, tok, prompts[:1], "causal", batch_size=1, max_new_tokens=2)  # warm-up, untimed
-    fast, fast_s = batched(model, tok, prompts, a)
-    padded, padded_s = padded_generate(model, tok, prompts, a)
-    slow, slow_s = one_at_a_time(model, tok, prompts, a.max_new_tokens)
-    same = [i for i in range(len(prompts)) if fast[i] == slow[i]]
-    differ = []
-    for i in range(len(prompts)):
-        if fast[i] != slow[i]:
-            at = next((k for k, (x, y) in enumerate(zip(fast[i], slow[i])) if x != y), min(len(fast[i]), len(slow[i])))
-            differ.append({"index": i, "first_difference_at_token": at,
-                           "batched": tok.decode(fast[i], skip_special_tokens=True),
-                           "one_at_a_time": tok.decode(slow[i], skip_special_tokens=True)})
-    fast_tokens, slow_tokens, padded_tokens = sum(map(len, fast)), sum(map(len, slow)), sum(map(len, padded))
-    rows = [
-        {"path": "one at a time (model.generate per prompt)", "tokens": slow_tokens, "seconds": slow_s,
-         "tokens_per_second": slow_tokens / slow_s, "identical": len(prompts)},
-        {"path": f"batched model.generate (batch {a.batch_size}, length-sorted, left-padded)", "tokens": padded_tokens,
-         "seconds": padded_s, "tokens_per_second": padded_tokens / padded_s,
-         "identical": sum(x == y for x, y in zip(padded, slow))},
-        {"path": f"tuneval (batch {a.batch_size}, length-sorted)", "tokens": fast_tokens, "seconds": fast_s,
-         "tokens_per_second": fast_tokens / fast_s, "identical": len(same)},
-    ]
+    slow, slow_s = one_at_a_time(model, tok, prompts, a.max_new_tokens) if a.one_at_a_time else (None, None)
+    rows = [_row("one at a time (model.generate per prompt)", slow, slow_s, slow)] if slow else []
+    outputs = {}
+    if a.baseline:
+        old = baseline_module(a.baseline)
+        out, secs = batched(model, tok, prompts, a, a.baseline_batch_size, old)
+        rows.append(_row(f"tuneval at {a.baseline} (batch {a.baseline_batch_size})", out, secs, slow))
+        outputs["baseline"] = out
+    if a.padded:
+        out, secs = padded_generate(model, tok, prompts, a)
+        rows.append(_row(f"batched model.generate (batch {a.batch_size[-1]}, length-sorted, left-padded)", out, secs, slow))
+    for size in a.batch_size:
+        out, secs = batched(model, tok, prompts, a, size)
+        rows.append(_row(f"tuneval now (batch {size})", out, secs, slow))
+        outputs[size] = out
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
-    return {"machine": machine(), "args": vars(a), "dtype": dtype, "prompts": len(prompts),
-            "prompt_tokens": sum(map(len, prompts)), "rows": rows, "identical": len(same), "differences": differ,
-            "speedup": rows[2]["tokens_per_second"] / rows[0]["tokens_per_second"]}
+    result = {"machine": machine(), "args": vars(a), "dtype": dtype, "prompts": len(prompts),
+              "prompt_tokens": sum(map(len, prompts)), "rows": rows,
+              "differences": _differences(tok, outputs[a.batch_size[-1]], slow) if slow else []}
+    if a.baseline:
+        best = min(r["seconds"] for r in rows if r["path"].startswith("tuneval now"))
+        result["speedup_over_baseline"] = rows[1 if slow else 0]["seconds"] / best
+        result["same_as_baseline"] = {str(k): sum(x == y for x, y in zip(v, outputs["baseline"]))
+                                      for k, v in outputs.items() if k != "baseline"}
+    return result
+
+
+def _differences(tok, fast, slow) -> list[dict[str, Any]]:
+    differ = []
+    for i, (x, y) in enumerate(zip(fast, slow)):
+        if x != y:
+            at = next((k for k, (u, v) in enumerate(zip(x, y)) if u != v), min(len(x), len(y)))
+            differ.append({"index": i, "first_difference_at_token": at,
+                           "batched": tok.decode(x, skip_special_tokens=True),
+                           "one_at_a_time": tok.decode(y, skip_special_tokens=True)})
+    return differ
 
 
 def report(r: dict[str, Any]) -> str:
     a = r["args"]
-    lines = ["| path | generated tokens | seconds | generated tok/s | outputs identical to one at a time |",
-             "|---|---:|---:|---:|---:|"]
-    lines += [f"| {x['path']} | {x['tokens']} | {x['seconds']:.1f} | {x['tokens_per_second']:.1f} | "
-              f"{x.get('identical', '-')}/{r['prompts']} |" for x in r["rows"]]
+    lines = ["| path | generated tokens | seconds | s per example | generated tok/s | outputs identical to one at a time |",
+             "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {x['path']} | {x['tokens']} | {x['seconds']:.1f} | {x['seconds_per_example']:.3f} | "
+              f"{x['tokens_per_second']:.1f} | "
+              f"{'-' if x['identical'] is None else str(x['identical']) + '/' + str(r['prompts'])} |" for x in r["rows"]]
     md = (f"# Evaluation generation: batched vs one at a time\n\nMachine: {r['machine']}. Model `{a['model']}` at "
           f"{r.get('dtype', 'float32')} (precision {a.get('precision', 'fp32')}), every path, "
           f"first {r['prompts']} DialogSum validation prompts ({r['prompt_tokens']} prompt tokens), greedy, "
           f"at most {a['max_new_tokens']} new tokens, KV cache, stop at EOS; tokens counted up to EOS, prefill "
-          f"included in the time.\n\n" + "\n".join(lines) +
-          f"\n\nSpeedup (tuneval over one at a time): **{r['speedup']:.2f}x**. tuneval's outputs identical token for token: "
-          f"{r['identical']}/{r['prompts']}.\n")
+          f"included in the time.\n\n" + "\n".join(lines) + "\n")
+    if "speedup_over_baseline" in r:
+        md += (f"\nSpeedup of tuneval now (its fastest batch) over tuneval at {a['baseline']}: "
+               f"**{r['speedup_over_baseline']:.2f}x**; outputs identical to {a['baseline']}'s: "
+               + ", ".join(f"batch {k}: {v}/{r['prompts']}" for k, v in r["same_as_baseline"].items()) + ".\n")
     for d in r["differences"][:5]:
         md += (f"\n- prompt {d['index']}: differs from token {d['first_difference_at_token']}\n"
                f"  - batched: {d['batched']!r}\n  - one at a time: {d['one_at_a_time']!r}\n")
@@ -159,13 +199,20 @@ def main() -> None:
     p.add_argument("--data-dir", default=None, help="Local data directory (else $TUNEVAL_DATA_DIR).")
     p.add_argument("--prompts", type=int, default=100)
     p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=16, help="tuneval's batch (tuneval eval --batch-size).")
+    p.add_argument("--batch-size", type=int, action="append", help="tuneval's batch (tuneval eval --batch-size); "
+                   "repeat for several rows (default: 64, the demo's)")
+    p.add_argument("--baseline", default="3b4dfa1", help="A commit whose generation.py is timed too ('' for none).")
+    p.add_argument("--baseline-batch-size", type=int, default=16, help="The baseline's batch (the demo's at 3b4dfa1).")
+    p.add_argument("--padded", action="store_true", help="Also time plain batched model.generate.")
+    p.add_argument("--no-one-at-a-time", dest="one_at_a_time", action="store_false",
+                   help="Skip the reference loop (then no identity counts).")
     p.add_argument("--max-seq-len", type=int, default=1024)
     p.add_argument("--precision", default="auto", help="auto (bf16 where native) | bf16 | fp32: the one model both paths run.")
     p.add_argument("--out", default="runs/bench-generate-throughput")
     a = p.parse_args()
     from tuneval.io import atomic_write_json, atomic_write_text
 
+    a.batch_size = a.batch_size or [64]
     result = run(a)
     md = report(result)
     out = Path(a.out)
@@ -173,7 +220,8 @@ def main() -> None:
     atomic_write_text(out / "generate_throughput.md", md)
     print(md)
     print(f"saved: {out / 'generate_throughput.md'}, generate_throughput.json")
-    print(f"speedup: {result['speedup']:.2f}x")
+    if "speedup_over_baseline" in result:
+        print(f"speedup: {result['speedup_over_baseline']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tuneval.evaluate.generation import _until_eos, generate, generate_ids, greedy_config, rows_attention_forward
+from tuneval.evaluate.generation import (GrowingLayer, _until_eos, generate, generate_ids, greedy_config, refill,
+                                         rows_attention_forward)
 from tuneval.models import load_model
 
 
@@ -87,3 +88,30 @@ def test_rows_attention_is_each_rows_own_unmasked_attention(tiny_llama_dir):
     torch.testing.assert_close(got, want)
     with pytest.raises(RuntimeError, match="one-token decoding"):
         rows_attention_forward(module, torch.randn(3, 4, 2, 8), k, v, mask)
+
+
+def test_refill_moves_only_the_live_rows_past_the_kept_count_into_finished_places():
+    assert refill([True, False, True, False, True]) == [0, 4, 2]
+    assert refill([False, True, True, True]) == [3, 1, 2]
+    assert refill([True, True, False, False]) == [0, 1]  # nothing moves: the finished rows are last
+    assert refill([False, False]) == []
+
+
+def test_growing_layer_writes_in_place_and_keeps_rows_as_a_gather_would():
+    torch.manual_seed(0)
+    keys, values = torch.randn(4, 2, 9, 3), torch.randn(4, 2, 9, 3)
+    layer = GrowingLayer(keys.clone(), values.clone(), length=5)
+    new_k, new_v = torch.randn(4, 2, 1, 3), torch.randn(4, 2, 1, 3)
+    got_k, got_v = layer.update(new_k, new_v)
+    assert layer.get_seq_length() == 6 and got_k.data_ptr() == layer.key_buffer.data_ptr()
+    torch.testing.assert_close(got_k, torch.cat([keys[:, :, :5], new_k], dim=2), rtol=0, atol=0)
+    before_k, before_v = got_k.clone(), got_v.clone()
+    order = refill([False, True, False, True])  # rows 0 and 2 finished: row 3 takes row 0's place
+    layer.batch_select_indices(torch.tensor(order))
+    assert torch.equal(layer.keys, before_k[order]) and torch.equal(layer.values, before_v[order])
+    layer.update(torch.ones(2, 2, 1, 3), torch.ones(2, 2, 1, 3))  # the kept rows go on growing
+    assert layer.keys.shape == (2, 2, 7, 3) and torch.equal(layer.keys[:, :, :6], before_k[order])
+    with pytest.raises(RuntimeError, match="in place"):
+        layer.batch_select_indices(torch.tensor([1, 0]))  # row 0 would be read after row 1 moved onto it
+    with pytest.raises(RuntimeError, match="holds 9 positions"):
+        layer.update(torch.ones(2, 2, 3, 3), torch.ones(2, 2, 3, 3))

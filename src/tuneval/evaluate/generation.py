@@ -4,23 +4,27 @@ Sorting by prompt length keeps padding (wasted compute) small; causal models pad
 left so every row's next token sits at the same position.
 
 Causal decoder-only models with a plain KV cache take `_greedy_causal`, built so that each
-output is token for token what `model.generate` gives for that prompt alone, at any dtype:
-each prompt is prefilled alone (no padding to compute, and the prefill's matmul shapes are
-generate's own), the caches are stacked left-padded, and the batch decodes together, dropping
-rows as they reach EOS. In the decoding steps the linear layers run batched (a few rows, where
-the CPU kernels round each row as they would alone) and attention runs per row on its own
-unpadded keys (`sdpa_rows`), the call generate makes for one prompt. Why: under bf16 a padded
-(16 x 396)-row prefill rounds differently from a 396-row one (fp32 does not), and a padding
-mask changes SDPA's kernel, so plain batched `generate` changed most greedy outputs against
-one-at-a-time `generate` (bench/results/generate_throughput_*.md). Other models (seq2seq,
-prompt-learning PEFT, sliding-window caches) use `model.generate` on the padded batch.
+output is what `model.generate` gives for that prompt alone, at any dtype: each prompt is
+prefilled alone (no padding to compute, and the prefill's matmul shapes are generate's own);
+its cache is copied, left-padded, into the batch's buffers, sized for the whole decode so a
+step writes in place (`GrowingLayer`); the batch decodes together, and rows that reach EOS
+leave it (the last live rows move into their places: `refill`). In the decoding steps the
+linear layers run batched and attention runs per row on its own unpadded keys (`sdpa_rows`),
+the call generate makes for one prompt. Why: under bf16 a padded (16 x 396)-row prefill
+rounds differently from a 396-row one, and a padding mask changes SDPA's kernel, so plain
+batched `generate` changed most greedy outputs against one-at-a-time `generate`. A batched
+linear is not always bit-equal to a one-row one either (the LM head on a 2-core AVX2 EPYC,
+fp32, differs by ~1e-6), so identity is measured, not assumed: bench/generate_throughput.py
+counts the identical outputs (bench/results/generate_throughput_*.md). Other models
+(seq2seq, prompt-learning PEFT, sliding-window caches) use `model.generate` on the padded
+batch.
 """
 
 from __future__ import annotations
 
 import torch
 from transformers import AttentionInterface, DynamicCache, GenerationConfig
-from transformers.cache_utils import DynamicLayer
+from transformers.cache_utils import Cache, DynamicLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 
@@ -104,33 +108,92 @@ def _greedy_causal(model, prompts: list[list[int]], config: GenerationConfig, de
     the caller then uses `model.generate`."""
     eos = config.eos_token_id
     eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos], device=device)
-    firsts, caches = [], []
-    for p in prompts:
+    lengths = [len(p) for p in prompts]
+    firsts, cache = [], None
+    for row, p in enumerate(prompts):
         out = model(input_ids=torch.tensor([p], device=device), use_cache=True, logits_to_keep=1)
         kv = out.past_key_values
         if not isinstance(kv, DynamicCache) or any(type(layer) is not DynamicLayer for layer in kv.layers):
             return None
         firsts.append(out.logits[0, -1].float().argmax())
-        caches.append(kv)
-    lengths = [len(p) for p in prompts]
-    cache = _stacked(caches, lengths)
-    del caches, kv, out  # the stacked cache holds their keys and values now: not kept twice while decoding
+        if cache is None:
+            cache = _BatchCache.shaped_like(kv, len(prompts), max(lengths), config.max_new_tokens)
+        cache.place(row, kv)  # copied into the batch's buffers at once: no prompt's cache is kept twice
+    del kv, out
     with _rows_attention(model):
         return _decode(model, firsts, cache, torch.tensor(lengths, device=device), config, eos_ids)
 
 
-def _stacked(caches: list[DynamicCache], lengths: list[int]) -> DynamicCache:
-    """One cache for the batch: each layer's per-prompt keys/values, left-padded to the longest prompt."""
-    width = max(lengths)
-    layers = []
-    for n in range(len(caches[0].layers)):
-        keys, values = [], []
-        for cache, length in zip(caches, lengths):
-            layer, gap = cache.layers[n], (0, 0, width - length, 0)
-            keys.append(torch.nn.functional.pad(layer.keys, gap))
-            values.append(torch.nn.functional.pad(layer.values, gap))
-        layers.append((torch.cat(keys), torch.cat(values)))
-    return DynamicCache(layers)
+class GrowingLayer(DynamicLayer):
+    """A `DynamicLayer` whose keys and values sit in buffers sized for the whole decode: a step writes its
+    position in place and the layer hands out views, where `DynamicLayer.update` `torch.cat`s a fresh copy of
+    the layer's whole cache every step. Why: on a 2-core AVX2 EPYC (fp32) those copies, most of their time
+    page faults of fresh allocations, took a quarter of a 16-row decode. The values are the same tensors'
+    values, so the attention computes exactly what it computed over the concatenated copies."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int):
+        super().__init__()
+        self.key_buffer, self.value_buffer, self.length, self.rows = keys, values, length, len(keys)
+        self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+        self._views()
+
+    def _views(self) -> None:
+        self.keys = self.key_buffer[:self.rows, :, :self.length]
+        self.values = self.value_buffer[:self.rows, :, :self.length]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        end = self.length + key_states.shape[-2]
+        if end > self.key_buffer.shape[2]:
+            raise RuntimeError(f"GrowingLayer holds {self.key_buffer.shape[2]} positions, asked for {end}")
+        self.key_buffer[:self.rows, :, self.length:end] = key_states
+        self.value_buffer[:self.rows, :, self.length:end] = value_states
+        self.length = end
+        self._views()
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep rows `indices`, in that order, by copying rows within the buffers (a fresh gathered copy of
+        every layer cost as much as the `torch.cat`s). Safe for orders where no row is read after another
+        moved onto it: ascending ones, and `refill`'s."""
+        written = set()
+        for dst, src in enumerate(indices.tolist()):
+            if src in written:
+                raise RuntimeError(f"GrowingLayer cannot keep rows in the order {indices.tolist()} in place")
+            if src != dst:
+                self.key_buffer[dst].copy_(self.key_buffer[src])
+                self.value_buffer[dst].copy_(self.value_buffer[src])
+                written.add(dst)
+        self.rows = len(indices)
+        self._views()
+
+
+class _BatchCache(DynamicCache):
+    """The batch's cache: one `GrowingLayer` per layer, each prompt's keys and values left-padded to the longest
+    prompt, with room for the tokens to come."""
+
+    def __init__(self, layers: list[DynamicLayer]):
+        Cache.__init__(self, layers=layers)
+
+    @classmethod
+    def shaped_like(cls, one: DynamicCache, rows: int, width: int, room: int) -> _BatchCache:
+        """Zeroed buffers for `rows` prompts of at most `width` tokens, shaped as the one-prompt cache `one`."""
+        layers = []
+        for layer in one.layers:
+            _, heads, _, dim = layer.keys.shape
+            keys = layer.keys.new_zeros((rows, heads, width + room, dim))
+            values = layer.values.new_zeros((rows, heads, width + room, layer.values.shape[3]))
+            layers.append(GrowingLayer(keys, values, width))
+        return cls(layers)
+
+    def place(self, row: int, one: DynamicCache) -> None:
+        """Row `row`'s prompt cache, right-aligned at the batch's prompt width (its padding on the left)."""
+        for mine, theirs in zip(self.layers, one.layers):
+            start = mine.length - theirs.keys.shape[2]
+            mine.key_buffer[row, :, start:mine.length] = theirs.keys[0]
+            mine.value_buffer[row, :, start:mine.length] = theirs.values[0]
 
 
 def _decode(model, firsts, cache: DynamicCache, lengths: torch.Tensor, config, eos_ids) -> list[list[int]]:
@@ -147,7 +210,7 @@ def _decode(model, firsts, cache: DynamicCache, lengths: torch.Tensor, config, e
         if step + 1 == config.max_new_tokens or not live.any():
             break
         if not live.all():  # finished rows leave the batch: later steps compute only the live ones
-            keep = live.nonzero().squeeze(-1)
+            keep = torch.tensor(refill(live.tolist()), device=live.device)
             cache.batch_select_indices(keep)
             rows, token, mask, lengths = rows[keep], token[keep], mask[keep], lengths[keep]
         mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=-1)
@@ -155,6 +218,14 @@ def _decode(model, firsts, cache: DynamicCache, lengths: torch.Tensor, config, e
                     past_key_values=cache, use_cache=True)
         token = out.logits[:, -1].float().argmax(-1)
     return news
+
+
+def refill(live: list[bool]) -> list[int]:
+    """The rows to keep, by place: each finished row's place goes to the last live rows beyond the kept count,
+    so only those rows move in the cache's buffers."""
+    kept = sum(live)
+    movers = iter([i for i in range(kept, len(live)) if live[i]])
+    return [i if live[i] else next(movers) for i in range(kept)]
 
 
 def generate(model, tokenizer, prompts: list[list[int]], arch: str, batch_size: int = 16,

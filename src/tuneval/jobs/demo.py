@@ -63,7 +63,9 @@ PROBE_WARMUP = 3  # steps that warm up kernels and the allocator. With tcmalloc,
 # (17.1 min against 20.0 predicted). Steps 4-6 gave 448 in the same test (bench/README-demo.md).
 PROBE_EVAL_EXAMPLES = 16  # validation examples generated to time scoring: one batch
 LENGTH_SAMPLE = 4096  # training examples tokenised to know the planned examples' lengths (a prefix of the draw)
-EVAL_SETTINGS = {"batch_size": 16, "max_new_tokens": 64}
+EVAL_SETTINGS = {"batch_size": 64, "max_new_tokens": 64}
+# batch 64: each prompt is prefilled alone whatever the batch, so the batch sets how many rows decode together;
+# 64 rows kept the decode's matmuls busier than 16 (bench/results/generate_throughput_cpu.md, issue 34).
 # How the trained results are scored: LoRA merged into its base first (`tuneval eval --merge`: unmerged,
 # all-linear LoRA generated 1.5x slower than full on the same examples), and no validation loss (not in the
 # table; a second pass over the examples that cost 10% of the 20 minutes).
