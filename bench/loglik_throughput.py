@@ -1,6 +1,7 @@
 """Log-likelihood scoring speed: tuneval against lm-evaluation-harness's HF backend, same prompts.
 
-Issue 16 asks for examples/s on COPA and MMLU against lm-eval 0.4.13's `HFLM`. Both tools score
+Issues 16 and 34 ask for examples/s on COPA, BoolQ (200) and MMLU (3 subjects) against lm-eval 0.4.13's
+`HFLM`. Both tools score
 the *same model object* at the precision policy's dtype (`--precision auto`: bf16 where the CPU
 computes it natively), zero-shot, on the same first N examples read from the same local files;
 the task files and both runners are bench/crosscheck_lm_eval.py's, so the requests are checked
@@ -13,10 +14,10 @@ task and its requests), which a user of it pays too; tuneval's includes reading 
 building its prompts.
 
     .venv/bin/python bench/loglik_throughput.py --data-dir ../shared/data [--limit 100]
-        [--mmlu-subject anatomy] [--batch-size 16] [--repeats 2] [--precision auto] [--out bench/results]
+        [--boolq-limit 200] [--mmlu-subject anatomy ...] [--batch-size 16] [--repeats 2] [--precision auto] [--out bench/results]
 
 Needs the `bench` extra. Writes OUT/loglik_throughput.{json,md}; the last line is
-`speedup: <ratio>x` (tuneval's examples/s over lm-eval's, both tasks together, best rounds).
+`speedup: <ratio>x` (tuneval's examples/s over lm-eval's, all tasks together, best rounds).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def markdown(rows: list[dict], header: str, ratio: float) -> str:
                      f"{r['ratio']:.2f}x | {' / '.join(map(str, r['lm_eval_rounds']))} | "
                      f"{' / '.join(map(str, r['tuneval_rounds']))} | {r['lm_eval_acc']:.4f} | {r['tuneval_acc']:.4f} | "
                      f"{r['same_requests']}/{r['n']} | {r['different_picks']} |")
-    lines += ["", f"Both tasks together: **{ratio:.2f}x** lm-eval's examples/s (best round of each)."]
+    lines += ["", f"All tasks together: **{ratio:.2f}x** lm-eval's examples/s (best round of each)."]
     return "\n".join(lines) + "\n"
 
 
@@ -78,7 +79,8 @@ def main() -> None:
     p.add_argument("--model", default="smollm2-135m-instruct")
     p.add_argument("--data-dir", default=os.environ.get("TUNEVAL_DATA_DIR", str(REPO.parent / "shared" / "data")))
     p.add_argument("--limit", type=int, default=100, help="First N examples of each task.")
-    p.add_argument("--mmlu-subject", default="anatomy")
+    p.add_argument("--boolq-limit", type=int, default=200, help="First N BoolQ examples (issue 34: 200; 0 skips BoolQ).")
+    p.add_argument("--mmlu-subject", action="append", help="Repeatable (default: anatomy, astronomy, marketing).")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--repeats", type=int, default=2, help="Alternating rounds per tool; the best counts.")
     p.add_argument("--precision", default="auto", help="auto (bf16 where native) | bf16 | fp32: the one model both score.")
@@ -94,14 +96,17 @@ def main() -> None:
     from tuneval.runs import machine
 
     data = Path(args.data_dir).expanduser().resolve()
-    names = ["copa", f"mmlu_{args.mmlu_subject}"]
-    limits = {n: args.limit for n in names}
+    subjects = args.mmlu_subject or ["anatomy", "astronomy", "marketing"]
+    names = ["copa"] + (["boolq"] if args.boolq_limit else []) + [f"mmlu_{s}" for s in subjects]
+    limits = {n: args.boolq_limit if n == "boolq" else args.limit for n in names}
     loaded = load_model(args.model, precision=args.precision)
     dtype = str(next(loaded.model.parameters()).dtype).removeprefix("torch.")
     torch.manual_seed(0)
     ours, theirs = [], []
     with tempfile.TemporaryDirectory(prefix="loglik-bench-") as tmp:
-        tasks = {n: t for n, t in xc.lm_eval_tasks(Path(tmp), data, args.mmlu_subject).items() if n in names}
+        tasks = {}
+        for subject in subjects:  # each call writes the shared tasks' files again, and one subject's
+            tasks |= {n: t for n, t in xc.lm_eval_tasks(Path(tmp), data, subject).items() if n in names}
         for k in range(args.repeats):
             print(f"round {k + 1}/{args.repeats}: lm-eval, then tuneval", flush=True)
             theirs.append(xc.run_lm_eval(loaded.model, loaded.tokenizer, tasks, limits, Path(tmp), args.batch_size))
@@ -110,7 +115,8 @@ def main() -> None:
     picks = {r["task"]: r for r in xc.compare(ours[-1], theirs[-1])}
     rows, ratio = table(best_rounds(ours), best_rounds(theirs), picks)
     load = os.getloadavg()[0]
-    header = (f"Model `{args.model}` at {dtype} (precision {args.precision}), zero-shot, first {args.limit} examples, "
+    header = (f"Model `{args.model}` at {dtype} (precision {args.precision}), zero-shot, first {args.limit} examples "
+              f"(BoolQ: {args.boolq_limit}), "
               f"batch {args.batch_size}, the same model object for both; lm-evaluation-harness {lm_eval.__version__} "
               f"`HFLM` vs tuneval; {args.repeats} alternating rounds, best kept. Machine: {machine()}; "
               f"load average {load:.2f} at the end.")

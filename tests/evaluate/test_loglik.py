@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tuneval.evaluate.loglik import encode_pair, loglikelihoods
+from tuneval.evaluate.loglik import _packs, encode_pair, loglikelihoods
 from tuneval.models import load_model
 
 REQUESTS = [
@@ -49,6 +49,7 @@ def test_batched_loglik_equals_hand_computation(tiny_model_dir, batch_size):
         assert ll == pytest.approx(want, abs=1e-4), (context, continuation)
         assert greedy == want_greedy
     if loaded.arch == "causal":
+        assert stats["packed"] and loaded.model.config._attn_implementation == "sdpa"  # packed, and handed back
         # the three choices of the first context end in single tokens? then they share one row
         singles = [r for r in REQUESTS[:3] if len(encode_pair(loaded.tokenizer, *r, "causal")[1]) == 1]
         assert stats["rows"] <= len(REQUESTS) - max(0, len(singles) - 1)
@@ -80,4 +81,24 @@ def test_matches_lm_eval_hflm(tiny_llama_dir):
     theirs = lm.loglikelihood(instances, disable_tqdm=True)
     ours, _ = loglikelihoods(loaded.model, loaded.tokenizer, "causal", REQUESTS, batch_size=4)
     for (a, ga), (b, gb) in zip(ours, theirs):
+        assert a == pytest.approx(b, abs=1e-4) and ga == gb
+
+
+def test_packs_fill_first_fit_longest_first_and_keep_one_token_rows_alone():
+    rows = [[1] * n for n in (9, 6, 5, 4, 3, 1, 12)]
+    order = sorted(range(len(rows)), key=lambda r: -len(rows[r]))  # 12, 9, 6, 5, 4, 3, 1
+    assert _packs(rows, order, capacity=10) == [[6], [0], [1, 3], [2, 4], [5]]
+    # 12 is longer than a pack: alone; 9 leaves 1; 6 + 4; 5 + 3 (+1 would fit, but a one-token row stays alone)
+
+
+def test_packed_scores_equal_padded_scores(tiny_llama_dir):
+    """The same requests through packed forwards and through left-padded batches (an eager-attention model
+    cannot pack): the same log-likelihoods."""
+    loaded = load_model(str(tiny_llama_dir))
+    packed, stats = loglikelihoods(loaded.model, loaded.tokenizer, "causal", REQUESTS * 3, batch_size=2)
+    loaded.model.set_attn_implementation("eager")
+    padded, plain = loglikelihoods(loaded.model, loaded.tokenizer, "causal", REQUESTS * 3, batch_size=2)
+    assert stats["packed"] and not plain["packed"] and stats["computed_tokens"] < plain["computed_tokens"]
+    assert stats["input_tokens"] == plain["input_tokens"] == stats["computed_tokens"]
+    for (a, ga), (b, gb) in zip(packed, padded):
         assert a == pytest.approx(b, abs=1e-4) and ga == gb

@@ -60,7 +60,7 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], arch: str, batch_si
     outputs: list[list[int]] = [[] for _ in prompts]
     pad = tokenizer.pad_token_id
     with progress(description, len(prompts)) as shown:  # a bar on a terminal, plain lines otherwise
-        per_prompt = arch == "causal" and _plain_causal(model)
+        per_prompt = arch == "causal" and plain_causal(model)
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             news = None
@@ -90,7 +90,7 @@ def _padded_generate(model, prompts: list[list[int]], config: GenerationConfig, 
     return [_until_eos(row.tolist(), config.eos_token_id, pad, arch) for row in out]
 
 
-def _plain_causal(model) -> bool:
+def plain_causal(model) -> bool:
     """A causal LM whose forward takes token ids and a KV cache as they are (not prompt-learning PEFT)."""
     peft_config = getattr(model, "peft_config", None)
     if peft_config:
