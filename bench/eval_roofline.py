@@ -134,19 +134,31 @@ def scoring(model, tok, arch: str, n: int, batch: int, data_dir: str, shape: Sha
     from tuneval.evaluate.harness import run_task
     from tuneval.tasks import get_task
 
-    seen: list[tuple[list[int], int]] = []
-    hook = model.register_forward_pre_hook(
-        lambda m, args, kw: seen.append((kw["attention_mask"].sum(-1).tolist(), kw.get("logits_to_keep", 0))),
-        with_kwargs=True)
+    seen: list[list[tuple[int, int]]] = []
+    hook = model.register_forward_pre_hook(lambda m, args, kw: seen.append(_real_rows(kw)), with_kwargs=True)
     t = time.perf_counter()
     with torch.inference_mode():
         run_task(model, tok, arch, get_task("boolq"), limit=n, data_dir=data_dir, batch_size=batch, shard=False)
     seconds = time.perf_counter() - t
     hook.remove()
-    flops = sum(shape.prefill_flops(length, keep) for lengths, keep in seen for length in lengths)
-    tokens = sum(sum(lengths) for lengths, _ in seen)
+    flops = sum(shape.prefill_flops(length, keep) for rows in seen for length, keep in rows)
+    tokens = sum(length for rows in seen for length, _ in rows)
     return _row(f"scoring (BoolQ log-likelihood, batch {batch})", f"{n} examples, {tokens} tokens", seconds,
                 flops, 0.0, peak, bw)
+
+
+def _real_rows(kw: dict) -> list[tuple[int, int]]:
+    """A scoring forward's (real length, LM-head positions) per row: a left-padded batch's from its mask (each
+    row keeps `logits_to_keep`), a packed forward's from its position ids, restarting per row (the kept
+    positions, counted once)."""
+    import torch
+
+    keep = kw.get("logits_to_keep", 0)
+    keep = len(keep) if isinstance(keep, torch.Tensor) else keep
+    if kw.get("attention_mask") is not None:
+        return [(n, keep) for n in kw["attention_mask"].sum(-1).tolist()]
+    starts = (kw["position_ids"][0] == 0).nonzero().squeeze(-1).tolist() + [kw["position_ids"].shape[1]]
+    return [(b - a, keep if k == 0 else 0) for k, (a, b) in enumerate(zip(starts, starts[1:]))]
 
 
 def _row(phase: str, work: str, seconds: float, flops: float, nbytes: float, peak: float, bw: float,

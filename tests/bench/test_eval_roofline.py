@@ -56,3 +56,11 @@ def test_a_row_is_bound_by_the_slower_of_compute_and_memory():
     assert (compute["bound_seconds"], compute["share_of_bound"], compute["limited_by"]) == (2.0, 0.5, "compute")
     memory = row("d", "w", seconds=1.0, flops=1e9, nbytes=5e9, peak=100e9, bw=10e9)
     assert (memory["bound_seconds"], memory["limited_by"]) == (0.5, "memory")
+
+
+def test_scoring_forwards_are_counted_by_their_real_rows():
+    real_rows = _load("eval_roofline")._real_rows
+    padded = {"attention_mask": torch.tensor([[0, 1, 1], [1, 1, 1]]), "logits_to_keep": 2}
+    assert real_rows(padded) == [(2, 2), (3, 2)]  # each padded row runs the LM head at the last 2 positions
+    packed = {"position_ids": torch.tensor([[0, 1, 2, 0, 1, 0, 1, 2, 3]]), "logits_to_keep": torch.tensor([2, 4, 8])}
+    assert real_rows(packed) == [(3, 3), (2, 0), (4, 0)]  # three rows end to end; 3 kept positions in all
