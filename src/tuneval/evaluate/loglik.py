@@ -23,6 +23,7 @@ prompt-learning PEFT, other attention kernels) take left-padded batches of batch
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import accumulate
 
 import torch
 
@@ -95,9 +96,9 @@ def _causal(model, pairs, batch_size, description):
         [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
     results: list[tuple[float, bool]] = [(0.0, False)] * len(pairs)
     tokens = computed = 0
+    score = _score_pack if packed else _score_padded
     with progress(description, len(pairs)) as shown, _varlen(model, packed):  # plain lines when not a terminal
         for batch in batches:
-            score = _score_pack if packed else _score_padded
             real, run = score(model, [rows[r] for r in batch], [[reqs[i] for i in by_row[r]] for r in batch],
                               [by_row[r] for r in batch], results)
             tokens, computed = tokens + real, computed + run
@@ -157,7 +158,7 @@ def _packs(rows: list[list[int]], order: list[int], capacity: int) -> list[list[
 def _score_pack(model, rows, reqs, which, results) -> tuple[int, int]:
     """One forward over `rows` laid end to end; the LM head runs at the positions requests need only."""
     device = next(model.parameters()).device
-    starts = [sum(map(len, rows[:k])) for k in range(len(rows))]
+    starts = [0, *accumulate(map(len, rows[:-1]))]
     ids = torch.tensor([t for row in rows for t in row], device=device)[None]
     positions = torch.tensor([p for row in rows for p in range(len(row))], device=device)[None]
     need = sorted({starts[k] + q.end - n for k, qs in enumerate(reqs) for q in qs for n in range(1, len(q.target) + 1)})
@@ -233,9 +234,7 @@ def _seq2seq(model, tokenizer, pairs, batch_size, description):
             out = model(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False)
             logprobs = torch.log_softmax(out.logits.float(), dim=-1)
             for b, i in enumerate(batch):
-                target = torch.tensor(dec[b], device=device)
-                lp = logprobs[b, :len(dec[b])]
-                results[i] = (float(lp.gather(-1, target[:, None]).sum()), bool((lp.argmax(-1) == target).all()))
+                results[i] = _scored(logprobs[b, :len(dec[b])], dec[b])
             tokens += int(mask.sum()) + sum(map(len, dec))
             shown.advance(len(batch))
     return results, {"rows": len(pairs), "requests": len(pairs), "input_tokens": tokens}
