@@ -103,17 +103,10 @@ def prefill_and_decode(model, tok, prompts: list[list[int]], batch: int, new: in
             part = order[start:start + batch]
             lengths = [len(p) for p in part]
             t = time.perf_counter()
-            firsts, cache = [], None
-            for row, p in enumerate(part):
-                out = model(input_ids=torch.tensor([p]), use_cache=True, logits_to_keep=1)
-                firsts.append(out.logits[0, -1].argmax())
-                if cache is None:
-                    cache = g._BatchCache.shaped_like(out.past_key_values, len(part), max(lengths), new)
-                cache.place(row, out.past_key_values)
+            firsts, cache = g.prefill(model, part, new, "cpu")
             prefill_s += time.perf_counter() - t
             t = time.perf_counter()
-            with g._rows_attention(model):
-                g._decode(model, firsts, cache, torch.tensor(lengths), config, eos)
+            g.decode_batch(model, firsts, cache, torch.tensor(lengths), config, eos)
             decode_s += time.perf_counter() - t
     hook.remove()
     flops = sum(shape.prefill_flops(len(p)) for p in prompts)

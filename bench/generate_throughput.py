@@ -8,6 +8,11 @@
 * tuneval at --baseline (default 3b4dfa1, the commit issue 34 measures against): that commit's
   generation.py, loaded from git, at --baseline-batch-size (16, the demo's batch then).
 * with --padded: plain batched `model.generate` on left-padded batches.
+* with --llama-server PATH: llama.cpp on the same weights (the model's directory converted to GGUF
+  at --gguf-outtype, f32 by default: fp32's closest), `llama-server -t/-tb THREADS -np N` for each
+  --parallel N, sent the same prompt token ids N at a time on /completion (temperature 0: greedy,
+  n_predict --max-new-tokens, no prompt cache, stop at EOS); its rows count outputs identical to
+  one at a time (EOS dropped on both sides, as llama.cpp returns none).
 
 All greedy with the same GenerationConfig, on the first --prompts DialogSum validation
 examples formatted exactly as `tuneval eval` formats them (the task's evaluation template, the
@@ -19,6 +24,9 @@ that differ are counted and shown, not hidden.
 Measured run (issue 34: 200 prompts, the demo's 64 new tokens; ~25 min on 2 AVX2 cores):
     TUNEVAL_ALLOCATOR=auto .venv/bin/python bench/generate_throughput.py --data-dir ../shared/data \
         --prompts 200 --batch-size 16 --batch-size 64
+llama.cpp beside tuneval (issue 34 item 2; bench/build_llama_cpp.sh builds llama-server):
+    TUNEVAL_ALLOCATOR=auto .venv/bin/python bench/generate_throughput.py --data-dir ../shared/data \
+        --prompts 200 --baseline '' --no-one-at-a-time --llama-server PATH --parallel 16 --parallel 64
 Smoke test:
     .venv/bin/python bench/generate_throughput.py --data-dir ../shared/data --prompts 4 --max-new-tokens 8 \
         --batch-size 2 --out runs/bench-generate-throughput-smoke
@@ -111,11 +119,55 @@ def baseline_module(rev: str):
     return module
 
 
-def _row(path: str, outputs, seconds: float, reference) -> dict[str, Any]:
+def _row(path: str, outputs, seconds: float, reference, eos: set[int] | None = None) -> dict[str, Any]:
+    """One table row; with `eos`, outputs are compared with their EOS dropped (llama.cpp returns none)."""
     tokens = sum(map(len, outputs))
+    cut = (lambda row: row[:-1] if row and row[-1] in eos else row) if eos else (lambda row: row)
     return {"path": path, "tokens": tokens, "seconds": seconds, "tokens_per_second": tokens / seconds,
             "seconds_per_example": seconds / len(outputs),
-            "identical": sum(x == y for x, y in zip(outputs, reference)) if reference else None}
+            "identical": sum(cut(x) == cut(y) for x, y in zip(outputs, reference)) if reference else None}
+
+
+def llama_cpp_rows(loaded, prompts, a: argparse.Namespace, reference, eos: set[int]) -> list[dict[str, Any]]:
+    """llama.cpp's llama-server on the same weights (GGUF at --gguf-outtype), one row per --parallel N."""
+    import tempfile
+
+    from gguf_llama_cpp import LlamaServer  # this directory's llama-server wrapper
+
+    from tuneval.serve import gguf
+
+    tmp = Path(tempfile.mkdtemp(prefix="gen-llama-"))
+    model_file = gguf.convert_model(Path(loaded.path), tmp / gguf.file_name("model", a.gguf_outtype), a.gguf_outtype,
+                                    gguf.converter_dir())
+    slot = max(map(len, prompts)) + a.max_new_tokens + 8
+    rows = []
+    for n in a.parallel:
+        with LlamaServer(a.llama_server, model_file, a.threads, tmp / f"server-np{n}.log", parallel=n,
+                         context=n * slot) as server:
+            server_generate(server.url, prompts[:1], 2, 1)  # warm-up, untimed
+            start = time.perf_counter()
+            outputs = server_generate(server.url, prompts, a.max_new_tokens, n)
+            seconds = time.perf_counter() - start
+        rows.append(_row(f"llama.cpp llama-server {a.gguf_outtype.upper()} (-np {n}, {n} requests in flight)",
+                         outputs, seconds, reference, eos))
+    return rows
+
+
+def server_generate(url: str, prompts, max_new_tokens: int, in_flight: int) -> list[list[int]]:
+    """Greedy completions of token-id prompts from llama-server's /completion, `in_flight` at a time."""
+    import json
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(p: list[int]) -> list[int]:
+        body = {"prompt": p, "n_predict": max_new_tokens, "temperature": 0.0, "cache_prompt": False,
+                "return_tokens": True}
+        req = urllib.request.Request(f"{url}/completion", json.dumps(body).encode(), {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=3600) as r:
+            return json.loads(r.read())["tokens"]
+
+    with ThreadPoolExecutor(in_flight) as pool:
+        return list(pool.map(one, prompts))
 
 
 def run(a: argparse.Namespace) -> dict[str, Any]:
@@ -145,8 +197,14 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         out, secs = batched(model, tok, prompts, a, size)
         rows.append(_row(f"tuneval now (batch {size})", out, secs, slow))
         outputs[size] = out
+    if a.llama_server:
+        from tuneval.evaluate.generation import greedy_config
+
+        eos = greedy_config(model, tok, 1).eos_token_id
+        rows += llama_cpp_rows(loaded, prompts, a, slow or outputs[a.batch_size[-1]],
+                               set(eos if isinstance(eos, list) else [eos]))
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
-    result = {"machine": machine(), "args": vars(a), "dtype": dtype, "prompts": len(prompts),
+    result = {"machine": machine(), "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}, "dtype": dtype, "prompts": len(prompts),
               "prompt_tokens": sum(map(len, prompts)), "rows": rows,
               "differences": _differences(tok, outputs[a.batch_size[-1]], slow) if slow else []}
     if a.baseline:
@@ -170,7 +228,8 @@ def _differences(tok, fast, slow) -> list[dict[str, Any]]:
 
 def report(r: dict[str, Any]) -> str:
     a = r["args"]
-    lines = ["| path | generated tokens | seconds | s per example | generated tok/s | outputs identical to one at a time |",
+    ref = "one at a time" if r["args"]["one_at_a_time"] else f"tuneval now (batch {a['batch_size'][-1]})"
+    lines = [f"| path | generated tokens | seconds | s per example | generated tok/s | outputs identical to {ref} |",
              "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {x['path']} | {x['tokens']} | {x['seconds']:.1f} | {x['seconds_per_example']:.3f} | "
               f"{x['tokens_per_second']:.1f} | "
@@ -208,11 +267,21 @@ def main() -> None:
                    help="Skip the reference loop (then no identity counts).")
     p.add_argument("--max-seq-len", type=int, default=1024)
     p.add_argument("--precision", default="auto", help="auto (bf16 where native) | bf16 | fp32: the one model both paths run.")
+    p.add_argument("--llama-server", type=Path, help="llama.cpp's llama-server binary: also time llama.cpp.")
+    p.add_argument("--parallel", type=int, action="append", help="llama-server -np (slots, requests in flight); "
+                   "repeat for several rows (default: 1 and 16)")
+    p.add_argument("--gguf-outtype", default="f32", help="The GGUF llama.cpp runs (f32 matches fp32's numbers).")
+    p.add_argument("--threads", type=int, default=None, help="llama-server -t/-tb (default: torch's threads).")
     p.add_argument("--out", default="runs/bench-generate-throughput")
     a = p.parse_args()
     from tuneval.io import atomic_write_json, atomic_write_text
 
     a.batch_size = a.batch_size or [64]
+    a.parallel = a.parallel or [1, 16]
+    if a.threads is None:
+        import torch
+
+        a.threads = torch.get_num_threads()
     result = run(a)
     md = report(result)
     out = Path(a.out)

@@ -44,11 +44,11 @@ def free_port() -> int:
 class LlamaServer:
     """llama-server on a GGUF, greedy requests only; stopped on exit."""
 
-    def __init__(self, binary: Path, gguf: Path, threads: int, log: Path):
+    def __init__(self, binary: Path, gguf: Path, threads: int, log: Path, parallel: int = 1, context: int = 4096):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [str(binary), "-m", str(gguf), "--port", str(self.port), "-t", str(threads), "-tb", str(threads),
-               "-c", "4096", "-np", "1", "--no-webui", "--alias", gguf.stem]
+               "-c", str(context), "-np", str(parallel), "--no-webui", "--alias", gguf.stem]
         self.log = open(log, "w")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
 

@@ -29,6 +29,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 
 from tuneval.console import progress
+from tuneval.models.attention import swapped_attention
 
 ROWS = "sdpa_rows"
 
@@ -108,7 +109,18 @@ def _greedy_causal(model, prompts: list[list[int]], config: GenerationConfig, de
     the caller then uses `model.generate`."""
     eos = config.eos_token_id
     eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos], device=device)
-    lengths = [len(p) for p in prompts]
+    filled = prefill(model, prompts, config.max_new_tokens, device)
+    if filled is None:
+        return None
+    firsts, cache = filled
+    return decode_batch(model, firsts, cache, torch.tensor([len(p) for p in prompts], device=device), config, eos_ids)
+
+
+def prefill(model, prompts: list[list[int]], room: int, device) -> tuple[list[torch.Tensor], _BatchCache] | None:
+    """Each prompt's forward alone (the call one-at-a-time `generate` makes): its greedy first token, and its
+    cache copied at once into the batch's buffers (with `room` positions to grow), so none is kept twice.
+    None when a prompt's cache is not plain `DynamicLayer`s."""
+    width = max(map(len, prompts))
     firsts, cache = [], None
     for row, p in enumerate(prompts):
         out = model(input_ids=torch.tensor([p], device=device), use_cache=True, logits_to_keep=1)
@@ -117,11 +129,15 @@ def _greedy_causal(model, prompts: list[list[int]], config: GenerationConfig, de
             return None
         firsts.append(out.logits[0, -1].float().argmax())
         if cache is None:
-            cache = _BatchCache.shaped_like(kv, len(prompts), max(lengths), config.max_new_tokens)
-        cache.place(row, kv)  # copied into the batch's buffers at once: no prompt's cache is kept twice
-    del kv, out
-    with _rows_attention(model):
-        return _decode(model, firsts, cache, torch.tensor(lengths, device=device), config, eos_ids)
+            cache = _BatchCache.shaped_like(kv, len(prompts), width, room)
+        cache.place(row, kv)
+    return firsts, cache
+
+
+def decode_batch(model, firsts, cache, lengths: torch.Tensor, config, eos_ids) -> list[list[int]]:
+    """The batched decode after `prefill`, row by row attention on sdpa models (`sdpa_rows`)."""
+    with swapped_attention(model, _register_rows):
+        return _decode(model, firsts, cache, lengths, config, eos_ids)
 
 
 class GrowingLayer(DynamicLayer):
@@ -246,21 +262,10 @@ def _until_eos(row: list[int], eos, pad: int, arch: str) -> list[int]:
     return row
 
 
-class _rows_attention:
-    """Decode with `sdpa_rows` (when the model runs `sdpa`), and give the model back as it was."""
-
-    def __init__(self, model):
-        self.model, self.before = model, getattr(model.config, "_attn_implementation", None)
-
-    def __enter__(self):
-        if self.before == "sdpa":
-            AttentionInterface.register(ROWS, rows_attention_forward)
-            ALL_MASK_ATTENTION_FUNCTIONS.register(ROWS, padding_mask)
-            self.model.set_attn_implementation(ROWS)
-
-    def __exit__(self, *exc):
-        if self.before == "sdpa":
-            self.model.set_attn_implementation("sdpa")
+def _register_rows() -> str:
+    AttentionInterface.register(ROWS, rows_attention_forward)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(ROWS, padding_mask)
+    return ROWS
 
 
 def padding_mask(*, attention_mask: torch.Tensor | None = None, **kwargs) -> torch.Tensor | None:

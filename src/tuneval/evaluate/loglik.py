@@ -22,6 +22,7 @@ prompt-learning PEFT, other attention kernels) take left-padded batches of batch
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -30,6 +31,7 @@ import torch
 from tuneval.console import progress
 from tuneval.data import varlen_attention
 from tuneval.errors import TunevalError
+from tuneval.models.attention import swapped_attention
 
 
 def encode_pair(tokenizer, context: str, continuation: str, arch: str) -> tuple[list[int], list[int]]:
@@ -97,7 +99,8 @@ def _causal(model, pairs, batch_size, description):
     results: list[tuple[float, bool]] = [(0.0, False)] * len(pairs)
     tokens = computed = 0
     score = _score_pack if packed else _score_padded
-    with progress(description, len(pairs)) as shown, _varlen(model, packed):  # plain lines when not a terminal
+    swap = swapped_attention(model, varlen_attention.register) if packed else nullcontext()  # one SDPA call per row
+    with progress(description, len(pairs)) as shown, swap:  # plain lines when not a terminal
         for batch in batches:
             real, run = score(model, [rows[r] for r in batch], [[reqs[i] for i in by_row[r]] for r in batch],
                               [by_row[r] for r in batch], results)
@@ -197,22 +200,6 @@ def _scored(lp: torch.Tensor, target: list[int]) -> tuple[float, bool]:
     """(sum of the target's log-probs, whether each target token was the greedy one) from its rows of log-probs."""
     t = torch.tensor(target, device=lp.device)
     return float(lp.gather(-1, t[:, None]).sum()), bool((lp.argmax(-1) == t).all())
-
-
-class _varlen:
-    """Score packed rows under `sdpa_varlen` (one `is_causal` SDPA call per row), and give the model back."""
-
-    def __init__(self, model, packed: bool):
-        self.model, self.before = model, getattr(model.config, "_attn_implementation", None)
-        self.switch = packed and self.before == "sdpa"
-
-    def __enter__(self):
-        if self.switch:
-            self.model.set_attn_implementation(varlen_attention.register())
-
-    def __exit__(self, *exc):
-        if self.switch:
-            self.model.set_attn_implementation(self.before)
 
 
 def _seq2seq(model, tokenizer, pairs, batch_size, description):
