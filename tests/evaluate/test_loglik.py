@@ -102,3 +102,15 @@ def test_packed_scores_equal_padded_scores(tiny_llama_dir):
     assert stats["input_tokens"] == plain["input_tokens"] == stats["computed_tokens"]
     for (a, ga), (b, gb) in zip(packed, padded):
         assert a == pytest.approx(b, abs=1e-4) and ga == gb
+
+
+def test_packed_scores_at_bf16_equal_one_forward_per_pair(tiny_llama_dir):
+    """Packing at bf16 (the precision `auto` picks on hosts with native bf16): each request as one unpadded
+    bf16 forward of its own scores it, to bf16's rounding (packed forwards sum in other shapes)."""
+    loaded = load_model(str(tiny_llama_dir), precision="bf16")
+    assert next(loaded.model.parameters()).dtype == torch.bfloat16
+    scored, stats = loglikelihoods(loaded.model, loaded.tokenizer, "causal", REQUESTS * 2, batch_size=2)
+    assert stats["packed"]
+    for (context, continuation), (ll, _) in zip(REQUESTS * 2, scored):
+        want, _ = by_hand(loaded, context, continuation)
+        assert ll == pytest.approx(want, rel=2e-2, abs=5e-2), (context, continuation)
