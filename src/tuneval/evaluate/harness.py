@@ -350,7 +350,7 @@ def run_task(model, tokenizer, arch: str, task: Task, *, split: str | None = Non
     results = {
         "task": task.name, "source": task.source, "label": label, "split": split, "num_examples": len(docs),
         "split_size": len(all_docs), "limit": limit, "num_fewshot": k, "seed": seed, "group": task.group,
-        "category": task.category,
+        "category": task.category, "tags": task.tags,
         **_results(task, scored, bootstrap_iters=bootstrap_iters, seed=seed,
                    seconds=round(time.perf_counter() - start, 2)),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -154,7 +154,8 @@ def _groups(results: list[dict]) -> tuple[dict, dict[str, list[str]]]:
     for name, g in scores.items():
         entries[name] = {"name": name, "alias": name, "sample_len": g["num_examples"],
                          f"{g['metric']},{FILTER}": g["value"], f"{g['metric']}_stderr,{FILTER}": g.get("stderr", "N/A")}
-        subgroups = [s for s in scores if s.startswith(f"{name}_") and s not in members[name]["tasks"]]
+        mine = set(members[name]["tasks"])
+        subgroups = [s for s in scores if s != name and s.startswith(f"{name}_") and set(members[s]["tasks"]) <= mine]
         subtasks[name] = subgroups or members[name]["tasks"]
     return entries, subtasks
 

@@ -21,13 +21,15 @@ from tuneval.tasks import load_registry, plan
 
 
 def group_item_values(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """{group: {"metric", "tasks", "values"}} per group and group_category of 2+ tasks, pooled per example."""
+    """{group: {"metric", "tasks", "values"}} per group, group_category and tag of 2+ tasks, pooled per
+    example. Tags pool too: lm-eval's `bbh` is a group of the chain-of-thought tasks, tuneval's a tag of them."""
     groups: dict[str, dict[str, Any]] = {}
     for r in results:
-        if not r.get("group"):
+        group, category = r.get("group"), r.get("category")
+        names = [n for n in (group, group and category and f"{group}_{category}") if n] + list(r.get("tags") or [])
+        if not names:
             continue
         metric = "acc" if r["output_type"] == "multiple_choice" else r["primary_metric"]
-        names = [r["group"]] + ([f"{r['group']}_{r['category']}"] if r.get("category") else [])
         for name in names:
             g = groups.setdefault(name, {"metric": metric, "tasks": [], "values": []})
             g["tasks"].append(r["task"])
