@@ -136,20 +136,20 @@ def llama_cpp_rows(loaded, prompts, a: argparse.Namespace, reference, eos: set[i
 
     from tuneval.serve import gguf
 
-    tmp = Path(tempfile.mkdtemp(prefix="gen-llama-"))
-    model_file = gguf.convert_model(Path(loaded.path), tmp / gguf.file_name("model", a.gguf_outtype), a.gguf_outtype,
-                                    gguf.converter_dir())
     slot = max(map(len, prompts)) + a.max_new_tokens + 8
     rows = []
-    for n in a.parallel:
-        with LlamaServer(a.llama_server, model_file, a.threads, tmp / f"server-np{n}.log", parallel=n,
-                         context=n * slot) as server:
-            server_generate(server.url, prompts[:1], 2, 1)  # warm-up, untimed
-            start = time.perf_counter()
-            outputs = server_generate(server.url, prompts, a.max_new_tokens, n)
-            seconds = time.perf_counter() - start
-        rows.append(_row(f"llama.cpp llama-server {a.gguf_outtype.upper()} (-np {n}, {n} requests in flight)",
-                         outputs, seconds, reference, eos))
+    with tempfile.TemporaryDirectory(prefix="gen-llama-") as tmp:
+        model_file = gguf.convert_model(Path(loaded.path), Path(tmp) / gguf.file_name("model", a.gguf_outtype),
+                                        a.gguf_outtype, gguf.converter_dir())
+        for n in a.parallel:
+            with LlamaServer(a.llama_server, model_file, a.threads, Path(tmp) / f"server-np{n}.log", parallel=n,
+                             context=n * slot) as server:
+                server_generate(server.url, prompts[:1], 2, 1)  # warm-up, untimed
+                start = time.perf_counter()
+                outputs = server_generate(server.url, prompts, a.max_new_tokens, n)
+                seconds = time.perf_counter() - start
+            rows.append(_row(f"llama.cpp llama-server {a.gguf_outtype.upper()} (-np {n}, {n} requests in flight)",
+                             outputs, seconds, reference, eos))
     return rows
 
 
