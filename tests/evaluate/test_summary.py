@@ -31,3 +31,9 @@ def test_lm_eval_subtasks_of_a_tag_group_are_its_own_groups_only():
 
 def test_one_task_groups_and_untagged_tasks_pool_nothing():
     assert group_item_values([_result("t", "g", [1, 0]), _result("u", None, [1])]) == {}
+
+
+def test_a_tag_over_tasks_scored_differently_is_not_pooled():
+    choice = {**_result("mc", None, [], tags=["mine"]), "output_type": "multiple_choice",
+              "examples": [{"acc": 1.0}, {"acc": 0.0}]}
+    assert "mine" not in group_item_values([choice, _result("gen", None, [1, 1], tags=["mine"])])

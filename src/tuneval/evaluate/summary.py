@@ -34,7 +34,9 @@ def group_item_values(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]
             g = groups.setdefault(name, {"metric": metric, "tasks": [], "values": []})
             g["tasks"].append(r["task"])
             g["values"] += [ex[metric] for ex in r["examples"]]
-    return {name: g for name, g in groups.items() if len(g["tasks"]) > 1}  # a one-task group would repeat the task
+            g["mixed"] = g.get("mixed") or g["metric"] != metric  # a tag over tasks scored differently: no pool
+    return {name: {k: v for k, v in g.items() if k != "mixed"} for name, g in groups.items()
+            if len(g["tasks"]) > 1 and not g["mixed"]}  # a one-task group would repeat the task
 
 
 def group_scores(results: list[dict[str, Any]], iters: int = 1000, seed: int = DEFAULT_SEED) -> dict[str, dict[str, Any]]:
