@@ -108,7 +108,7 @@ def markdown(rows: list[dict], a: argparse.Namespace, provenance: dict) -> str:
              f"{provenance['commit']}", "",
              f"`{BASE}` at fp32, greedy, first {a.n} examples per task, local BIG-Bench Hard files. lm-eval "
              f"{provenance['lm_eval']} HFLM `generate_until` at batch size {a.lm_eval_batch_size}; tuneval "
-             f"`--batch-size {a.batch_size}` (prefill per prompt, decode batched, rows dropped at their stop).", "",
+             f"`--batch-size {a.batch_size}` (prefill per prompt, decode batched, rows dropped at EOS; the task's stop strings cut the text afterwards).", "",
              "| family | task | identical generations | identical, lm-eval's differing ones rerun at batch 1 "
              "| EM strict: tuneval / lm-eval | EM flexible: tuneval / lm-eval "
              "| tuneval s | lm-eval s | lm-eval / tuneval |", "|---|---|---:|---:|---|---|---:|---:|---:|"]
